@@ -1,0 +1,118 @@
+"""asyncloop: a fast asyncio event loop written in C over libuv.
+
+Ways in:
+    asyncloop.run(main())
+    asyncio.run(main(), loop_factory=asyncloop.new_event_loop)   # 3.12+
+    asyncio.set_event_loop_policy(asyncloop.EventLoopPolicy())   # or install()
+    python -m asyncloop script.py [args]
+"""
+
+import asyncio as __asyncio
+import sys as __sys
+
+from . import _core
+from ._core import __libuv_version__
+
+__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__version__ = "0.1.0"
+
+
+class Loop(_core.Loop, __asyncio.AbstractEventLoop):
+    """The asyncloop event loop: asyncio.AbstractEventLoop implemented in C."""
+
+    __slots__ = ("__dict__",)
+
+
+def new_event_loop() -> Loop:
+    """Return a new asyncloop event loop."""
+    return Loop()
+
+
+def run(main, *, debug=None, **run_kwargs):
+    """Run a coroutine with asyncloop, like asyncio.run().
+
+    On 3.12+ this is asyncio.run(main, loop_factory=new_event_loop); on
+    older Pythons it drives an asyncio.Runner (3.11) or the same steps
+    asyncio.run takes (3.10) on an asyncloop loop.
+    """
+    if __sys.version_info >= (3, 12):
+        return __asyncio.run(main, debug=debug, loop_factory=new_event_loop, **run_kwargs)
+    if __sys.version_info >= (3, 11):
+        # Runner has no loop_factory before 3.12: hand it a policy whose
+        # new_event_loop is ours, only for the duration of the run.
+        return _run_with_policy(main, debug)
+    return _run_310(main, debug)
+
+
+def _run_with_policy(main, debug):
+    old = __asyncio.events._event_loop_policy
+    __asyncio.set_event_loop_policy(EventLoopPolicy())
+    try:
+        with __asyncio.Runner(debug=debug) as runner:
+            return runner.run(main)
+    finally:
+        __asyncio.set_event_loop_policy(old)
+
+
+def _run_310(main, debug):
+    # The steps of 3.10's asyncio.run, on our loop.
+    from asyncio import coroutines, events
+
+    if events._get_running_loop() is not None:
+        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
+    if not coroutines.iscoroutine(main):
+        raise ValueError("a coroutine was expected, got {!r}".format(main))
+    loop = new_event_loop()
+    try:
+        events.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            events.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_all_tasks(loop):
+    to_cancel = __asyncio.all_tasks(loop)
+    if not to_cancel:
+        return
+    for task in to_cancel:
+        task.cancel()
+    loop.run_until_complete(__asyncio.gather(*to_cancel, return_exceptions=True))
+    for task in to_cancel:
+        if task.cancelled():
+            continue
+        if task.exception() is not None:
+            loop.call_exception_handler({
+                "message": "unhandled exception during asyncio.run() shutdown",
+                "exception": task.exception(),
+                "task": task,
+            })
+
+
+class EventLoopPolicy(__asyncio.DefaultEventLoopPolicy):
+    """An asyncio event loop policy whose loops are asyncloop loops."""
+
+    def _loop_factory(self):
+        return new_event_loop()
+
+    def __repr__(self):
+        return f"<{type(self).__module__}.{type(self).__qualname__}>"
+
+
+def install():
+    """Make asyncloop the loop of asyncio.get_event_loop_policy()."""
+    if __sys.version_info >= (3, 12):
+        import warnings
+        with warnings.catch_warnings():
+            # 3.14 deprecates the policy system; installing is still valid.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            __asyncio.set_event_loop_policy(EventLoopPolicy())
+    else:
+        __asyncio.set_event_loop_policy(EventLoopPolicy())

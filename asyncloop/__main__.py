@@ -1,0 +1,41 @@
+"""python -m asyncloop script.py [args]: run a script with asyncloop as the loop.
+
+The script runs as __main__ with sys.argv as it expects, unchanged: asyncio's
+policy is set to asyncloop's, so asyncio.run(), asyncio.new_event_loop() and
+asyncio.get_event_loop() all give asyncloop loops.
+"""
+
+import os
+import runpy
+import sys
+
+import asyncloop
+
+USAGE = "usage: python -m asyncloop [-m module | script.py] [args ...]"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not argv else sys.stdout)
+        return 2 if not argv else 0
+    asyncloop.install()
+    if argv[0] == "-m":
+        if len(argv) < 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        sys.argv = argv[1:]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        return 0
+    script = argv[0]
+    if not os.path.exists(script):
+        print(f"python -m asyncloop: can't open file {script!r}", file=sys.stderr)
+        return 2
+    sys.argv = argv[:]
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
