@@ -9,6 +9,8 @@ Ways in:
 
 import asyncio as __asyncio
 import sys as __sys
+import weakref as _weakref
+from asyncio import base_events as __base_events
 
 from . import _core
 from ._core import __libuv_version__
@@ -17,10 +19,31 @@ __all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
 __version__ = "0.1.0"
 
 
+_Base = __base_events.BaseEventLoop
+
+
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     """The asyncloop event loop: asyncio.AbstractEventLoop implemented in C."""
 
-    __slots__ = ("__dict__",)
+    def __init__(self):
+        # State read by the asyncio methods reused below.
+        self._asyncgens = _weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+
+    # Cold paths taken as they are from the running CPython's asyncio, so
+    # that their behaviour (messages, warnings, per-version differences such
+    # as shutdown_default_executor's timeout) is asyncio's exactly. None of
+    # them is on a hot path; they only use the loop's public methods and the
+    # attributes the C core exposes (_default_executor, _exception_handler,
+    # _current_handle, _executor_shutdown_called, ...).
+    call_exception_handler = _Base.call_exception_handler
+    default_exception_handler = _Base.default_exception_handler
+    set_default_executor = _Base.set_default_executor
+    shutdown_default_executor = _Base.shutdown_default_executor
+    _do_shutdown = _Base._do_shutdown
+    shutdown_asyncgens = _Base.shutdown_asyncgens
+    _asyncgen_firstiter_hook = _Base._asyncgen_firstiter_hook
+    _asyncgen_finalizer_hook = _Base._asyncgen_finalizer_hook
 
 
 def new_event_loop() -> Loop:

@@ -1,0 +1,598 @@
+/* Handle and TimerHandle: a callback with its arguments and contextvars
+   Context, as asyncio.Handle / asyncio.TimerHandle. Arguments are kept
+   inline and the callback runs by vectorcall; freed handles are kept on a
+   bounded free list so that call_soon allocates nothing in steady state. */
+#include "internal.h"
+
+__state *__state_from_type(PyTypeObject *tp)
+{
+    return (__state *)PyType_GetModuleState(tp);
+}
+
+HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
+                           PyObject *callback, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *context)
+{
+    HandleObject *h;
+    if (st->free_handles != NULL) {
+        h = st->free_handles;
+        st->free_handles = h->next_free;
+        st->n_free_handles--;
+        /* The memory is still a GC object, untracked; this re-initialises
+           its type (taking a reference to the heap type) and refcount. */
+        PyObject_Init((PyObject *)h, tp);
+    }
+    else {
+        h = PyObject_GC_New(HandleObject, tp);
+        if (h == NULL) {
+            return NULL;
+        }
+    }
+    /* Every field valid first, so that a failure below can just DECREF. */
+    h->callback = h->context = h->args_tuple = NULL;
+    h->loop = NULL;
+    h->argv[0] = NULL;
+    h->nargs = 0;
+    h->source_traceback = h->repr = h->weakreflist = NULL;
+    h->when = h->deadline = 0.0;
+    h->seq = 0;
+    h->heap_index = -1;
+    h->cancelled = 0;
+    h->running = 0;
+    h->next_free = NULL;
+    st->live_handles++;
+
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            Py_DECREF(h);
+            return NULL;
+        }
+    }
+    else {
+        Py_INCREF(context);
+    }
+    h->context = context;
+    h->callback = Py_NewRef(callback);
+    h->loop = (LoopObject *)Py_NewRef(loop);
+    if (nargs <= HANDLE_INLINE_ARGS) {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            h->argv[i + 1] = Py_NewRef(args[i]);
+        }
+        h->nargs = nargs;
+    }
+    else {
+        h->args_tuple = PyTuple_New(nargs);
+        if (h->args_tuple == NULL) {
+            Py_DECREF(h);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyTuple_SET_ITEM(h->args_tuple, i, Py_NewRef(args[i]));
+        }
+        h->nargs = nargs;
+    }
+    PyObject_GC_Track(h);
+
+    if (loop->debug) {
+        /* asyncio records where a handle was made, in debug mode only. */
+        PyObject *frame = (PyObject *)PyEval_GetFrame(); /* borrowed */
+        if (frame != NULL) {
+            PyObject *tb = PyObject_CallOneArg(st->extract_stack, frame);
+            if (tb == NULL) {
+                Py_DECREF(h);
+                return NULL;
+            }
+            h->source_traceback = tb;
+        }
+    }
+    return h;
+}
+
+static void __handle_clear_call(HandleObject *h)
+{
+    Py_ssize_t n = h->args_tuple == NULL ? h->nargs : 0;
+    h->nargs = 0;
+    Py_CLEAR(h->callback);
+    Py_CLEAR(h->args_tuple);
+    for (Py_ssize_t i = 1; i <= n; i++) {
+        Py_CLEAR(h->argv[i]);
+    }
+}
+
+static int Handle_traverse(HandleObject *h, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(h));
+    Py_VISIT(h->callback);
+    Py_VISIT(h->context);
+    Py_VISIT(h->loop);
+    Py_VISIT(h->args_tuple);
+    if (h->args_tuple == NULL) {
+        for (Py_ssize_t i = 1; i <= h->nargs; i++) {
+            Py_VISIT(h->argv[i]);
+        }
+    }
+    Py_VISIT(h->source_traceback);
+    Py_VISIT(h->repr);
+    return 0;
+}
+
+static int Handle_clear(HandleObject *h)
+{
+    __handle_clear_call(h);
+    Py_CLEAR(h->context);
+    Py_CLEAR(h->loop);
+    Py_CLEAR(h->source_traceback);
+    Py_CLEAR(h->repr);
+    return 0;
+}
+
+static void Handle_dealloc(HandleObject *h)
+{
+    PyTypeObject *tp = Py_TYPE(h);
+    __state *st = __state_from_type(tp);
+    PyObject_GC_UnTrack(h);
+    if (h->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)h);
+    }
+    assert(h->heap_index < 0);
+    Handle_clear(h);
+    if (st != NULL) {
+        st->live_handles--;
+        if (st->n_free_handles < HANDLE_FREELIST_MAX &&
+            (tp == st->HandleType || tp == st->TimerHandleType)) {
+            h->next_free = st->free_handles;
+            st->free_handles = h;
+            st->n_free_handles++;
+            Py_DECREF(tp);
+            return;
+        }
+    }
+    PyObject_GC_Del(h);
+    Py_DECREF(tp);
+}
+
+void __handle_free_list_clear(__state *st)
+{
+    while (st->free_handles != NULL) {
+        HandleObject *h = st->free_handles;
+        st->free_handles = h->next_free;
+        PyObject_GC_Del(h);
+    }
+    st->n_free_handles = 0;
+}
+
+/* The callback's positional arguments as a new tuple. */
+static PyObject *__handle_args(HandleObject *h)
+{
+    if (h->args_tuple != NULL) {
+        return Py_NewRef(h->args_tuple);
+    }
+    PyObject *t = PyTuple_New(h->nargs);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < h->nargs; i++) {
+        PyTuple_SET_ITEM(t, i, Py_NewRef(h->argv[i + 1]));
+    }
+    return t;
+}
+
+static PyObject *__format_callback_source(__state *st, HandleObject *h)
+{
+    PyObject *args = __handle_args(h);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *res;
+    if (st->format_source_has_debug) {
+        PyObject *stack[3] = {h->callback, args, h->loop->debug ? Py_True : Py_False};
+        PyObject *kwnames = PyTuple_Pack(1, st->str_debug);
+        res = kwnames ? PyObject_Vectorcall(st->format_callback_source, stack, 2, kwnames)
+                      : NULL;
+        Py_XDECREF(kwnames);
+    }
+    else {
+        PyObject *stack[2] = {h->callback, args};
+        res = PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
+    }
+    Py_DECREF(args);
+    return res;
+}
+
+/* A callback raised: SystemExit and KeyboardInterrupt leave the loop, any
+   other exception goes to the loop's exception handler, as in asyncio's
+   Handle._run. Returns -1 only if an exception must propagate. */
+static int __handle_report_error(HandleObject *h)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    __state *st = h->loop->state;
+    PyObject *exc = __err_fetch();
+    PyObject *context = NULL, *msg = NULL, *cb = NULL;
+    int rc = -1;
+
+    cb = __format_callback_source(st, h);
+    if (cb == NULL) {
+        goto done;
+    }
+    msg = PyUnicode_FromFormat("Exception in callback %U", cb);
+    if (msg == NULL) {
+        goto done;
+    }
+    context = PyDict_New();
+    if (context == NULL || PyDict_SetItem(context, st->str_message, msg) < 0 ||
+        PyDict_SetItem(context, st->str_exception, exc) < 0 ||
+        PyDict_SetItem(context, st->str_handle, (PyObject *)h) < 0) {
+        goto done;
+    }
+    if (h->source_traceback != NULL && PyObject_IsTrue(h->source_traceback) == 1 &&
+        PyDict_SetItem(context, st->str_source_traceback, h->source_traceback) < 0) {
+        goto done;
+    }
+    PyObject *res = __loop_call_exception_handler(h->loop, context);
+    if (res != NULL) {
+        Py_DECREF(res);
+        rc = 0;
+    }
+done:
+    Py_XDECREF(exc);
+    Py_XDECREF(cb);
+    Py_XDECREF(msg);
+    Py_XDECREF(context);
+    return rc;
+}
+
+/* Runs the callback in its Context. 0: done (errors went to the exception
+   handler); -1: an exception must leave the loop. */
+int __handle_run(HandleObject *h)
+{
+    PyObject *ctx = h->context; /* borrowed: h is kept alive by the caller */
+    PyObject *res = NULL;
+    if (h->callback == NULL) {
+        return 0; /* cleared by the GC or cancelled */
+    }
+    h->running = 1;
+    if (PyContext_Enter(ctx) == 0) {
+        if (h->args_tuple == NULL) {
+            res = PyObject_Vectorcall(h->callback, h->argv + 1,
+                                      h->nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        else {
+            res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args_tuple, 0),
+                                      PyTuple_GET_SIZE(h->args_tuple), NULL);
+        }
+        if (PyContext_Exit(ctx) < 0) {
+            Py_CLEAR(res);
+        }
+    }
+    int rc = 0;
+    if (res != NULL) {
+        Py_DECREF(res);
+    }
+    else {
+        rc = __handle_report_error(h);
+    }
+    h->running = 0;
+    if (h->cancelled) {
+        __handle_clear_call(h); /* cancel() from inside its own callback */
+    }
+    return rc;
+}
+
+/* --- Python-visible methods ------------------------------------------- */
+
+static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
+{
+    if (h->cancelled) {
+        Py_RETURN_NONE;
+    }
+    if (h->heap_index >= 0 && h->loop != NULL) {
+        /* The heap holds a reference; keep h alive across its release. */
+        Py_INCREF(h);
+        __heap_remove(&h->loop->timers, h);
+        h->cancelled = 1;
+        Py_DECREF(h);
+    }
+    h->cancelled = 1;
+    if (h->loop != NULL && h->loop->debug && h->repr == NULL) {
+        /* Keep a representation with the callback, as asyncio does. */
+        PyObject *r = PyObject_Repr((PyObject *)h);
+        if (r == NULL) {
+            return NULL;
+        }
+        h->repr = r;
+    }
+    if (!h->running) {
+        __handle_clear_call(h);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Handle_cancelled(HandleObject *h, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(h->cancelled);
+}
+
+static PyObject *Handle_get_context(HandleObject *h, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(h->context ? h->context : Py_None);
+}
+
+static PyObject *Handle_run_method(HandleObject *h, PyObject *Py_UNUSED(ignored))
+{
+    if (h->cancelled || h->callback == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(h);
+    int rc = __handle_run(h);
+    Py_DECREF(h);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Handle_when(HandleObject *h, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(h->when);
+}
+
+static PyObject *Handle_repr(HandleObject *h)
+{
+    if (h->repr != NULL && h->cancelled) {
+        return Py_NewRef(h->repr);
+    }
+    __state *st = __state_from_type(Py_TYPE(h));
+    PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL, *res = NULL;
+    if (parts == NULL) {
+        return NULL;
+    }
+    if ((item = PyUnicode_FromString(
+             Py_TYPE(h) == st->TimerHandleType ? "TimerHandle" : "Handle")) == NULL ||
+        PyList_Append(parts, item) < 0) {
+        goto done;
+    }
+    Py_CLEAR(item);
+    if (h->cancelled) {
+        if ((item = PyUnicode_FromString("cancelled")) == NULL ||
+            PyList_Append(parts, item) < 0) {
+            goto done;
+        }
+        Py_CLEAR(item);
+    }
+    if (Py_TYPE(h) == st->TimerHandleType) {
+        PyObject *when = PyFloat_FromDouble(h->when);
+        if (when == NULL) {
+            goto done;
+        }
+        item = PyUnicode_FromFormat("when=%R", when);
+        Py_DECREF(when);
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto done;
+        }
+        Py_CLEAR(item);
+    }
+    if (h->callback != NULL && h->loop != NULL) {
+        if ((item = __format_callback_source(st, h)) == NULL ||
+            PyList_Append(parts, item) < 0) {
+            goto done;
+        }
+        Py_CLEAR(item);
+    }
+    if (h->source_traceback != NULL && PyList_Check(h->source_traceback) &&
+        PyList_GET_SIZE(h->source_traceback) > 0) {
+        PyObject *frame = PyList_GET_ITEM(h->source_traceback,
+                                          PyList_GET_SIZE(h->source_traceback) - 1);
+        PyObject *file = PySequence_GetItem(frame, 0);
+        PyObject *line = file ? PySequence_GetItem(frame, 1) : NULL;
+        if (line != NULL) {
+            item = PyUnicode_FromFormat("created at %S:%S", file, line);
+        }
+        Py_XDECREF(file);
+        Py_XDECREF(line);
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto done;
+        }
+        Py_CLEAR(item);
+    }
+    if ((sep = PyUnicode_FromString(" ")) == NULL ||
+        (joined = PyUnicode_Join(sep, parts)) == NULL) {
+        goto done;
+    }
+    res = PyUnicode_FromFormat("<%U>", joined);
+done:
+    Py_XDECREF(item);
+    Py_XDECREF(sep);
+    Py_XDECREF(joined);
+    Py_DECREF(parts);
+    return res;
+}
+
+static PyObject *Handle_get_args(HandleObject *h, void *Py_UNUSED(closure))
+{
+    if (h->callback == NULL) {
+        Py_RETURN_NONE;
+    }
+    return __handle_args(h);
+}
+
+static PyObject *Handle_get_callback(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(h->callback ? h->callback : Py_None);
+}
+
+static PyObject *Handle_get_cancelled(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(h->cancelled);
+}
+
+static PyObject *Handle_get_loop(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(h->loop ? (PyObject *)h->loop : Py_None);
+}
+
+static PyObject *Handle_get_source_traceback(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(h->source_traceback ? h->source_traceback : Py_None);
+}
+
+static int Handle_set_source_traceback(HandleObject *h, PyObject *value,
+                                       void *Py_UNUSED(closure))
+{
+    Py_XSETREF(h->source_traceback, Py_XNewRef(value == Py_None ? NULL : value));
+    return 0;
+}
+
+static PyObject *Timer_get_scheduled(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(h->heap_index >= 0);
+}
+
+static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return PyFloat_FromDouble(h->when);
+}
+
+/* asyncio's TimerHandle orders and hashes by `when`; equality also compares
+   the callback, arguments and cancelled state. */
+static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
+{
+    __state *st = __state_from_type(Py_TYPE(a));
+    if (!PyObject_TypeCheck(other, st->TimerHandleType)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    HandleObject *b = (HandleObject *)other;
+    if (op == Py_EQ || op == Py_NE) {
+        int eq = 1;
+        if ((PyObject *)a != other) {
+            eq = a->when == b->when && a->cancelled == b->cancelled;
+            if (eq) {
+                PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
+                eq = PyObject_RichCompareBool(x, y, Py_EQ);
+                Py_DECREF(x);
+                Py_DECREF(y);
+                if (eq < 0) {
+                    return NULL;
+                }
+            }
+            if (eq) {
+                PyObject *x = Handle_get_args(a, NULL), *y = x ? Handle_get_args(b, NULL) : NULL;
+                eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
+                Py_XDECREF(x);
+                Py_XDECREF(y);
+                if (eq < 0) {
+                    return NULL;
+                }
+            }
+        }
+        return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+    }
+    int r;
+    switch (op) {
+    case Py_LT:
+        r = a->when < b->when;
+        break;
+    case Py_LE:
+        r = a->when < b->when || a->when == b->when;
+        break;
+    case Py_GT:
+        r = a->when > b->when;
+        break;
+    default:
+        r = a->when > b->when || a->when == b->when;
+        break;
+    }
+    return PyBool_FromLong(r);
+}
+
+static Py_hash_t Timer_hash(HandleObject *h)
+{
+    PyObject *w = PyFloat_FromDouble(h->when);
+    if (w == NULL) {
+        return -1;
+    }
+    Py_hash_t r = PyObject_Hash(w);
+    Py_DECREF(w);
+    return r;
+}
+
+static PyMethodDef Handle_methods[] = {
+    {"cancel", (PyCFunction)Handle_cancel, METH_NOARGS, "Cancel the callback."},
+    {"cancelled", (PyCFunction)Handle_cancelled, METH_NOARGS,
+     "Return True if the callback was cancelled."},
+    {"get_context", (PyCFunction)Handle_get_context, METH_NOARGS,
+     "Return the contextvars.Context the callback runs in."},
+    {"_run", (PyCFunction)Handle_run_method, METH_NOARGS, NULL},
+    {NULL, NULL},
+};
+
+static PyMethodDef Timer_methods[] = {
+    {"when", (PyCFunction)Handle_when, METH_NOARGS,
+     "Return the scheduled time, in loop.time() seconds."},
+    {NULL, NULL},
+};
+
+static PyGetSetDef Handle_getset[] = {
+    {"_callback", (getter)Handle_get_callback, NULL, NULL, NULL},
+    {"_args", (getter)Handle_get_args, NULL, NULL, NULL},
+    {"_cancelled", (getter)Handle_get_cancelled, NULL, NULL, NULL},
+    {"_loop", (getter)Handle_get_loop, NULL, NULL, NULL},
+    {"_context", (getter)Handle_get_context, NULL, NULL, NULL},
+    {"_source_traceback", (getter)Handle_get_source_traceback,
+     (setter)Handle_set_source_traceback, NULL, NULL},
+    {NULL},
+};
+
+static PyGetSetDef Timer_getset[] = {
+    {"_scheduled", (getter)Timer_get_scheduled, NULL, NULL, NULL},
+    {"_when", (getter)Timer_get_when, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef Handle_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(HandleObject, weakreflist), READONLY},
+    {NULL},
+};
+
+static PyType_Slot Handle_slots[] = {
+    {Py_tp_dealloc, Handle_dealloc},
+    {Py_tp_traverse, Handle_traverse},
+    {Py_tp_clear, Handle_clear},
+    {Py_tp_repr, Handle_repr},
+    {Py_tp_methods, Handle_methods},
+    {Py_tp_getset, Handle_getset},
+    {Py_tp_members, Handle_members},
+    {Py_tp_doc, "Object returned by callback registration methods."},
+    {0, NULL},
+};
+
+PyType_Spec __handle_spec = {
+    .name = "asyncloop._core.Handle",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Handle_slots,
+};
+
+static PyType_Slot Timer_slots[] = {
+    {Py_tp_dealloc, Handle_dealloc},
+    {Py_tp_traverse, Handle_traverse},
+    {Py_tp_clear, Handle_clear},
+    {Py_tp_methods, Timer_methods},
+    {Py_tp_getset, Timer_getset},
+    {Py_tp_richcompare, Timer_richcompare},
+    {Py_tp_hash, Timer_hash},
+    {Py_tp_doc, "Object returned by timed callback registration methods."},
+    {0, NULL},
+};
+
+PyType_Spec __timer_handle_spec = {
+    .name = "asyncloop._core.TimerHandle",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Timer_slots,
+};

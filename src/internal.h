@@ -1,0 +1,269 @@
+/* Declarations shared between the C files of asyncloop._core. */
+#ifndef ASYNCLOOP_INTERNAL_H
+#define ASYNCLOOP_INTERNAL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <uv.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+#error "asyncloop needs CPython 3.10 or newer"
+#endif
+
+/* A handle keeps this many positional arguments inline; more go to a tuple. */
+#define HANDLE_INLINE_ARGS 3
+/* Freed handles kept for reuse: enough for a burst, bounded for memory. */
+#define HANDLE_FREELIST_MAX 1024
+/* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day at once. */
+#define MAX_POLL_TIMEOUT_MS (24 * 3600 * 1000LL)
+
+typedef struct __loop LoopObject;
+typedef struct __handle HandleObject;
+
+/* Module state (PEP 489/573): types, cached asyncio objects, interned names. */
+typedef struct {
+    PyTypeObject *LoopType;
+    PyTypeObject *HandleType;
+    PyTypeObject *TimerHandleType;
+
+    PyObject *Future;                /* asyncio.Future */
+    PyObject *Task;                  /* asyncio.Task */
+    PyObject *ensure_future;         /* asyncio.ensure_future */
+    PyObject *isfuture;              /* asyncio.isfuture */
+    PyObject *iscoroutine;           /* asyncio.iscoroutine */
+    PyObject *iscoroutinefunction;   /* asyncio.iscoroutinefunction */
+    PyObject *get_running_loop;      /* asyncio.events._get_running_loop */
+    PyObject *set_running_loop;      /* asyncio.events._set_running_loop */
+    PyObject *run_until_complete_cb; /* asyncio.base_events._run_until_complete_cb */
+    PyObject *format_handle;         /* asyncio.base_events._format_handle */
+    PyObject *format_callback_source; /* asyncio.format_helpers */
+    PyObject *extract_stack;         /* asyncio.format_helpers.extract_stack */
+    PyObject *set_task_name;         /* asyncio.tasks._set_task_name, or NULL */
+    PyObject *logger;                /* asyncio.log.logger */
+    PyObject *ThreadPoolExecutor;    /* concurrent.futures.ThreadPoolExecutor */
+    PyObject *wrap_future;           /* asyncio.wrap_future */
+    PyObject *sys_module;
+    PyObject *signal_module;
+    PyObject *debug_stack_depth;     /* asyncio.constants.DEBUG_STACK_DEPTH */
+    PyObject *is_debug_mode;         /* asyncio.coroutines._is_debug_mode */
+    PyObject *empty_tuple;
+    PyObject *kwnames_loop;          /* ("loop",) */
+    PyObject *kwnames_loop_name;     /* ("loop", "name") */
+    PyObject *kwnames_loop_context;  /* ("loop", "context") */
+    PyObject *kwnames_loop_name_context;
+    PyObject *kwnames_context;       /* ("context",) */
+
+    /* What the running CPython's BaseEventLoop.create_task accepts. */
+    int create_task_has_context;
+    int create_task_varkw;
+    int format_source_has_debug;     /* _format_callback_source(debug=) */
+
+    PyObject *str_context;
+    PyObject *str_loop;
+    PyObject *str_name;
+    PyObject *str_call_exception_handler;
+    PyObject *str_message;
+    PyObject *str_exception;
+    PyObject *str_handle;
+    PyObject *str_source_traceback;
+    PyObject *str_log_destroy_pending;
+    PyObject *str_add_done_callback;
+    PyObject *str_remove_done_callback;
+    PyObject *str_result;
+    PyObject *str_exception_meth;
+    PyObject *str_done;
+    PyObject *str_cancelled;
+    PyObject *str_set_name;
+    PyObject *str_submit;
+    PyObject *str_shutdown;
+    PyObject *str_wait;
+    PyObject *str_warning;
+    PyObject *str_debug;
+    PyObject *str_firstiter;
+    PyObject *str_finalizer;
+    PyObject *str_firstiter_hook;
+    PyObject *str_finalizer_hook;
+    PyObject *str_set_wakeup_fd;
+    PyObject *str_warn_on_full_buffer;
+    PyObject *str_signal;
+    PyObject *str_siginterrupt;
+    PyObject *str_valid_signals;
+    PyObject *str_default_int_handler;
+    PyObject *str_handle_signal;
+    PyObject *str_set_coro_depth;
+    PyObject *str_get_coro_depth;
+    PyObject *str_get_asyncgen_hooks;
+    PyObject *str_set_asyncgen_hooks;
+    PyObject *str_source_traceback_attr;
+    PyObject *str_is_finalizing;
+
+    /* Freed handles, linked through HandleObject.next_free. */
+    HandleObject *free_handles;
+    int n_free_handles;
+
+    /* Live object counts, asserted to return to zero by the tests. */
+    Py_ssize_t live_handles;
+    Py_ssize_t live_loops;
+    Py_ssize_t live_uv_handles;
+} __state;
+
+/* Handle and TimerHandle share one layout; the type tells them apart. */
+struct __handle {
+    PyObject_HEAD
+    PyObject *callback;       /* NULL once cancelled */
+    PyObject *context;        /* contextvars.Context the callback runs in */
+    LoopObject *loop;
+    PyObject *args_tuple;     /* only when nargs > HANDLE_INLINE_ARGS */
+    /* argv[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET. */
+    PyObject *argv[1 + HANDLE_INLINE_ARGS];
+    Py_ssize_t nargs;
+    PyObject *source_traceback; /* debug mode: where it was created */
+    PyObject *repr;             /* debug mode: repr kept at cancel() */
+    PyObject *weakreflist;
+    double when;                /* TimerHandle: the deadline, as given */
+    double deadline;            /* heap key: when, NaN read as +inf */
+    uint64_t seq;               /* heap tie-break: scheduling order */
+    Py_ssize_t heap_index;      /* -1 when not in the timer heap */
+    char cancelled;
+    char running;               /* cancel() defers clearing while set */
+    HandleObject *next_free;
+};
+
+/* FIFO of owned HandleObject references (a power-of-two ring). */
+typedef struct {
+    HandleObject **items;
+    size_t cap;
+    size_t head;
+    size_t len;
+} __ring;
+
+/* Binary min-heap of owned TimerHandle references on (deadline, seq). */
+typedef struct {
+    HandleObject **items;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} __heap;
+
+struct __loop {
+    PyObject_HEAD
+    __state *state; /* borrowed: the module outlives its types' instances */
+    uv_loop_t uv;
+    uv_timer_t poll_timer;    /* bounds a blocking poll by the next deadline */
+    uv_async_t async;         /* wakes a blocked poll from another thread */
+    uv_poll_t wakeup_poll;    /* read end of the signal wakeup pipe */
+    int wakeup_fds[2];        /* -1 until first needed */
+    PyObject *wakeup_saved;   /* previous signal.set_wakeup_fd, while running */
+
+    __ring ready;
+    __heap timers;
+    uint64_t timer_seq;
+
+    PyThreadState *released_tstate; /* set while the GIL is released */
+    int polling;                    /* blocked in uv_run, GIL released */
+    int io_watchers;                /* user I/O watchers (later issues) */
+    unsigned long thread_id;        /* valid while running */
+    unsigned long fork_generation;
+
+    char uv_ready;   /* uv loop and handles initialised */
+    char closed;
+    char stopping;
+    char running;
+    char debug;
+    char executor_shutdown_called;
+    char coro_tracking;
+    double slow_callback_duration;
+
+    PyObject *task_factory;
+    PyObject *exception_handler;
+    PyObject *default_executor;
+    PyObject *current_handle;
+    PyObject *signal_handlers; /* dict: signum -> Handle, or NULL */
+    PyObject *old_agen_hooks;
+    PyObject *coro_saved_depth;
+};
+
+/* module.c */
+extern unsigned long __asyncloop_fork_generation;
+__state *__state_from_type(PyTypeObject *tp);
+
+/* handle.c */
+extern PyType_Spec __handle_spec;
+extern PyType_Spec __timer_handle_spec;
+HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
+                           PyObject *callback, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *context);
+int __handle_run(HandleObject *h);
+void __handle_free_list_clear(__state *st);
+
+/* timer.c */
+int __heap_push(__heap *heap, HandleObject *h);
+HandleObject *__heap_pop(__heap *heap);
+void __heap_remove(__heap *heap, HandleObject *h);
+void __heap_clear(__heap *heap);
+
+/* loop.c */
+extern PyType_Spec __loop_spec;
+int __ring_push(__ring *ring, HandleObject *h);
+int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method);
+PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context);
+void __loop_hold_gil(LoopObject *loop);
+
+/* Save and restore the raised exception around cleanup code. */
+static inline PyObject *__err_fetch(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Steals exc; a NULL exc leaves the error indicator alone. */
+static inline void __err_restore(PyObject *exc)
+{
+    if (exc == NULL) {
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
+#endif
+}
+
+static inline double __now(void)
+{
+    return (double)uv_hrtime() / 1e9;
+}
+
+/* signal.c */
+int __signal_wakeup_open(LoopObject *loop);
+void __signal_wakeup_close(LoopObject *loop);
+int __signal_run_setup(LoopObject *loop);
+int __signal_run_cleanup(LoopObject *loop);
+int __signal_remove_all(LoopObject *loop);
+PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
+                                    Py_ssize_t nargs);
+PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
+PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args,
+                               Py_ssize_t nargs);
+
+/* errors.c */
+PyObject *__uv_error(int err);
+int __set_uv_error(int err);
+
+#endif

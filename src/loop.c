@@ -1,0 +1,1530 @@
+/* The Loop type: run/stop/close, one iteration, the ready queue, the clock,
+   callbacks and timers, tasks and futures, the exception handler and debug
+   mode. One iteration follows asyncio's BaseEventLoop._run_once. */
+#include "internal.h"
+
+#include <math.h>
+
+/* --- the ready queue ---------------------------------------------------- */
+
+/* Takes a new reference to h. */
+int __ring_push(__ring *ring, HandleObject *h)
+{
+    if (ring->len == ring->cap) {
+        size_t cap = ring->cap ? ring->cap * 2 : 256;
+        HandleObject **items = PyMem_Malloc(cap * sizeof(*items));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t i = 0; i < ring->len; i++) {
+            items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
+        }
+        PyMem_Free(ring->items);
+        ring->items = items;
+        ring->cap = cap;
+        ring->head = 0;
+    }
+    ring->items[(ring->head + ring->len) & (ring->cap - 1)] = (HandleObject *)Py_NewRef(h);
+    ring->len++;
+    return 0;
+}
+
+/* The reference passes to the caller. */
+static inline HandleObject *__ring_pop(__ring *ring)
+{
+    HandleObject *h = ring->items[ring->head];
+    ring->head = (ring->head + 1) & (ring->cap - 1);
+    ring->len--;
+    return h;
+}
+
+/* Empties the queue. Releasing a handle can run arbitrary code that
+   schedules again, so the storage is detached first. */
+static void __ring_clear(__ring *ring)
+{
+    __ring old = *ring;
+    ring->items = NULL;
+    ring->cap = ring->head = ring->len = 0;
+    for (size_t i = 0; i < old.len; i++) {
+        Py_DECREF(old.items[(old.head + i) & (old.cap - 1)]);
+    }
+    PyMem_Free(old.items);
+}
+
+/* --- GIL and libuv callbacks ------------------------------------------ */
+
+/* libuv callbacks run inside uv_run, which a blocking poll enters with the
+   GIL released; the first callback of the iteration takes it back. */
+void __loop_hold_gil(LoopObject *loop)
+{
+    if (loop->released_tstate != NULL) {
+        PyThreadState *ts = loop->released_tstate;
+        loop->released_tstate = NULL;
+        PyEval_RestoreThread(ts);
+        loop->polling = 0;
+    }
+}
+
+static void __on_poll_timer(uv_timer_t *timer)
+{
+    /* Only ends the poll: due timers are taken from the heap by the
+       iteration, against the precise clock. */
+    __loop_hold_gil((LoopObject *)timer->data);
+}
+
+static void __on_async(uv_async_t *async)
+{
+    /* call_soon_threadsafe appended to the ready queue already. */
+    __loop_hold_gil((LoopObject *)async->data);
+}
+
+static void __on_uv_close(uv_handle_t *handle)
+{
+    LoopObject *loop = handle->data;
+    loop->state->live_uv_handles--;
+}
+
+/* --- argument checks shared with asyncio --------------------------------- */
+
+static inline int __loop_check_closed(LoopObject *loop)
+{
+    if (loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+static int __loop_check_thread(LoopObject *loop)
+{
+    if (loop->running && PyThread_get_thread_ident() != loop->thread_id) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop other "
+                        "than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+static int __loop_check_fork(LoopObject *loop)
+{
+    if (loop->fork_generation != __asyncloop_fork_generation) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this event loop was created before fork(); it cannot be "
+                        "used in the child process, create a new one there");
+        return -1;
+    }
+    return 0;
+}
+
+int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method)
+{
+    __state *st = loop->state;
+    int r = 0;
+    PyObject *res = PyObject_CallOneArg(st->iscoroutine, callback);
+    if (res == NULL) {
+        return -1;
+    }
+    r = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    if (r == 0) {
+        res = PyObject_CallOneArg(st->iscoroutinefunction, callback);
+        if (res == NULL) {
+            return -1;
+        }
+        r = PyObject_IsTrue(res);
+        Py_DECREF(res);
+    }
+    if (r < 0) {
+        return -1;
+    }
+    if (r) {
+        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
+        return -1;
+    }
+    if (!PyCallable_Check(callback)) {
+        PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R",
+                     method, callback);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context)
+{
+    /* Looked up on the instance so that subclasses can override it. */
+    return PyObject_CallMethodOneArg((PyObject *)loop,
+                                     loop->state->str_call_exception_handler, context);
+}
+
+/* Splits vectorcall keywords: only `context` is accepted. */
+static int __parse_context_kw(__state *st, const char *method, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames, PyObject **context)
+{
+    *context = NULL;
+    if (kwnames == NULL) {
+        return 0;
+    }
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
+        if (key == st->str_context || PyUnicode_Compare(key, st->str_context) == 0) {
+            *context = args[nargs + i];
+        }
+        else {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                             method, key);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- scheduling --------------------------------------------------------- */
+
+static PyObject *Loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    __state *st = self->state;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_soon() missing 1 required positional argument: 'callback'");
+        return NULL;
+    }
+    if (__parse_context_kw(st, "call_soon", args, nargs, kwnames, &context) < 0 ||
+        __loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && (__loop_check_thread(self) < 0 ||
+                        __loop_check_callback(self, args[0], "call_soon") < 0)) {
+        return NULL;
+    }
+    HandleObject *h =
+        __handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (__ring_push(&self->ready, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return (PyObject *)h;
+}
+
+static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args,
+                                           size_t nargsf, PyObject *kwnames)
+{
+    __state *st = self->state;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon_threadsafe() missing 1 required "
+                                         "positional argument: 'callback'");
+        return NULL;
+    }
+    if (__parse_context_kw(st, "call_soon_threadsafe", args, nargs, kwnames, &context) < 0 ||
+        __loop_check_closed(self) < 0 || __loop_check_fork(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && __loop_check_callback(self, args[0], "call_soon_threadsafe") < 0) {
+        return NULL;
+    }
+    HandleObject *h =
+        __handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
+    if (h == NULL) {
+        return NULL;
+    }
+    /* The GIL serialises this append with the loop thread, which touches
+       the queue only while holding it; the loop checks the queue before it
+       releases the GIL to poll, so only a loop blocked in poll needs a
+       wakeup, and libuv coalesces those. */
+    if (__ring_push(&self->ready, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    if (self->polling && self->uv_ready) {
+        uv_async_send(&self->async);
+    }
+    return (PyObject *)h;
+}
+
+/* when = loop.time() + delay, computed as asyncio does for odd numbers. */
+static int __timer_when(PyObject *delay_or_when, double base, double *out)
+{
+    if (PyFloat_CheckExact(delay_or_when)) {
+        *out = base + PyFloat_AS_DOUBLE(delay_or_when);
+        return 0;
+    }
+    PyObject *sum;
+    if (base != 0.0) {
+        PyObject *b = PyFloat_FromDouble(base);
+        if (b == NULL) {
+            return -1;
+        }
+        sum = PyNumber_Add(b, delay_or_when);
+        Py_DECREF(b);
+    }
+    else {
+        if (!PyNumber_Check(delay_or_when)) {
+            /* heapq would fail comparing it; asyncio fails at `<`. */
+            PyErr_Format(PyExc_TypeError,
+                         "'<' not supported between instances of '%s' and 'float'",
+                         Py_TYPE(delay_or_when)->tp_name);
+            return -1;
+        }
+        sum = Py_NewRef(delay_or_when);
+    }
+    if (sum == NULL) {
+        return -1;
+    }
+    double v = PyFloat_AsDouble(sum);
+    Py_DECREF(sum);
+    if (v == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *context)
+{
+    __state *st = self->state;
+    HandleObject *h =
+        __handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->when = when;
+    h->deadline = isnan(when) ? INFINITY : when;
+    h->seq = self->timer_seq++;
+    if (__heap_push(&self->timers, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return (PyObject *)h;
+}
+
+static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    double when;
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "call_later() missing %zd required positional argument%s: %s",
+                     2 - nargs, nargs == 0 ? "s" : "",
+                     nargs == 0 ? "'delay' and 'callback'" : "'callback'");
+        return NULL;
+    }
+    if (__parse_context_kw(self->state, "call_later", args + 1, nargs - 1, kwnames,
+                           &context) < 0) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "delay must not be None");
+        return NULL;
+    }
+#endif
+    if (__timer_when(args[0], __now(), &when) < 0 || __loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && (__loop_check_thread(self) < 0 ||
+                        __loop_check_callback(self, args[1], "call_at") < 0)) {
+        return NULL;
+    }
+    return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
+}
+
+static PyObject *Loop_call_at(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    double when;
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "call_at() missing %zd required positional argument%s: %s",
+                     2 - nargs, nargs == 0 ? "s" : "",
+                     nargs == 0 ? "'when' and 'callback'" : "'callback'");
+        return NULL;
+    }
+    if (__parse_context_kw(self->state, "call_at", args + 1, nargs - 1, kwnames, &context) <
+        0) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "when cannot be None");
+        return NULL;
+    }
+#endif
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && (__loop_check_thread(self) < 0 ||
+                        __loop_check_callback(self, args[1], "call_at") < 0)) {
+        return NULL;
+    }
+    if (__timer_when(args[0], 0.0, &when) < 0) {
+        return NULL;
+    }
+    return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
+}
+
+static PyObject *Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(__now());
+}
+
+/* --- one iteration ------------------------------------------------------ */
+
+static int __loop_run_handle_debug(LoopObject *self, HandleObject *h)
+{
+    __state *st = self->state;
+    Py_XSETREF(self->current_handle, Py_NewRef((PyObject *)h));
+    double t0 = __now();
+    int rc = __handle_run(h);
+    double dt = __now() - t0;
+    Py_CLEAR(self->current_handle);
+    if (rc == 0 && dt >= self->slow_callback_duration) {
+        PyObject *what = PyObject_CallOneArg(st->format_handle, (PyObject *)h);
+        PyObject *res = NULL;
+        if (what != NULL) {
+            res = PyObject_CallMethod(st->logger, "warning", "sOd",
+                                      "Executing %s took %.3f seconds", what, dt);
+        }
+        Py_XDECREF(what);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+    }
+    return rc;
+}
+
+static int __loop_poll(LoopObject *self)
+{
+    int64_t timeout_ms = -1;
+    if (self->ready.len > 0 || self->stopping) {
+        timeout_ms = 0;
+    }
+    else if (self->timers.len > 0) {
+        double dt = self->timers.items[0]->deadline - __now();
+        if (dt <= 0) {
+            timeout_ms = 0;
+        }
+        else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
+            timeout_ms = MAX_POLL_TIMEOUT_MS;
+        }
+        else {
+            /* Round up: libuv counts milliseconds, a timer must not fire
+               early, and the heap is checked against the precise clock. */
+            timeout_ms = (int64_t)ceil(dt * 1e3);
+        }
+    }
+    if (timeout_ms == 0) {
+        /* Nothing to wait for: look at I/O only when there is I/O to see.
+           Cross-thread callbacks are in the ready queue already and signal
+           handlers run from PyErr_CheckSignals below. */
+        if (self->io_watchers > 0) {
+            uv_run(&self->uv, UV_RUN_NOWAIT);
+        }
+        return 0;
+    }
+    if (timeout_ms > 0) {
+        uv_update_time(&self->uv);
+        uv_timer_start(&self->poll_timer, __on_poll_timer, (uint64_t)timeout_ms, 0);
+    }
+    self->polling = 1;
+    self->released_tstate = PyEval_SaveThread();
+    uv_run(&self->uv, UV_RUN_ONCE);
+    __loop_hold_gil(self);
+    self->polling = 0;
+    if (timeout_ms > 0) {
+        uv_timer_stop(&self->poll_timer);
+    }
+    return 0;
+}
+
+static int __loop_run_once(LoopObject *self)
+{
+    if (__loop_poll(self) < 0) {
+        return -1;
+    }
+    /* Python-level signal handlers: Ctrl-C, add_signal_handler. */
+    if (PyErr_CheckSignals() < 0) {
+        return -1;
+    }
+    if (self->timers.len > 0) {
+        double now = __now();
+        while (self->timers.len > 0 && self->timers.items[0]->deadline <= now) {
+            HandleObject *h = __heap_pop(&self->timers);
+            int rc = __ring_push(&self->ready, h);
+            Py_DECREF(h);
+            if (rc < 0) {
+                return -1;
+            }
+        }
+    }
+    /* Only what is ready now; what these schedule runs next iteration. */
+    size_t ntodo = self->ready.len;
+    for (size_t i = 0; i < ntodo && self->ready.len > 0; i++) {
+        HandleObject *h = __ring_pop(&self->ready);
+        int rc = 0;
+        if (!h->cancelled) {
+            rc = self->debug ? __loop_run_handle_debug(self, h) : __handle_run(h);
+        }
+        Py_DECREF(h);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- run / stop / close ------------------------------------------------- */
+
+static int __loop_check_running(LoopObject *self)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+        return -1;
+    }
+    PyObject *running = PyObject_CallNoArgs(self->state->get_running_loop);
+    if (running == NULL) {
+        return -1;
+    }
+    int other = running != Py_None;
+    Py_DECREF(running);
+    if (other) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot run the event loop while another loop is running");
+        return -1;
+    }
+    return 0;
+}
+
+static int __loop_set_coro_tracking(LoopObject *self, int enabled)
+{
+    __state *st = self->state;
+    if (!enabled == !self->coro_tracking) {
+        return 0;
+    }
+    PyObject *res;
+    if (enabled) {
+        PyObject *depth = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_coro_depth);
+        if (depth == NULL) {
+            return -1;
+        }
+        Py_XSETREF(self->coro_saved_depth, depth);
+        res = PyObject_CallMethodOneArg(st->sys_module, st->str_set_coro_depth,
+                                        st->debug_stack_depth);
+    }
+    else {
+        res = PyObject_CallMethodOneArg(
+            st->sys_module, st->str_set_coro_depth,
+            self->coro_saved_depth ? self->coro_saved_depth : Py_None);
+    }
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    self->coro_tracking = (char)(enabled != 0);
+    return 0;
+}
+
+static PyObject *Loop_set_coro_tracking_meth(LoopObject *self, PyObject *enabled)
+{
+    int on = PyObject_IsTrue(enabled);
+    if (on < 0 || __loop_set_coro_tracking(self, on) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+
+/* Undoes __loop_run_setup; keeps a pending exception (the one that ended
+   the run) ahead of any raised here. Returns -1 with an exception set. */
+static int __loop_run_cleanup(LoopObject *self)
+{
+    __state *st = self->state;
+    PyObject *exc = __err_fetch();
+    int failed = 0;
+    self->stopping = 0;
+    self->running = 0;
+    self->thread_id = 0;
+    PyObject *res = PyObject_CallOneArg(st->set_running_loop, Py_None);
+    if (res == NULL) {
+        failed = 1;
+    }
+    Py_XDECREF(res);
+    if (!failed && __loop_set_coro_tracking(self, 0) < 0) {
+        failed = 1;
+    }
+    if (self->old_agen_hooks != NULL) {
+        PyObject *hooks = self->old_agen_hooks;
+        self->old_agen_hooks = NULL;
+        PyObject *set = failed ? NULL : PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
+        res = set ? PyObject_Call(set, hooks, NULL) : NULL;
+        if (res == NULL) {
+            failed = 1;
+        }
+        Py_XDECREF(res);
+        Py_XDECREF(set);
+        Py_DECREF(hooks);
+    }
+    if (__signal_run_cleanup(self) < 0) {
+        failed = 1;
+    }
+    if (exc != NULL) {
+        if (failed) {
+            PyErr_Clear();
+        }
+        __err_restore(exc);
+        return -1;
+    }
+    return failed ? -1 : 0;
+}
+
+static int __loop_run_setup(LoopObject *self)
+{
+    __state *st = self->state;
+    if (__loop_check_closed(self) < 0 || __loop_check_fork(self) < 0 ||
+        __loop_check_running(self) < 0) {
+        return -1;
+    }
+    self->running = 1;
+    self->thread_id = PyThread_get_thread_ident();
+    if (__loop_set_coro_tracking(self, self->debug) < 0) {
+        goto fail;
+    }
+    PyObject *hooks = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
+    if (hooks == NULL) {
+        goto fail;
+    }
+    Py_XSETREF(self->old_agen_hooks, hooks);
+    PyObject *firstiter = PyObject_GetAttr((PyObject *)self, st->str_firstiter_hook);
+    PyObject *finalizer =
+        firstiter ? PyObject_GetAttr((PyObject *)self, st->str_finalizer_hook) : NULL;
+    if (finalizer == NULL) {
+        /* A bare _core.Loop has no asyncgen hooks; asyncloop.Loop has. */
+        Py_XDECREF(firstiter);
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            goto fail;
+        }
+        PyErr_Clear();
+        Py_CLEAR(self->old_agen_hooks);
+    }
+    else {
+        PyObject *argv[2] = {firstiter, finalizer};
+        PyObject *kwnames = PyTuple_Pack(2, st->str_firstiter, st->str_finalizer);
+        PyObject *set = PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
+        PyObject *res = (kwnames && set) ? PyObject_Vectorcall(set, argv, 0, kwnames) : NULL;
+        Py_XDECREF(kwnames);
+        Py_XDECREF(set);
+        Py_DECREF(firstiter);
+        Py_DECREF(finalizer);
+        if (res == NULL) {
+            goto fail;
+        }
+        Py_DECREF(res);
+    }
+    PyObject *res = PyObject_CallOneArg(st->set_running_loop, (PyObject *)self);
+    if (res == NULL) {
+        goto fail;
+    }
+    Py_DECREF(res);
+    if (__signal_run_setup(self) < 0) {
+        goto fail;
+    }
+    return 0;
+fail:
+    __loop_run_cleanup(self);
+    return -1;
+}
+
+static PyObject *Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (__loop_run_setup(self) < 0) {
+        return NULL;
+    }
+    int rc = 0;
+    for (;;) {
+        if (__loop_run_once(self) < 0) {
+            rc = -1;
+            break;
+        }
+        if (self->stopping) {
+            break;
+        }
+    }
+    if (__loop_run_cleanup(self) < 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_run_once_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (__loop_run_once(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int __is_future(__state *st, PyObject *obj)
+{
+    if (PyObject_TypeCheck(obj, (PyTypeObject *)st->Future)) {
+        return 1;
+    }
+    PyObject *res = PyObject_CallOneArg(st->isfuture, obj);
+    if (res == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return r;
+}
+
+static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
+{
+    __state *st = self->state;
+    if (__loop_check_closed(self) < 0 || __loop_check_fork(self) < 0 ||
+        __loop_check_running(self) < 0) {
+        return NULL;
+    }
+    int is_future = __is_future(st, arg);
+    if (is_future < 0) {
+        return NULL;
+    }
+    int new_task = !is_future;
+    PyObject *argv[2] = {arg, (PyObject *)self};
+    PyObject *kwnames = PyTuple_Pack(1, st->str_loop);
+    if (kwnames == NULL) {
+        return NULL;
+    }
+    PyObject *fut = PyObject_Vectorcall(st->ensure_future, argv, 1, kwnames);
+    Py_DECREF(kwnames);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (new_task && PyObject_SetAttr(fut, st->str_log_destroy_pending, Py_False) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    PyObject *res =
+        PyObject_CallMethodOneArg(fut, st->str_add_done_callback, st->run_until_complete_cb);
+    if (res == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(res);
+
+    res = PyObject_CallMethod((PyObject *)self, "run_forever", NULL);
+    if (res == NULL) {
+        PyObject *exc = __err_fetch();
+        if (new_task) {
+            /* The coroutine raised a BaseException: consume it so that the
+               task, which the caller cannot reach, logs nothing. */
+            PyObject *done = PyObject_CallMethodNoArgs(fut, st->str_done);
+            PyObject *cancelled =
+                done == Py_True ? PyObject_CallMethodNoArgs(fut, st->str_cancelled) : NULL;
+            if (cancelled == Py_False) {
+                Py_XDECREF(PyObject_CallMethodNoArgs(fut, st->str_exception_meth));
+            }
+            Py_XDECREF(done);
+            Py_XDECREF(cancelled);
+            PyErr_Clear();
+        }
+        Py_XDECREF(PyObject_CallMethodOneArg(fut, st->str_remove_done_callback,
+                                             st->run_until_complete_cb));
+        PyErr_Clear();
+        Py_DECREF(fut);
+        __err_restore(exc);
+        return NULL;
+    }
+    Py_DECREF(res);
+    res = PyObject_CallMethodOneArg(fut, st->str_remove_done_callback,
+                                    st->run_until_complete_cb);
+    if (res == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(res);
+    PyObject *done = PyObject_CallMethodNoArgs(fut, st->str_done);
+    if (done == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done <= 0) {
+        if (is_done == 0) {
+            PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
+        }
+        Py_DECREF(fut);
+        return NULL;
+    }
+    res = PyObject_CallMethodNoArgs(fut, st->str_result);
+    Py_DECREF(fut);
+    return res;
+}
+
+static PyObject *Loop_stop(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_is_running(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *Loop_is_closed(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static void __loop_walk_close(uv_handle_t *handle, void *arg)
+{
+    if (!uv_is_closing(handle)) {
+        uv_close(handle, handle->data == arg ? __on_uv_close : NULL);
+    }
+}
+
+/* Closes every libuv handle of the loop, then the libuv loop itself. */
+static void __loop_close_uv(LoopObject *self)
+{
+    if (!self->uv_ready) {
+        return;
+    }
+    self->uv_ready = 0;
+    if (self->fork_generation != __asyncloop_fork_generation) {
+        /* In a forked child the epoll instance is shared with the parent:
+           unregistering anything would break the parent's loop. Only our
+           own descriptors are closed; libuv's few stay open. */
+        if (self->wakeup_fds[0] >= 0) {
+            close(self->wakeup_fds[0]);
+            close(self->wakeup_fds[1]);
+            self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
+        }
+        self->state->live_uv_handles -= 2;
+        return;
+    }
+    __signal_wakeup_close(self);
+    uv_close((uv_handle_t *)&self->poll_timer, __on_uv_close);
+    uv_close((uv_handle_t *)&self->async, __on_uv_close);
+    uv_run(&self->uv, UV_RUN_NOWAIT);
+    for (int i = 0; i < 8 && uv_loop_close(&self->uv) == UV_EBUSY; i++) {
+        uv_walk(&self->uv, __loop_walk_close, self);
+        uv_run(&self->uv, UV_RUN_NOWAIT);
+    }
+}
+
+static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    __state *st = self->state;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+        return NULL;
+    }
+    if (self->closed) {
+        Py_RETURN_NONE;
+    }
+    if (self->debug) {
+        PyObject *r = PyObject_CallMethod(st->logger, "debug", "sO", "Close %r", self);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    self->closed = 1;
+    __ring_clear(&self->ready);
+    __heap_clear(&self->timers);
+    self->executor_shutdown_called = 1;
+    PyObject *executor = self->default_executor;
+    int failed = 0;
+    if (executor != NULL && executor != Py_None) {
+        self->default_executor = NULL;
+        PyObject *argv[2] = {executor, Py_False};
+        PyObject *kwnames = PyTuple_Pack(1, st->str_wait);
+        PyObject *r = kwnames ? PyObject_VectorcallMethod(st->str_shutdown, argv,
+                                                          1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                          kwnames)
+                              : NULL;
+        Py_XDECREF(kwnames);
+        Py_DECREF(executor);
+        if (r == NULL) {
+            failed = 1;
+        }
+        Py_XDECREF(r);
+    }
+    if (!failed && __signal_remove_all(self) < 0) {
+        failed = 1;
+    }
+    __loop_close_uv(self);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* --- futures and tasks -------------------------------------------------- */
+
+static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    __state *st = self->state;
+    PyObject *argv[2] = {NULL, (PyObject *)self};
+    return PyObject_Vectorcall(st->Future, argv + 1, PY_VECTORCALL_ARGUMENTS_OFFSET,
+                               st->kwnames_loop);
+}
+
+static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    __state *st = self->state;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *name = Py_None, *context = Py_None;
+    if (nargs != 1) {
+        if (nargs == 0) {
+            PyErr_SetString(PyExc_TypeError,
+                            "create_task() missing 1 required positional argument: 'coro'");
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "create_task() takes 2 positional arguments but %zd were given",
+                         nargs + 1);
+        }
+        return NULL;
+    }
+    PyObject *coro = args[0];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+
+    if (st->create_task_varkw) {
+        /* create_task(coro, **kwargs): everything goes to the factory or
+           to Task, which check the keywords themselves. */
+        if (__loop_check_closed(self) < 0) {
+            return NULL;
+        }
+        PyObject *stack[3 + 16];
+        PyObject **argv = stack;
+        if (nkw > 16) {
+            argv = PyMem_Malloc((3 + nkw) * sizeof(PyObject *));
+            if (argv == NULL) {
+                return PyErr_NoMemory();
+            }
+        }
+        PyObject *res;
+        if (self->task_factory != NULL && self->task_factory != Py_None) {
+            argv[1] = (PyObject *)self;
+            argv[2] = coro;
+            for (Py_ssize_t i = 0; i < nkw; i++) {
+                argv[3 + i] = args[1 + i];
+            }
+            res = PyObject_Vectorcall(self->task_factory, argv + 1,
+                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+        }
+        else {
+            PyObject *kw = PyTuple_New(nkw + 1);
+            if (kw == NULL) {
+                res = NULL;
+            }
+            else {
+                for (Py_ssize_t i = 0; i < nkw; i++) {
+                    PyTuple_SET_ITEM(kw, i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+                    argv[2 + i] = args[1 + i];
+                }
+                PyTuple_SET_ITEM(kw, nkw, Py_NewRef(st->str_loop));
+                argv[1] = coro;
+                argv[2 + nkw] = (PyObject *)self;
+                res = PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          kw);
+                Py_DECREF(kw);
+            }
+        }
+        if (argv != stack) {
+            PyMem_Free(argv);
+        }
+        return res;
+    }
+
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
+        if (key == st->str_name || PyUnicode_Compare(key, st->str_name) == 0) {
+            name = args[1 + i];
+        }
+        else if (st->create_task_has_context &&
+                 (key == st->str_context || PyUnicode_Compare(key, st->str_context) == 0)) {
+            context = args[1 + i];
+        }
+        else {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError,
+                             "create_task() got an unexpected keyword argument '%S'", key);
+            }
+            return NULL;
+        }
+    }
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    PyObject *task;
+    if (self->task_factory == NULL || self->task_factory == Py_None) {
+        PyObject *argv[5] = {NULL, coro, (PyObject *)self, NULL, NULL};
+        PyObject *kw = st->kwnames_loop;
+        Py_ssize_t n = 2;
+        if (name != Py_None && context != Py_None) {
+            argv[3] = name;
+            argv[4] = context;
+            kw = st->kwnames_loop_name_context;
+            n = 4;
+        }
+        else if (name != Py_None) {
+            argv[3] = name;
+            kw = st->kwnames_loop_name;
+            n = 3;
+        }
+        else if (context != Py_None) {
+            argv[3] = context;
+            kw = st->kwnames_loop_context;
+            n = 3;
+        }
+        (void)n;
+        /* Task is created from C, so in debug mode its creation traceback
+           already ends at the caller: nothing to drop, unlike asyncio. */
+        return PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+    }
+    if (context == Py_None) {
+        PyObject *argv[3] = {NULL, (PyObject *)self, coro};
+        task = PyObject_Vectorcall(self->task_factory, argv + 1,
+                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    else {
+        PyObject *argv[4] = {NULL, (PyObject *)self, coro, context};
+        task = PyObject_Vectorcall(self->task_factory, argv + 1,
+                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kwnames_context);
+    }
+    if (task == NULL) {
+        return NULL;
+    }
+    PyObject *res;
+    if (st->set_task_name != NULL) {
+        PyObject *argv[2] = {task, name};
+        res = PyObject_Vectorcall(st->set_task_name, argv, 2, NULL);
+    }
+    else {
+        res = PyObject_CallMethodOneArg(task, st->str_set_name, name);
+    }
+    if (res == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    Py_DECREF(res);
+    return task;
+}
+
+static PyObject *Loop_set_task_factory(LoopObject *self, PyObject *factory)
+{
+    if (factory != Py_None && !PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "task factory must be a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->task_factory, factory == Py_None ? NULL : Py_NewRef(factory));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_get_task_factory(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+/* --- errors, debug ------------------------------------------------------ */
+
+static PyObject *Loop_set_exception_handler(LoopObject *self, PyObject *handler)
+{
+    if (handler != Py_None && !PyCallable_Check(handler)) {
+        PyErr_Format(PyExc_TypeError, "A callable object or None is expected, got %R",
+                     handler);
+        return NULL;
+    }
+    Py_XSETREF(self->exception_handler, handler == Py_None ? NULL : Py_NewRef(handler));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_get_exception_handler(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
+}
+
+static PyObject *Loop_get_debug(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
+{
+    int on = PyObject_IsTrue(enabled);
+    if (on < 0) {
+        return NULL;
+    }
+    self->debug = (char)on;
+    if (self->running) {
+        /* Tracking is per thread: switch it from the loop's thread. */
+        PyObject *meth = PyObject_GetAttrString((PyObject *)self,
+                                                "_set_coroutine_origin_tracking");
+        if (meth == NULL) {
+            return NULL;
+        }
+        PyObject *argv[2] = {meth, enabled};
+        PyObject *h = Loop_call_soon_threadsafe(self, argv, 2, NULL);
+        Py_DECREF(meth);
+        if (h == NULL) {
+            return NULL;
+        }
+        Py_DECREF(h);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_check_closed_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_check_thread_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (__loop_check_thread(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_check_callback_meth(LoopObject *self, PyObject *const *args,
+                                          Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_check_callback(callback, method)");
+        return NULL;
+    }
+    const char *method = PyUnicode_AsUTF8(args[1]);
+    if (method == NULL || __loop_check_callback(self, args[0], method) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int __loop_check_default_executor(LoopObject *self)
+{
+    if (self->executor_shutdown_called) {
+        PyErr_SetString(PyExc_RuntimeError, "Executor shutdown has been called");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Loop_check_default_executor_meth(LoopObject *self,
+                                                  PyObject *Py_UNUSED(ignored))
+{
+    if (__loop_check_default_executor(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* --- executors ---------------------------------------------------------- */
+
+static PyObject *Loop_run_in_executor(LoopObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs)
+{
+    __state *st = self->state;
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "run_in_executor() missing %zd required positional argument%s: %s",
+                     2 - nargs, nargs == 0 ? "s" : "",
+                     nargs == 0 ? "'executor' and 'func'" : "'func'");
+        return NULL;
+    }
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && __loop_check_callback(self, args[1], "run_in_executor") < 0) {
+        return NULL;
+    }
+    PyObject *executor = args[0];
+    if (executor == Py_None) {
+        executor = self->default_executor;
+        if (__loop_check_default_executor(self) < 0) {
+            return NULL;
+        }
+        if (executor == NULL || executor == Py_None) {
+            PyObject *kw = Py_BuildValue("{s:s}", "thread_name_prefix", "asyncio");
+            if (kw == NULL) {
+                return NULL;
+            }
+            executor = PyObject_Call(st->ThreadPoolExecutor, st->empty_tuple, kw);
+            Py_DECREF(kw);
+            if (executor == NULL) {
+                return NULL;
+            }
+            Py_XSETREF(self->default_executor, executor);
+        }
+    }
+    Py_INCREF(executor);
+    /* executor.submit(func, *args) */
+    PyObject *stack_small[8];
+    PyObject **argv = stack_small;
+    if (nargs + 1 > 8) {
+        argv = PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+        if (argv == NULL) {
+            Py_DECREF(executor);
+            return PyErr_NoMemory();
+        }
+    }
+    argv[0] = executor;
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        argv[i] = args[i];
+    }
+    PyObject *cfut = PyObject_VectorcallMethod(st->str_submit, argv, nargs, NULL);
+    if (argv != stack_small) {
+        PyMem_Free(argv);
+    }
+    Py_DECREF(executor);
+    if (cfut == NULL) {
+        return NULL;
+    }
+    PyObject *wargv[2] = {cfut, (PyObject *)self};
+    PyObject *fut = PyObject_Vectorcall(st->wrap_future, wargv, 1, st->kwnames_loop);
+    Py_DECREF(cfut);
+    return fut;
+}
+
+/* --- the type ----------------------------------------------------------- */
+
+static PyObject *Loop_repr(LoopObject *self)
+{
+    const char *name = Py_TYPE(self)->tp_name;
+    const char *dot = strrchr(name, '.');
+    if (dot != NULL) {
+        name = dot + 1;
+    }
+    return PyUnicode_FromFormat("<%s running=%s closed=%s debug=%s>", name,
+                                self->running ? "True" : "False",
+                                self->closed ? "True" : "False",
+                                self->debug ? "True" : "False");
+}
+
+static __state *__find_state(PyTypeObject *type)
+{
+    /* The state of the module that defines _core.Loop, from a subclass. */
+    PyObject *mro = type->tp_mro; /* borrowed */
+    Py_ssize_t n = mro ? PyTuple_GET_SIZE(mro) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            continue;
+        }
+        PyObject *m = PyType_GetModule(t); /* borrowed */
+        if (m == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        __state *st = PyModule_GetState(m);
+        if (st != NULL && st->LoopType == t) {
+            return st;
+        }
+    }
+    PyErr_SetString(PyExc_TypeError, "not a subclass of asyncloop._core.Loop");
+    return NULL;
+}
+
+static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    __state *st = __find_state(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->state = st;
+    self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
+    self->slow_callback_duration = 0.1;
+    self->fork_generation = __asyncloop_fork_generation;
+    st->live_loops++;
+
+    PyObject *dbg = PyObject_CallNoArgs(st->is_debug_mode);
+    if (dbg == NULL) {
+        self->closed = 1;
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->debug = (char)PyObject_IsTrue(dbg);
+    Py_DECREF(dbg);
+
+    int err = uv_loop_init(&self->uv);
+    if (err < 0) {
+        self->closed = 1;
+        Py_DECREF(self);
+        __set_uv_error(err);
+        return NULL;
+    }
+    self->uv.data = self;
+    uv_timer_init(&self->uv, &self->poll_timer);
+    self->poll_timer.data = self;
+    err = uv_async_init(&self->uv, &self->async, __on_async);
+    if (err < 0) {
+        uv_close((uv_handle_t *)&self->poll_timer, NULL);
+        uv_run(&self->uv, UV_RUN_NOWAIT);
+        uv_loop_close(&self->uv);
+        self->closed = 1;
+        Py_DECREF(self);
+        __set_uv_error(err);
+        return NULL;
+    }
+    self->async.data = self;
+    st->live_uv_handles += 2;
+    self->uv_ready = 1;
+    return (PyObject *)self;
+}
+
+static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->task_factory);
+    Py_VISIT(self->exception_handler);
+    Py_VISIT(self->default_executor);
+    Py_VISIT(self->current_handle);
+    Py_VISIT(self->signal_handlers);
+    Py_VISIT(self->old_agen_hooks);
+    Py_VISIT(self->coro_saved_depth);
+    Py_VISIT(self->wakeup_saved);
+    for (size_t i = 0; i < self->ready.len; i++) {
+        Py_VISIT(self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)]);
+    }
+    for (Py_ssize_t i = 0; i < self->timers.len; i++) {
+        Py_VISIT(self->timers.items[i]);
+    }
+    return 0;
+}
+
+static int Loop_clear(LoopObject *self)
+{
+    Py_CLEAR(self->task_factory);
+    Py_CLEAR(self->exception_handler);
+    Py_CLEAR(self->default_executor);
+    Py_CLEAR(self->current_handle);
+    Py_CLEAR(self->signal_handlers);
+    Py_CLEAR(self->old_agen_hooks);
+    Py_CLEAR(self->coro_saved_depth);
+    Py_CLEAR(self->wakeup_saved);
+    __ring_clear(&self->ready);
+    __heap_clear(&self->timers);
+    return 0;
+}
+
+static void Loop_finalize(LoopObject *self)
+{
+    if (self->closed || self->state == NULL) {
+        return;
+    }
+    PyObject *exc = __err_fetch();
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    if (!self->running) {
+        PyObject *res = Loop_close(self, NULL);
+        if (res == NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(res);
+    }
+    __err_restore(exc);
+}
+
+static void Loop_dealloc(LoopObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    Loop_clear(self);
+    if (self->state != NULL) {
+        __loop_close_uv(self);
+        self->state->live_loops--;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Loop_get_debug_attr(LoopObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static int Loop_set_debug_attr(LoopObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    int on = v ? PyObject_IsTrue(v) : 0;
+    if (on < 0) {
+        return -1;
+    }
+    self->debug = (char)on;
+    return 0;
+}
+
+static PyObject *Loop_get_closed(LoopObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *Loop_get_stopping(LoopObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->stopping);
+}
+
+static PyObject *Loop_get_thread_id(LoopObject *self, void *Py_UNUSED(c))
+{
+    if (!self->running) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+static PyObject *Loop_get_current_handle(LoopObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->current_handle ? self->current_handle : Py_None);
+}
+
+static PyObject *Loop_get_task_factory_attr(LoopObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+static PyObject *Loop_get_signal_handlers(LoopObject *self, void *Py_UNUSED(c))
+{
+    if (self->signal_handlers == NULL) {
+        return PyDict_New();
+    }
+    return PyDict_Copy(self->signal_handlers);
+}
+
+static PyObject *Loop_get_coro_tracking(LoopObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->coro_tracking);
+}
+
+static PyObject *Loop_pending_counts(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* Debug aid for the tests: (ready callbacks, scheduled timers). */
+    return Py_BuildValue("(nn)", (Py_ssize_t)self->ready.len, self->timers.len);
+}
+
+static PyGetSetDef Loop_getset[] = {
+    {"_debug", (getter)Loop_get_debug_attr, (setter)Loop_set_debug_attr, NULL, NULL},
+    {"_closed", (getter)Loop_get_closed, NULL, NULL, NULL},
+    {"_stopping", (getter)Loop_get_stopping, NULL, NULL, NULL},
+    {"_thread_id", (getter)Loop_get_thread_id, NULL, NULL, NULL},
+    {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
+    {"_task_factory", (getter)Loop_get_task_factory_attr, NULL, NULL, NULL},
+    {"_signal_handlers", (getter)Loop_get_signal_handlers, NULL, NULL, NULL},
+    {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef Loop_members[] = {
+    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
+     "In debug mode, callbacks slower than this many seconds are logged."},
+    {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
+    {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
+    {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0,
+     NULL},
+    {NULL},
+};
+
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+
+static PyMethodDef Loop_methods[] = {
+    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
+    {"run_until_complete", (PyCFunction)Loop_run_until_complete, METH_O,
+     "Run until the future (or coroutine, or awaitable) is done; return its result."},
+    {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
+     "Stop running the loop after the current iteration."},
+    {"close", (PyCFunction)Loop_close, METH_NOARGS, "Close the event loop."},
+    {"is_running", (PyCFunction)Loop_is_running, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)Loop_is_closed, METH_NOARGS, NULL},
+    {"time", (PyCFunction)Loop_time, METH_NOARGS,
+     "The loop's monotonic clock, in float seconds."},
+    {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, FASTKW,
+     "call_soon(callback, *args, context=None)"},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe, FASTKW,
+     "call_soon_threadsafe(callback, *args, context=None)"},
+    {"call_later", (PyCFunction)(void (*)(void))Loop_call_later, FASTKW,
+     "call_later(delay, callback, *args, context=None)"},
+    {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, FASTKW,
+     "call_at(when, callback, *args, context=None)"},
+    {"create_future", (PyCFunction)Loop_create_future, METH_NOARGS, NULL},
+    {"create_task", (PyCFunction)(void (*)(void))Loop_create_task, FASTKW,
+     "create_task(coro, *, name=None, context=None)"},
+    {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O, NULL},
+    {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS, NULL},
+    {"set_exception_handler", (PyCFunction)Loop_set_exception_handler, METH_O, NULL},
+    {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS, NULL},
+    {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, NULL},
+    {"set_debug", (PyCFunction)Loop_set_debug, METH_O, NULL},
+    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor, METH_FASTCALL,
+     "run_in_executor(executor, func, *args)"},
+    {"add_signal_handler", (PyCFunction)(void (*)(void))__loop_add_signal_handler,
+     METH_FASTCALL, "add_signal_handler(sig, callback, *args)"},
+    {"remove_signal_handler", (PyCFunction)__loop_remove_signal_handler, METH_O, NULL},
+    {"_handle_signal", (PyCFunction)(void (*)(void))__loop_handle_signal, METH_FASTCALL,
+     NULL},
+    {"_check_closed", (PyCFunction)Loop_check_closed_meth, METH_NOARGS, NULL},
+    {"_check_thread", (PyCFunction)Loop_check_thread_meth, METH_NOARGS, NULL},
+    {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth, METH_FASTCALL,
+     NULL},
+    {"_check_default_executor", (PyCFunction)Loop_check_default_executor_meth, METH_NOARGS,
+     NULL},
+    {"_set_coroutine_origin_tracking", (PyCFunction)Loop_set_coro_tracking_meth, METH_O,
+     NULL},
+    {"_run_once", (PyCFunction)Loop_run_once_meth, METH_NOARGS, NULL},
+    {"_pending_counts", (PyCFunction)Loop_pending_counts, METH_NOARGS, NULL},
+    {NULL, NULL},
+};
+
+static PyType_Slot Loop_slots[] = {
+    {Py_tp_new, Loop_new},
+    {Py_tp_dealloc, Loop_dealloc},
+    {Py_tp_finalize, Loop_finalize},
+    {Py_tp_traverse, Loop_traverse},
+    {Py_tp_clear, Loop_clear},
+    {Py_tp_repr, Loop_repr},
+    {Py_tp_methods, Loop_methods},
+    {Py_tp_members, Loop_members},
+    {Py_tp_getset, Loop_getset},
+    {Py_tp_doc, "The asyncloop event loop core (libuv)."},
+    {0, NULL},
+};
+
+PyType_Spec __loop_spec = {
+    .name = "asyncloop._core.Loop",
+    .basicsize = sizeof(LoopObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Loop_slots,
+};

@@ -1,0 +1,328 @@
+/* asyncloop._core: module initialisation (multi-phase, PEP 489) and the
+   module state: the types, cached asyncio objects and interned names. */
+#include "internal.h"
+
+#include <pthread.h>
+
+/* Bumped in the child after fork(): a loop made before it refuses to run. */
+unsigned long __asyncloop_fork_generation = 0;
+
+static void __after_fork_child(void)
+{
+    __asyncloop_fork_generation++;
+}
+
+static PyObject *__import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
+/* Whether BaseEventLoop.create_task of this CPython takes `context=` and
+   whether it takes **kwargs (newer releases pass eager_start and others). */
+static int __inspect_create_task(__state *st)
+{
+    PyObject *func = __import_attr("asyncio.base_events", "BaseEventLoop");
+    if (func == NULL) {
+        return -1;
+    }
+    PyObject *meth = PyObject_GetAttrString(func, "create_task");
+    Py_DECREF(func);
+    PyObject *code = meth ? PyObject_GetAttrString(meth, "__code__") : NULL;
+    Py_XDECREF(meth);
+    if (code == NULL) {
+        return -1;
+    }
+    PyObject *flags = PyObject_GetAttrString(code, "co_flags");
+    PyObject *names = flags ? PyObject_GetAttrString(code, "co_varnames") : NULL;
+    Py_DECREF(code);
+    if (names == NULL) {
+        Py_XDECREF(flags);
+        return -1;
+    }
+    st->create_task_varkw = (PyLong_AsLong(flags) & 0x08) != 0; /* CO_VARKEYWORDS */
+    st->create_task_has_context = PySequence_Contains(names, st->str_context) == 1;
+    Py_DECREF(flags);
+    Py_DECREF(names);
+
+    PyObject *fmt = st->format_callback_source;
+    code = PyObject_GetAttrString(fmt, "__code__");
+    if (code == NULL) {
+        return -1;
+    }
+    names = PyObject_GetAttrString(code, "co_varnames");
+    Py_DECREF(code);
+    if (names == NULL) {
+        return -1;
+    }
+    st->format_source_has_debug = PySequence_Contains(names, st->str_debug) == 1;
+    Py_DECREF(names);
+    return 0;
+}
+
+static PyObject *debug_counters(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    __state *st = PyModule_GetState(module);
+    return Py_BuildValue("{s:n,s:n,s:n,s:i}", "handles", st->live_handles, "loops",
+                         st->live_loops, "uv_handles", st->live_uv_handles, "free_handles",
+                         st->n_free_handles);
+}
+
+static PyMethodDef module_methods[] = {
+    {"_debug_counters", debug_counters, METH_NOARGS,
+     "Live Handle/TimerHandle objects, loops and libuv handles of this module."},
+    {NULL, NULL},
+};
+
+#define INTERN(field, text)                                                                \
+    do {                                                                                   \
+        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                      \
+            return -1;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+#define IMPORT(field, module, name)                                                        \
+    do {                                                                                   \
+        if ((st->field = __import_attr(module, name)) == NULL) {                           \
+            return -1;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+static int module_exec(PyObject *module)
+{
+    static int atfork_registered = 0;
+    __state *st = PyModule_GetState(module);
+
+    INTERN(str_context, "context");
+    INTERN(str_loop, "loop");
+    INTERN(str_name, "name");
+    INTERN(str_call_exception_handler, "call_exception_handler");
+    INTERN(str_message, "message");
+    INTERN(str_exception, "exception");
+    INTERN(str_handle, "handle");
+    INTERN(str_source_traceback, "source_traceback");
+    INTERN(str_log_destroy_pending, "_log_destroy_pending");
+    INTERN(str_add_done_callback, "add_done_callback");
+    INTERN(str_remove_done_callback, "remove_done_callback");
+    INTERN(str_result, "result");
+    INTERN(str_exception_meth, "exception");
+    INTERN(str_done, "done");
+    INTERN(str_cancelled, "cancelled");
+    INTERN(str_set_name, "set_name");
+    INTERN(str_submit, "submit");
+    INTERN(str_shutdown, "shutdown");
+    INTERN(str_wait, "wait");
+    INTERN(str_warning, "warning");
+    INTERN(str_debug, "debug");
+    INTERN(str_firstiter, "firstiter");
+    INTERN(str_finalizer, "finalizer");
+    INTERN(str_firstiter_hook, "_asyncgen_firstiter_hook");
+    INTERN(str_finalizer_hook, "_asyncgen_finalizer_hook");
+    INTERN(str_set_wakeup_fd, "set_wakeup_fd");
+    INTERN(str_warn_on_full_buffer, "warn_on_full_buffer");
+    INTERN(str_signal, "signal");
+    INTERN(str_siginterrupt, "siginterrupt");
+    INTERN(str_valid_signals, "valid_signals");
+    INTERN(str_default_int_handler, "default_int_handler");
+    INTERN(str_handle_signal, "_handle_signal");
+    INTERN(str_set_coro_depth, "set_coroutine_origin_tracking_depth");
+    INTERN(str_get_coro_depth, "get_coroutine_origin_tracking_depth");
+    INTERN(str_get_asyncgen_hooks, "get_asyncgen_hooks");
+    INTERN(str_set_asyncgen_hooks, "set_asyncgen_hooks");
+    INTERN(str_source_traceback_attr, "_source_traceback");
+    INTERN(str_is_finalizing, "is_finalizing");
+
+    if ((st->empty_tuple = PyTuple_New(0)) == NULL ||
+        (st->kwnames_loop = PyTuple_Pack(1, st->str_loop)) == NULL ||
+        (st->kwnames_loop_name = PyTuple_Pack(2, st->str_loop, st->str_name)) == NULL ||
+        (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) == NULL ||
+        (st->kwnames_loop_name_context =
+             PyTuple_Pack(3, st->str_loop, st->str_name, st->str_context)) == NULL ||
+        (st->kwnames_context = PyTuple_Pack(1, st->str_context)) == NULL) {
+        return -1;
+    }
+
+    IMPORT(Future, "asyncio", "Future");
+    IMPORT(Task, "asyncio", "Task");
+    IMPORT(ensure_future, "asyncio", "ensure_future");
+    IMPORT(isfuture, "asyncio", "isfuture");
+    IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
+    IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
+    IMPORT(is_debug_mode, "asyncio.coroutines", "_is_debug_mode");
+    IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
+    IMPORT(set_running_loop, "asyncio.events", "_set_running_loop");
+    IMPORT(run_until_complete_cb, "asyncio.base_events", "_run_until_complete_cb");
+    IMPORT(format_handle, "asyncio.base_events", "_format_handle");
+    IMPORT(format_callback_source, "asyncio.format_helpers", "_format_callback_source");
+    IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
+    IMPORT(logger, "asyncio.log", "logger");
+    IMPORT(ThreadPoolExecutor, "concurrent.futures", "ThreadPoolExecutor");
+    IMPORT(wrap_future, "asyncio", "wrap_future");
+    IMPORT(debug_stack_depth, "asyncio.constants", "DEBUG_STACK_DEPTH");
+    if ((st->sys_module = PyImport_ImportModule("sys")) == NULL ||
+        (st->signal_module = PyImport_ImportModule("signal")) == NULL) {
+        return -1;
+    }
+    /* Gone in 3.13, where create_task calls task.set_name(). */
+    st->set_task_name = __import_attr("asyncio.tasks", "_set_task_name");
+    if (st->set_task_name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    if (__inspect_create_task(st) < 0) {
+        return -1;
+    }
+
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
+    if (st->HandleType == NULL) {
+        return -1;
+    }
+    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &__timer_handle_spec, (PyObject *)st->HandleType);
+    if (st->TimerHandleType == NULL) {
+        return -1;
+    }
+    st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__loop_spec, NULL);
+    if (st->LoopType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, st->HandleType) < 0 ||
+        PyModule_AddType(module, st->TimerHandleType) < 0 ||
+        PyModule_AddType(module, st->LoopType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
+        return -1;
+    }
+    if (!atfork_registered) {
+        if (pthread_atfork(NULL, NULL, __after_fork_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+            return -1;
+        }
+        atfork_registered = 1;
+    }
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    __state *st = PyModule_GetState(module);
+    Py_VISIT(st->LoopType);
+    Py_VISIT(st->HandleType);
+    Py_VISIT(st->TimerHandleType);
+    Py_VISIT(st->Future);
+    Py_VISIT(st->Task);
+    Py_VISIT(st->ensure_future);
+    Py_VISIT(st->isfuture);
+    Py_VISIT(st->iscoroutine);
+    Py_VISIT(st->iscoroutinefunction);
+    Py_VISIT(st->is_debug_mode);
+    Py_VISIT(st->get_running_loop);
+    Py_VISIT(st->set_running_loop);
+    Py_VISIT(st->run_until_complete_cb);
+    Py_VISIT(st->format_handle);
+    Py_VISIT(st->format_callback_source);
+    Py_VISIT(st->extract_stack);
+    Py_VISIT(st->set_task_name);
+    Py_VISIT(st->logger);
+    Py_VISIT(st->ThreadPoolExecutor);
+    Py_VISIT(st->wrap_future);
+    Py_VISIT(st->sys_module);
+    Py_VISIT(st->signal_module);
+    Py_VISIT(st->debug_stack_depth);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    __state *st = PyModule_GetState(module);
+    Py_CLEAR(st->LoopType);
+    Py_CLEAR(st->HandleType);
+    Py_CLEAR(st->TimerHandleType);
+    Py_CLEAR(st->Future);
+    Py_CLEAR(st->Task);
+    Py_CLEAR(st->ensure_future);
+    Py_CLEAR(st->isfuture);
+    Py_CLEAR(st->iscoroutine);
+    Py_CLEAR(st->iscoroutinefunction);
+    Py_CLEAR(st->is_debug_mode);
+    Py_CLEAR(st->get_running_loop);
+    Py_CLEAR(st->set_running_loop);
+    Py_CLEAR(st->run_until_complete_cb);
+    Py_CLEAR(st->format_handle);
+    Py_CLEAR(st->format_callback_source);
+    Py_CLEAR(st->extract_stack);
+    Py_CLEAR(st->set_task_name);
+    Py_CLEAR(st->logger);
+    Py_CLEAR(st->ThreadPoolExecutor);
+    Py_CLEAR(st->wrap_future);
+    Py_CLEAR(st->sys_module);
+    Py_CLEAR(st->signal_module);
+    Py_CLEAR(st->debug_stack_depth);
+    Py_CLEAR(st->empty_tuple);
+    Py_CLEAR(st->kwnames_loop);
+    Py_CLEAR(st->kwnames_loop_name);
+    Py_CLEAR(st->kwnames_loop_context);
+    Py_CLEAR(st->kwnames_loop_name_context);
+    Py_CLEAR(st->kwnames_context);
+    /* Interned names stay valid for the interpreter; drop our references. */
+    PyObject **names[] = {
+        &st->str_context, &st->str_loop, &st->str_name, &st->str_call_exception_handler,
+        &st->str_message, &st->str_exception, &st->str_handle, &st->str_source_traceback,
+        &st->str_log_destroy_pending, &st->str_add_done_callback,
+        &st->str_remove_done_callback, &st->str_result, &st->str_exception_meth, &st->str_done,
+        &st->str_cancelled, &st->str_set_name, &st->str_submit, &st->str_shutdown,
+        &st->str_wait, &st->str_warning, &st->str_debug, &st->str_firstiter,
+        &st->str_finalizer, &st->str_firstiter_hook, &st->str_finalizer_hook,
+        &st->str_set_wakeup_fd, &st->str_warn_on_full_buffer, &st->str_signal,
+        &st->str_siginterrupt, &st->str_valid_signals, &st->str_default_int_handler,
+        &st->str_handle_signal, &st->str_set_coro_depth, &st->str_get_coro_depth,
+        &st->str_get_asyncgen_hooks, &st->str_set_asyncgen_hooks,
+        &st->str_source_traceback_attr, &st->str_is_finalizing,
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        Py_CLEAR(*names[i]);
+    }
+    return 0;
+}
+
+static void module_free(void *module)
+{
+    __state *st = PyModule_GetState((PyObject *)module);
+    if (st != NULL) {
+        __handle_free_list_clear(st);
+    }
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "asyncloop._core",
+    .m_doc = "The C core of asyncloop: an asyncio event loop over libuv.",
+    .m_size = sizeof(__state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}
