@@ -1,0 +1,88 @@
+# asyncloop: build, test and benchmark on every installed CPython 3.10-3.13.
+#
+#   make test    install what is missing (libuv headers, virtualenvs), build,
+#                run the whole test suite on each CPython
+#   make bench   build, run the benchmark suite and the tutorial examples on
+#                asyncio, uvloop and asyncloop, print the table
+#
+# ASYNCLOOP_BUILD=release|debug|sanitize selects the C build mode.
+
+SHELL := /bin/bash
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+VERSIONS ?= 3.10 3.11 3.12 3.13
+BENCH_VERSION ?= 3.12
+VENVS := .venvs
+ASYNCLOOP_BUILD ?= release
+export ASYNCLOOP_BUILD
+
+# The interpreter for a minor version: pyenv's newest, else one on PATH.
+python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python3))),$(shell command -v python$(1)))
+
+.PHONY: all test bench deps libuv venvs build install-check clean format sanitize-test debug-test
+
+all: build
+
+libuv:
+	@if ! pkg-config --exists libuv 2>/dev/null; then \
+	  echo "libuv headers missing: installing libuv1-dev with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libuv1-dev pkg-config; \
+	fi
+
+$(VENVS)/%/.ready:
+	@py="$(call python_for,$*)"; \
+	if [ -z "$$py" ]; then echo "CPython $* not found"; exit 1; fi; \
+	echo "venv $* from $$py"; \
+	$$py -m venv $(VENVS)/$* && \
+	$(VENVS)/$*/bin/pip install -q --disable-pip-version-check pytest setuptools wheel && \
+	touch $@
+
+venvs: $(foreach v,$(VERSIONS),$(VENVS)/$(v)/.ready)
+
+deps: libuv venvs
+
+build: deps
+	@for v in $(VERSIONS); do \
+	  echo "build ($$ASYNCLOOP_BUILD) for $$v"; \
+	  $(VENVS)/$$v/bin/python setup.py -q build_ext --inplace --force >/dev/null || exit 1; \
+	done
+
+# `pip install .` into a fresh virtualenv on each CPython, then import it.
+install-check: deps
+	@for v in $(VERSIONS); do \
+	  d=$$(mktemp -d); py="$(call python_for,$$v)"; \
+	  py=$$($(VENVS)/$$v/bin/python -c 'import sys; print(sys._base_executable)'); \
+	  $$py -m venv $$d/venv && \
+	  $$d/venv/bin/pip install -q --disable-pip-version-check . && \
+	  (cd $$d && ./venv/bin/python -c "import asyncio, asyncloop; print('pip install . ok on', __import__('sys').version.split()[0], asyncloop.__libuv_version__); assert asyncloop.run(asyncio.sleep(0, 7)) == 7") || { rm -rf $$d; exit 1; }; \
+	  rm -rf $$d; \
+	done
+
+test: build install-check
+	@set -e; for v in $(VERSIONS); do \
+	  echo "=== pytest on CPython $$v ($$ASYNCLOOP_BUILD build)"; \
+	  PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python -m pytest -q -p no:cacheprovider tests; \
+	done
+
+debug-test:
+	$(MAKE) test ASYNCLOOP_BUILD=debug
+
+# AddressSanitizer + UBSan: the runtime must be preloaded into python.
+sanitize-test: deps
+	@set -e; v=$(BENCH_VERSION); \
+	ASYNCLOOP_BUILD=sanitize $(VENVS)/$$v/bin/python setup.py -q build_ext --inplace --force >/dev/null; \
+	asan=$$(gcc -print-file-name=libasan.so); ubsan=$$(gcc -print-file-name=libubsan.so); \
+	LD_PRELOAD="$$asan $$ubsan" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+	  PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python -m pytest -q -p no:cacheprovider tests; \
+	$(VENVS)/$$v/bin/python setup.py -q build_ext --inplace --force >/dev/null
+
+bench: build
+	@$(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/bench.py
+
+format:
+	clang-format -i src/*.c src/*.h
+
+clean:
+	rm -rf build asyncloop/*.so *.egg-info $(VENVS)
