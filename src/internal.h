@@ -14,8 +14,9 @@
 
 /* A handle keeps this many positional arguments inline; more go to a tuple. */
 #define HANDLE_INLINE_ARGS 3
-/* Freed handles kept for reuse: enough for a burst, bounded for memory. */
-#define HANDLE_FREELIST_MAX 1024
+/* Freed handles kept for reuse: enough for a burst of cross-thread posts
+   between two GIL switches (~1.5 MB at most), bounded for memory. */
+#define HANDLE_FREELIST_MAX 8192
 /* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day at once. */
 #define MAX_POLL_TIMEOUT_MS (24 * 3600 * 1000LL)
 
