@@ -27,12 +27,12 @@ def main(argv=None):
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         return 0
-    script = argv[0]
+    script = os.path.abspath(argv[0])  # __file__ is absolute, as with `python script.py`
     if not os.path.exists(script):
-        print(f"python -m asyncloop: can't open file {script!r}", file=sys.stderr)
+        print(f"python -m asyncloop: can't open file {argv[0]!r}", file=sys.stderr)
         return 2
     sys.argv = argv[:]
-    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    sys.path[0] = os.path.dirname(script)
     runpy.run_path(script, run_name="__main__")
     return 0
 
