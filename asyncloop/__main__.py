@@ -31,7 +31,7 @@ def main(argv=None):
     if not os.path.exists(script):
         print(f"python -m asyncloop: can't open file {argv[0]!r}", file=sys.stderr)
         return 2
-    sys.argv = argv[:]
+    sys.argv = argv[:]  # argv[0] as given, as `python script.py` leaves it
     sys.path[0] = os.path.dirname(script)
     runpy.run_path(script, run_name="__main__")
     return 0

@@ -13,33 +13,44 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
                            PyObject *callback, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *context)
 {
-    HandleObject *h;
-    if (st->free_handles != NULL) {
-        h = st->free_handles;
-        st->free_handles = h->next_free;
-        st->n_free_handles--;
-        /* The memory is still a GC object, untracked; this re-initialises
-           its type (taking a reference to the heap type) and refcount. */
+    int is_timer = tp == st->TimerHandleType;
+    HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
+    HandleObject *h = *free_list;
+    if (h != NULL) {
+        *free_list = (HandleObject *)h->callback;
+        if (is_timer) {
+            st->n_free_timers--;
+        }
+        else {
+            st->n_free_handles--;
+        }
+        /* Still a GC object, untracked: this re-initialises its type (taking
+           a reference to the heap type) and its reference count. */
         PyObject_Init((PyObject *)h, tp);
+    }
+    else if (is_timer) {
+        h = (HandleObject *)PyObject_GC_New(TimerHandleObject, tp);
     }
     else {
         h = PyObject_GC_New(HandleObject, tp);
-        if (h == NULL) {
-            return NULL;
-        }
+    }
+    if (h == NULL) {
+        return NULL;
     }
     /* Every field valid first, so that a failure below can just DECREF. */
-    h->callback = h->context = h->args_tuple = NULL;
+    h->callback = h->context = NULL;
     h->loop = NULL;
-    h->argv[0] = NULL;
-    h->nargs = 0;
     h->source_traceback = h->repr = h->weakreflist = NULL;
-    h->when = h->deadline = 0.0;
-    h->seq = 0;
     h->heap_index = -1;
-    h->cancelled = 0;
-    h->running = 0;
-    h->next_free = NULL;
+    h->cancelled = h->running = h->when_is_nan = 0;
+    h->args_kind = ARGS_NONE;
+    h->args[0] = NULL;
+    if (is_timer) {
+        TimerHandleObject *t = (TimerHandleObject *)h;
+        t->arg2 = NULL;
+        t->deadline = 0.0;
+        t->seq = 0;
+    }
     st->live_handles++;
 
     if (context == NULL || context == Py_None) {
@@ -55,22 +66,26 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
     h->context = context;
     h->callback = Py_NewRef(callback);
     h->loop = (LoopObject *)Py_NewRef(loop);
-    if (nargs <= HANDLE_INLINE_ARGS) {
-        for (Py_ssize_t i = 0; i < nargs; i++) {
-            h->argv[i + 1] = Py_NewRef(args[i]);
-        }
-        h->nargs = nargs;
+    if (nargs == 1) {
+        h->args[0] = Py_NewRef(args[0]);
+        h->args_kind = ARGS_ONE;
     }
-    else {
-        h->args_tuple = PyTuple_New(nargs);
-        if (h->args_tuple == NULL) {
+    else if (nargs == 2 && is_timer) {
+        h->args[0] = Py_NewRef(args[0]);
+        ((TimerHandleObject *)h)->arg2 = Py_NewRef(args[1]);
+        h->args_kind = ARGS_TWO;
+    }
+    else if (nargs > 0) {
+        PyObject *t = PyTuple_New(nargs);
+        if (t == NULL) {
             Py_DECREF(h);
             return NULL;
         }
         for (Py_ssize_t i = 0; i < nargs; i++) {
-            PyTuple_SET_ITEM(h->args_tuple, i, Py_NewRef(args[i]));
+            PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
         }
-        h->nargs = nargs;
+        h->args[0] = t;
+        h->args_kind = ARGS_TUPLE;
     }
     PyObject_GC_Track(h);
 
@@ -89,14 +104,19 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
     return h;
 }
 
+static inline PyObject **__handle_arg2(HandleObject *h)
+{
+    return &((TimerHandleObject *)h)->arg2;
+}
+
 static void __handle_clear_call(HandleObject *h)
 {
-    Py_ssize_t n = h->args_tuple == NULL ? h->nargs : 0;
-    h->nargs = 0;
+    int kind = h->args_kind;
+    h->args_kind = ARGS_NONE;
     Py_CLEAR(h->callback);
-    Py_CLEAR(h->args_tuple);
-    for (Py_ssize_t i = 1; i <= n; i++) {
-        Py_CLEAR(h->argv[i]);
+    Py_CLEAR(h->args[0]);
+    if (kind == ARGS_TWO) {
+        Py_CLEAR(*__handle_arg2(h));
     }
 }
 
@@ -106,11 +126,9 @@ static int Handle_traverse(HandleObject *h, visitproc visit, void *arg)
     Py_VISIT(h->callback);
     Py_VISIT(h->context);
     Py_VISIT(h->loop);
-    Py_VISIT(h->args_tuple);
-    if (h->args_tuple == NULL) {
-        for (Py_ssize_t i = 1; i <= h->nargs; i++) {
-            Py_VISIT(h->argv[i]);
-        }
+    Py_VISIT(h->args[0]);
+    if (h->args_kind == ARGS_TWO) {
+        Py_VISIT(*__handle_arg2(h));
     }
     Py_VISIT(h->source_traceback);
     Py_VISIT(h->repr);
@@ -139,11 +157,18 @@ static void Handle_dealloc(HandleObject *h)
     Handle_clear(h);
     if (st != NULL) {
         st->live_handles--;
-        if (st->n_free_handles < HANDLE_FREELIST_MAX &&
-            (tp == st->HandleType || tp == st->TimerHandleType)) {
-            h->next_free = st->free_handles;
+        /* Keep the memory for the next handle of the same type. */
+        if (tp == st->HandleType && st->n_free_handles < HANDLE_FREELIST_MAX) {
+            h->callback = (PyObject *)st->free_handles;
             st->free_handles = h;
             st->n_free_handles++;
+            Py_DECREF(tp);
+            return;
+        }
+        if (tp == st->TimerHandleType && st->n_free_timers < HANDLE_FREELIST_MAX) {
+            h->callback = (PyObject *)st->free_timers;
+            st->free_timers = h;
+            st->n_free_timers++;
             Py_DECREF(tp);
             return;
         }
@@ -154,28 +179,30 @@ static void Handle_dealloc(HandleObject *h)
 
 void __handle_free_list_clear(__state *st)
 {
-    while (st->free_handles != NULL) {
-        HandleObject *h = st->free_handles;
-        st->free_handles = h->next_free;
-        PyObject_GC_Del(h);
+    HandleObject **lists[2] = {&st->free_handles, &st->free_timers};
+    for (int i = 0; i < 2; i++) {
+        while (*lists[i] != NULL) {
+            HandleObject *h = *lists[i];
+            *lists[i] = (HandleObject *)h->callback;
+            PyObject_GC_Del(h);
+        }
     }
-    st->n_free_handles = 0;
+    st->n_free_handles = st->n_free_timers = 0;
 }
 
 /* The callback's positional arguments as a new tuple. */
 static PyObject *__handle_args(HandleObject *h)
 {
-    if (h->args_tuple != NULL) {
-        return Py_NewRef(h->args_tuple);
+    switch (h->args_kind) {
+    case ARGS_TUPLE:
+        return Py_NewRef(h->args[0]);
+    case ARGS_ONE:
+        return PyTuple_Pack(1, h->args[0]);
+    case ARGS_TWO:
+        return PyTuple_Pack(2, h->args[0], *__handle_arg2(h));
+    default:
+        return PyTuple_New(0);
     }
-    PyObject *t = PyTuple_New(h->nargs);
-    if (t == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < h->nargs; i++) {
-        PyTuple_SET_ITEM(t, i, Py_NewRef(h->argv[i + 1]));
-    }
-    return t;
 }
 
 static PyObject *__format_callback_source(__state *st, HandleObject *h)
@@ -256,13 +283,13 @@ int __handle_run(HandleObject *h)
     }
     h->running = 1;
     if (PyContext_Enter(ctx) == 0) {
-        if (h->args_tuple == NULL) {
-            res = PyObject_Vectorcall(h->callback, h->argv + 1,
-                                      h->nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (h->args_kind != ARGS_TUPLE) {
+            /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
+            res = PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
         }
         else {
-            res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args_tuple, 0),
-                                      PyTuple_GET_SIZE(h->args_tuple), NULL);
+            res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args[0], 0),
+                                      PyTuple_GET_SIZE(h->args[0]), NULL);
         }
         if (PyContext_Exit(ctx) < 0) {
             Py_CLEAR(res);
@@ -292,7 +319,7 @@ static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
     if (h->heap_index >= 0 && h->loop != NULL) {
         /* The heap holds a reference; keep h alive across its release. */
         Py_INCREF(h);
-        __heap_remove(&h->loop->timers, h);
+        __heap_remove(&h->loop->timers, (TimerHandleObject *)h);
         h->cancelled = 1;
         Py_DECREF(h);
     }
@@ -335,9 +362,14 @@ static PyObject *Handle_run_method(HandleObject *h, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
+static double __timer_when(HandleObject *h)
+{
+    return h->when_is_nan ? Py_NAN : ((TimerHandleObject *)h)->deadline;
+}
+
 static PyObject *Handle_when(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(h->when);
+    return PyFloat_FromDouble(__timer_when(h));
 }
 
 static PyObject *Handle_repr(HandleObject *h)
@@ -364,7 +396,7 @@ static PyObject *Handle_repr(HandleObject *h)
         Py_CLEAR(item);
     }
     if (Py_TYPE(h) == st->TimerHandleType) {
-        PyObject *when = PyFloat_FromDouble(h->when);
+        PyObject *when = PyFloat_FromDouble(__timer_when(h));
         if (when == NULL) {
             goto done;
         }
@@ -453,7 +485,7 @@ static PyObject *Timer_get_scheduled(HandleObject *h, void *Py_UNUSED(closure))
 
 static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
 {
-    return PyFloat_FromDouble(h->when);
+    return PyFloat_FromDouble(__timer_when(h));
 }
 
 /* asyncio's TimerHandle orders and hashes by `when`; equality also compares
@@ -468,7 +500,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
     if (op == Py_EQ || op == Py_NE) {
         int eq = 1;
         if ((PyObject *)a != other) {
-            eq = a->when == b->when && a->cancelled == b->cancelled;
+            eq = __timer_when(a) == __timer_when(b) && a->cancelled == b->cancelled;
             if (eq) {
                 PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
                 eq = PyObject_RichCompareBool(x, y, Py_EQ);
@@ -491,18 +523,19 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
         return PyBool_FromLong(op == Py_EQ ? eq : !eq);
     }
     int r;
+    double wa = __timer_when(a), wb = __timer_when(b);
     switch (op) {
     case Py_LT:
-        r = a->when < b->when;
+        r = wa < wb;
         break;
     case Py_LE:
-        r = a->when < b->when || a->when == b->when;
+        r = wa < wb || wa == wb;
         break;
     case Py_GT:
-        r = a->when > b->when;
+        r = wa > wb;
         break;
     default:
-        r = a->when > b->when || a->when == b->when;
+        r = wa > wb || wa == wb;
         break;
     }
     return PyBool_FromLong(r);
@@ -510,7 +543,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
 
 static Py_hash_t Timer_hash(HandleObject *h)
 {
-    PyObject *w = PyFloat_FromDouble(h->when);
+    PyObject *w = PyFloat_FromDouble(__timer_when(h));
     if (w == NULL) {
         return -1;
     }
@@ -591,8 +624,13 @@ static PyType_Slot Timer_slots[] = {
 
 PyType_Spec __timer_handle_spec = {
     .name = "asyncloop._core.TimerHandle",
-    .basicsize = sizeof(HandleObject),
+    .basicsize = sizeof(TimerHandleObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Timer_slots,
 };
+
+/* TimerHandle's second inline argument must follow the first in memory. */
+_Static_assert(offsetof(TimerHandleObject, arg2) ==
+                   offsetof(HandleObject, args) + sizeof(PyObject *),
+               "arg2 must be contiguous with args[0]");

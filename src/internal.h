@@ -100,9 +100,11 @@ typedef struct {
     PyObject *str_source_traceback_attr;
     PyObject *str_is_finalizing;
 
-    /* Freed handles, linked through HandleObject.next_free. */
+    /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
     int n_free_handles;
+    HandleObject *free_timers;
+    int n_free_timers;
 
     /* Live object counts, asserted to return to zero by the tests. */
     Py_ssize_t live_handles;
@@ -110,27 +112,34 @@ typedef struct {
     Py_ssize_t live_uv_handles;
 } __state;
 
-/* Handle and TimerHandle share one layout; the type tells them apart. */
+/* A Handle is 80 bytes (asyncio's is 88) and keeps one callback argument
+   inline; a TimerHandle adds a second inline argument, contiguous with the
+   first so both can be passed to vectorcall as they lie, and its heap key.
+   More arguments go to a tuple. */
+enum { ARGS_NONE = 0, ARGS_ONE = 1, ARGS_TWO = 2, ARGS_TUPLE = 3 };
+
 struct __handle {
     PyObject_HEAD
-    PyObject *callback;       /* NULL once cancelled */
-    PyObject *context;        /* contextvars.Context the callback runs in */
+    PyObject *callback;         /* NULL once cancelled; next free on the free list */
+    PyObject *context;          /* contextvars.Context the callback runs in */
     LoopObject *loop;
-    PyObject *args_tuple;     /* only when nargs > HANDLE_INLINE_ARGS */
-    /* argv[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET. */
-    PyObject *argv[1 + HANDLE_INLINE_ARGS];
-    Py_ssize_t nargs;
     PyObject *source_traceback; /* debug mode: where it was created */
     PyObject *repr;             /* debug mode: repr kept at cancel() */
     PyObject *weakreflist;
-    double when;                /* TimerHandle: the deadline, as given */
-    double deadline;            /* heap key: when, NaN read as +inf */
-    uint64_t seq;               /* heap tie-break: scheduling order */
-    Py_ssize_t heap_index;      /* -1 when not in the timer heap */
-    char cancelled;
-    char running;               /* cancel() defers clearing while set */
-    HandleObject *next_free;
+    int32_t heap_index;         /* TimerHandle: -1 when not in the timer heap */
+    uint8_t cancelled;
+    uint8_t running;            /* cancel() defers clearing while set */
+    uint8_t args_kind;          /* ARGS_* */
+    uint8_t when_is_nan;        /* TimerHandle: when() is NaN, keyed as +inf */
+    PyObject *args[1];          /* last: TimerHandle.arg2 follows it */
 };
+
+typedef struct {
+    HandleObject base;
+    PyObject *arg2; /* args[1], contiguous with base.args[0] */
+    double deadline;
+    uint64_t seq;   /* ties in scheduling order */
+} TimerHandleObject;
 
 /* FIFO of owned HandleObject references (a power-of-two ring). */
 typedef struct {
@@ -142,7 +151,7 @@ typedef struct {
 
 /* Binary min-heap of owned TimerHandle references on (deadline, seq). */
 typedef struct {
-    HandleObject **items;
+    TimerHandleObject **items;
     Py_ssize_t len;
     Py_ssize_t cap;
 } __heap;
@@ -199,9 +208,9 @@ int __handle_run(HandleObject *h);
 void __handle_free_list_clear(__state *st);
 
 /* timer.c */
-int __heap_push(__heap *heap, HandleObject *h);
-HandleObject *__heap_pop(__heap *heap);
-void __heap_remove(__heap *heap, HandleObject *h);
+int __heap_push(__heap *heap, TimerHandleObject *h);
+TimerHandleObject *__heap_pop(__heap *heap);
+void __heap_remove(__heap *heap, TimerHandleObject *h);
 void __heap_clear(__heap *heap);
 
 /* loop.c */

@@ -300,10 +300,11 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     if (h == NULL) {
         return NULL;
     }
-    h->when = when;
-    h->deadline = isnan(when) ? INFINITY : when;
-    h->seq = self->timer_seq++;
-    if (__heap_push(&self->timers, h) < 0) {
+    TimerHandleObject *t = (TimerHandleObject *)h;
+    h->when_is_nan = isnan(when) != 0;
+    t->deadline = h->when_is_nan ? INFINITY : when;
+    t->seq = self->timer_seq++;
+    if (__heap_push(&self->timers, t) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -466,7 +467,7 @@ static int __loop_run_once(LoopObject *self)
     if (self->timers.len > 0) {
         double now = __now();
         while (self->timers.len > 0 && self->timers.items[0]->deadline <= now) {
-            HandleObject *h = __heap_pop(&self->timers);
+            HandleObject *h = (HandleObject *)__heap_pop(&self->timers);
             int rc = __ring_push(&self->ready, h);
             Py_DECREF(h);
             if (rc < 0) {
