@@ -5,6 +5,7 @@ policy is set to asyncloop's, so asyncio.run(), asyncio.new_event_loop() and
 asyncio.get_event_loop() all give asyncloop loops.
 """
 
+import io
 import os
 import runpy
 import sys
@@ -33,8 +34,25 @@ def main(argv=None):
         return 2
     sys.argv = argv[:]  # argv[0] as given, as `python script.py` leaves it
     sys.path[0] = os.path.dirname(script)
-    runpy.run_path(script, run_name="__main__")
+    _run_script(script)
     return 0
+
+
+def _run_script(path):
+    # What `python script.py` does: a fresh __main__ whose __file__ is the
+    # absolute path (runpy.run_path would also rewrite sys.argv[0]).
+    import importlib.machinery
+    import types
+
+    with io.open_code(path) as f:
+        code = compile(f.read(), path, "exec")
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__cached__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 if __name__ == "__main__":
