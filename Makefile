@@ -79,7 +79,7 @@ sanitize-test: deps
 
 bench: build
 	@$(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
-	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/bench.py
+	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 format:
 	clang-format -i src/*.c src/*.h
