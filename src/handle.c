@@ -4,11 +4,6 @@
    bounded free list so that call_soon allocates nothing in steady state. */
 #include "internal.h"
 
-__state *__state_from_type(PyTypeObject *tp)
-{
-    return (__state *)PyType_GetModuleState(tp);
-}
-
 HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
                            PyObject *callback, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *context)
@@ -135,11 +130,12 @@ static int Handle_traverse(HandleObject *h, visitproc visit, void *arg)
     return 0;
 }
 
+/* Keeps h->loop: every cycle through it passes through the loop, whose own
+   tp_clear breaks it, and dealloc needs it to reach the module state. */
 static int Handle_clear(HandleObject *h)
 {
     __handle_clear_call(h);
     Py_CLEAR(h->context);
-    Py_CLEAR(h->loop);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
     return 0;
@@ -148,13 +144,18 @@ static int Handle_clear(HandleObject *h)
 static void Handle_dealloc(HandleObject *h)
 {
     PyTypeObject *tp = Py_TYPE(h);
-    __state *st = __state_from_type(tp);
     PyObject_GC_UnTrack(h);
     if (h->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
     assert(h->heap_index < 0);
     Handle_clear(h);
+    /* The loop keeps the module, so its state, alive; not
+       PyType_GetModuleState, which fails once the final GC has cleared the
+       type's module. */
+    LoopObject *loop = h->loop;
+    h->loop = NULL;
+    __state *st = loop ? loop->state : NULL;
     if (st != NULL) {
         st->live_handles--;
         /* Keep the memory for the next handle of the same type. */
@@ -163,6 +164,7 @@ static void Handle_dealloc(HandleObject *h)
             st->free_handles = h;
             st->n_free_handles++;
             Py_DECREF(tp);
+            Py_DECREF(loop);
             return;
         }
         if (tp == st->TimerHandleType && st->n_free_timers < HANDLE_FREELIST_MAX) {
@@ -170,11 +172,13 @@ static void Handle_dealloc(HandleObject *h)
             st->free_timers = h;
             st->n_free_timers++;
             Py_DECREF(tp);
+            Py_DECREF(loop);
             return;
         }
     }
     PyObject_GC_Del(h);
     Py_DECREF(tp);
+    Py_XDECREF(loop);
 }
 
 void __handle_free_list_clear(__state *st)
@@ -377,7 +381,10 @@ static PyObject *Handle_repr(HandleObject *h)
     if (h->repr != NULL && h->cancelled) {
         return Py_NewRef(h->repr);
     }
-    __state *st = __state_from_type(Py_TYPE(h));
+    if (h->loop == NULL) {
+        return PyUnicode_FromString("<Handle>");
+    }
+    __state *st = h->loop->state;
     PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL, *res = NULL;
     if (parts == NULL) {
         return NULL;
@@ -492,8 +499,7 @@ static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
    the callback, arguments and cancelled state. */
 static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
 {
-    __state *st = __state_from_type(Py_TYPE(a));
-    if (!PyObject_TypeCheck(other, st->TimerHandleType)) {
+    if (Py_TYPE(other) != Py_TYPE(a)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
     HandleObject *b = (HandleObject *)other;

@@ -158,7 +158,8 @@ typedef struct {
 
 struct __loop {
     PyObject_HEAD
-    __state *state; /* borrowed: the module outlives its types' instances */
+    PyObject *module; /* strong: keeps the state valid until dealloc ends */
+    __state *state;   /* the module's state; its fields are NULL once cleared */
     uv_loop_t uv;
     uv_timer_t poll_timer;    /* bounds a blocking poll by the next deadline */
     uv_async_t async;         /* wakes a blocked poll from another thread */
@@ -196,7 +197,6 @@ struct __loop {
 
 /* module.c */
 extern unsigned long __asyncloop_fork_generation;
-__state *__state_from_type(PyTypeObject *tp);
 
 /* handle.c */
 extern PyType_Spec __handle_spec;

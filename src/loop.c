@@ -1229,7 +1229,7 @@ static PyObject *Loop_repr(LoopObject *self)
                                 self->debug ? "True" : "False");
 }
 
-static __state *__find_state(PyTypeObject *type)
+static __state *__find_state(PyTypeObject *type, PyObject **module)
 {
     /* The state of the module that defines _core.Loop, from a subclass. */
     PyObject *mro = type->tp_mro; /* borrowed */
@@ -1246,6 +1246,7 @@ static __state *__find_state(PyTypeObject *type)
         }
         __state *st = PyModule_GetState(m);
         if (st != NULL && st->LoopType == t) {
+            *module = m;
             return st;
         }
     }
@@ -1255,7 +1256,8 @@ static __state *__find_state(PyTypeObject *type)
 
 static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    __state *st = __find_state(type);
+    PyObject *module; /* borrowed */
+    __state *st = __find_state(type, &module);
     if (st == NULL) {
         return NULL;
     }
@@ -1263,6 +1265,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
+    self->module = Py_NewRef(module);
     self->state = st;
     self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
     self->slow_callback_duration = 0.1;
@@ -1307,6 +1310,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
     Py_VISIT(self->task_factory);
     Py_VISIT(self->exception_handler);
     Py_VISIT(self->default_executor);
@@ -1344,6 +1348,14 @@ static void Loop_finalize(LoopObject *self)
     if (self->closed || self->state == NULL) {
         return;
     }
+    if (self->state->LoopType == NULL) {
+        /* Interpreter shutdown cleared the module: only libuv is left. */
+        self->closed = 1;
+        __ring_clear(&self->ready);
+        __heap_clear(&self->timers);
+        __loop_close_uv(self);
+        return;
+    }
     PyObject *exc = __err_fetch();
     if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
@@ -1370,8 +1382,10 @@ static void Loop_dealloc(LoopObject *self)
         __loop_close_uv(self);
         self->state->live_loops--;
     }
+    PyObject *module = self->module;
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+    Py_XDECREF(module);
 }
 
 static PyObject *Loop_get_debug_attr(LoopObject *self, void *Py_UNUSED(c))
