@@ -62,6 +62,7 @@ typedef struct {
     int format_source_has_debug;     /* _format_callback_source(debug=) */
 
     PyObject *str_context;
+    PyObject *str_context_seen; /* the "context" object callers pass, learned */
     PyObject *str_loop;
     PyObject *str_name;
     PyObject *str_call_exception_handler;

@@ -169,7 +169,13 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
-        if (key == st->str_context || PyUnicode_Compare(key, st->str_context) == 0) {
+        if (key == st->str_context_seen || key == st->str_context) {
+            *context = args[nargs + i];
+        }
+        else if (PyUnicode_Check(key) && PyUnicode_Compare(key, st->str_context) == 0) {
+            /* asyncio's C Task passes its own "context" string, not the
+               interned one: remember it so the next call is a pointer test. */
+            Py_XSETREF(st->str_context_seen, Py_NewRef(key));
             *context = args[nargs + i];
         }
         else {

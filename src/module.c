@@ -266,6 +266,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->sys_module);
     Py_CLEAR(st->signal_module);
     Py_CLEAR(st->debug_stack_depth);
+    Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);
     Py_CLEAR(st->kwnames_loop_name);
