@@ -68,6 +68,10 @@ def run(main, *, debug=None, **run_kwargs):
 
 
 def _run_with_policy(main, debug):
+    # Checked first, as asyncio.run does: a Runner made here would fail in
+    # close() and hide this error behind another.
+    if __asyncio.events._get_running_loop() is not None:
+        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     old = __asyncio.events._event_loop_policy
     __asyncio.set_event_loop_policy(EventLoopPolicy())
     try:

@@ -55,12 +55,15 @@ static void __ring_clear(__ring *ring)
 /* --- GIL and libuv callbacks ------------------------------------------ */
 
 /* libuv callbacks run inside uv_run, which a blocking poll enters with the
-   GIL released; the first callback of the iteration takes it back. */
+   GIL released; an I/O callback that needs Python takes it back. uv_stop()
+   then makes the rest of this uv_run non-blocking: libuv could otherwise
+   poll again (with no timer left, forever) while we hold the GIL. */
 void __loop_hold_gil(LoopObject *loop)
 {
     if (loop->released_tstate != NULL) {
         PyThreadState *ts = loop->released_tstate;
         loop->released_tstate = NULL;
+        uv_stop(&loop->uv);
         PyEval_RestoreThread(ts);
         loop->polling = 0;
     }
@@ -68,9 +71,12 @@ void __loop_hold_gil(LoopObject *loop)
 
 static void __on_poll_timer(uv_timer_t *timer)
 {
-    /* Only ends the poll: due timers are taken from the heap by the
-       iteration, against the precise clock. */
-    __loop_hold_gil((LoopObject *)timer->data);
+    /* Ends the poll without the GIL. libuv runs due timers before it
+       polls, so this may run first thing in uv_run: uv_stop() turns the
+       poll that follows into a non-blocking one. Due timers are then taken
+       from the heap by the iteration, against the precise clock. */
+    LoopObject *loop = timer->data;
+    uv_stop(&loop->uv);
 }
 
 static void __on_async(uv_async_t *async)
@@ -453,7 +459,13 @@ static int __loop_poll(LoopObject *self)
     self->polling = 1;
     self->released_tstate = PyEval_SaveThread();
     uv_run(&self->uv, UV_RUN_ONCE);
-    __loop_hold_gil(self);
+    if (self->released_tstate != NULL) {
+        /* No callback took the GIL back (and none called uv_stop, whose
+           flag would otherwise outlive this uv_run). */
+        PyThreadState *ts = self->released_tstate;
+        self->released_tstate = NULL;
+        PyEval_RestoreThread(ts);
+    }
     self->polling = 0;
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);

@@ -1,0 +1,542 @@
+"""call_soon, call_later, call_at, call_soon_threadsafe and their handles."""
+
+import contextvars
+import functools
+import random
+import threading
+
+import pytest
+
+from conftest import CLOCK_RES, GUARD, PY, run_briefly
+
+var = contextvars.ContextVar("var", default="default")
+
+
+# -------------------------------------------------------------- call_soon --
+
+def test_call_soon_fifo(loop):
+    calls = []
+    for i in range(100):
+        loop.call_soon(calls.append, i)
+    run_briefly(loop)
+    assert calls == list(range(100))
+
+
+def test_call_soon_args(loop):
+    calls = []
+
+    def cb(*args):
+        calls.append(args)
+
+    loop.call_soon(cb)
+    loop.call_soon(cb, 1)
+    loop.call_soon(cb, 1, "two", None, [3])
+    loop.call_soon(cb, *range(300))
+    run_briefly(loop)
+    assert calls == [(), (1,), (1, "two", None, [3]), tuple(range(300))]
+
+
+def test_call_soon_return_value_ignored(loop):
+    calls = []
+    loop.call_soon(lambda: 42)
+    loop.call_soon(lambda: calls.append(1) or "x")
+    run_briefly(loop)
+    assert calls == [1]
+
+
+def test_call_soon_kinds_of_callables(loop):
+    calls = []
+
+    class C:
+        def method(self, x):
+            calls.append(("method", x))
+
+        @staticmethod
+        def static(x):
+            calls.append(("static", x))
+
+        def __call__(self, x):
+            calls.append(("call", x))
+
+    loop.call_soon(C().method, 1)
+    loop.call_soon(C.static, 2)
+    loop.call_soon(C(), 3)
+    loop.call_soon(functools.partial(calls.append, ("partial", 4)))
+    loop.call_soon(lambda: calls.append(("lambda", 5)))
+    run_briefly(loop)
+    assert calls == [("method", 1), ("static", 2), ("call", 3), ("partial", 4), ("lambda", 5)]
+
+
+def test_callback_scheduled_by_callback_runs_next_iteration(loop):
+    calls = []
+
+    def a():
+        calls.append("a")
+        loop.call_soon(calls.append, "a2")
+
+    loop.call_soon(a)
+    loop.call_soon(calls.append, "b")
+    run_briefly(loop)
+    # stop() was queued after a and b; a2 was queued after stop
+    assert calls == ["a", "b"]
+    run_briefly(loop)
+    assert calls == ["a", "b", "a2"]
+
+
+def test_many_iterations(loop):
+    count = 0
+
+    def step():
+        nonlocal count
+        count += 1
+        if count < 10000:
+            loop.call_soon(step)
+        else:
+            loop.stop()
+
+    loop.call_soon(step)
+    loop.run_forever()
+    assert count == 10000
+
+
+# ------------------------------------------------------------------ Handle --
+
+def test_handle_cancel(loop):
+    calls = []
+    h = loop.call_soon(calls.append, 1)
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    h.cancel()  # twice is fine
+    assert h.cancelled()
+    run_briefly(loop)
+    assert calls == []
+
+
+def test_handle_cancelled_by_earlier_callback(loop):
+    calls = []
+    later = []
+    loop.call_soon(lambda: later[0].cancel())
+    later.append(loop.call_soon(calls.append, "cancelled"))
+    loop.call_soon(calls.append, "kept")
+    run_briefly(loop)
+    assert calls == ["kept"]
+
+
+def test_cancel_releases_callback_and_args(loop):
+    """Like asyncio, a cancelled handle drops its callback and arguments
+    at once, even while it is still queued."""
+    import gc
+    import weakref
+
+    class Obj:
+        def __call__(self, *args):
+            pass
+
+    cb, arg, tcb, targ = Obj(), Obj(), Obj(), Obj()
+    refs = [weakref.ref(o) for o in (cb, arg, tcb, targ)]
+    h = loop.call_soon(cb, arg)
+    t = loop.call_later(3600, tcb, targ)
+    del cb, arg, tcb, targ
+    h.cancel()
+    t.cancel()
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4
+    run_briefly(loop)
+    assert h.cancelled() and t.cancelled()
+
+
+def test_handle_cancel_after_run(loop):
+    calls = []
+    h = loop.call_soon(calls.append, 1)
+    run_briefly(loop)
+    assert calls == [1]
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+
+
+def test_handle_repr(loop):
+    def cb(*args):
+        pass
+
+    handles = [
+        loop.call_soon(cb),
+        loop.call_soon(cb, 1, "x" * 1000),
+        loop.call_soon(functools.partial(cb, 1), 2),
+        loop.call_soon(print),
+        loop.call_later(10, cb, object()),
+        loop.call_at(loop.time() + 10, cb),
+        loop.call_soon_threadsafe(cb),
+    ]
+    for h in handles:
+        assert isinstance(repr(h), str)
+        h.cancel()
+        assert isinstance(repr(h), str)
+    run_briefly(loop)
+    loop.set_debug(True)
+    h = loop.call_soon(cb)
+    assert isinstance(repr(h), str)
+    run_briefly(loop)
+    assert isinstance(repr(h), str)
+
+
+def test_handle_repr_with_broken_repr_arg(loop):
+    class Bad:
+        def __repr__(self):
+            raise ValueError("no repr")
+
+    h = loop.call_soon(lambda x: None, Bad())
+    try:
+        r = repr(h)
+    except ValueError:
+        pass  # what asyncio does: the argument's error propagates
+    else:
+        assert isinstance(r, str)
+    run_briefly(loop)
+
+
+@pytest.mark.skipif(PY < (3, 12), reason="Handle.get_context() is 3.12+ in asyncio")
+def test_handle_get_context(loop):
+    ctx = contextvars.copy_context()
+    h = loop.call_soon(print, context=ctx)
+    assert h.get_context() is ctx
+    t = loop.call_later(1, print, context=ctx)
+    assert t.get_context() is ctx
+    h2 = loop.call_soon(print)
+    assert isinstance(h2.get_context(), contextvars.Context)
+    for h in (h, t, h2):
+        h.cancel()
+
+
+# ----------------------------------------------------------------- context --
+
+def test_call_soon_context_default_is_copy_at_call_time(loop):
+    seen = []
+    token = var.set("at call time")
+    try:
+        loop.call_soon(lambda: seen.append(var.get()))
+        var.set("changed afterwards")
+    finally:
+        var.reset(token)
+    run_briefly(loop)
+    assert seen == ["at call time"]
+
+
+def test_call_soon_changes_do_not_leak(loop):
+    loop.call_soon(var.set, "inside")
+    seen = []
+    loop.call_soon(lambda: seen.append(var.get()))
+    run_briefly(loop)
+    assert seen == ["default"]
+    assert var.get() == "default"
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at", "call_soon_threadsafe"])
+def test_context_kwarg(loop, method):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    seen = []
+
+    def cb(x):
+        seen.append((x, var.get()))
+        var.set("set by callback")
+
+    if method == "call_soon":
+        loop.call_soon(cb, 1, context=ctx)
+    elif method == "call_later":
+        loop.call_later(0.001, cb, 1, context=ctx)
+    elif method == "call_at":
+        loop.call_at(loop.time() + 0.001, cb, 1, context=ctx)
+    else:
+        loop.call_soon_threadsafe(cb, 1, context=ctx)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert seen == [(1, "in ctx")]
+    assert ctx[var] == "set by callback"
+    assert var.get() == "default"
+
+
+def test_context_none_means_copy(loop):
+    seen = []
+    token = var.set("outer")
+    try:
+        loop.call_soon(lambda: seen.append(var.get()), context=None)
+    finally:
+        var.reset(token)
+    run_briefly(loop)
+    assert seen == ["outer"]
+
+
+def test_same_context_shared_by_callbacks(loop):
+    ctx = contextvars.Context()
+    seen = []
+    loop.call_soon(var.set, 1, context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    run_briefly(loop)
+    assert seen == [1]
+
+
+# ------------------------------------------------------ call_later/call_at --
+
+def test_call_later_returns_timer_handle(loop):
+    t1 = loop.time()
+    h = loop.call_later(5, print)
+    t2 = loop.time()
+    when = h.when()
+    assert isinstance(when, float)
+    assert t1 + 5 - CLOCK_RES <= when <= t2 + 5 + CLOCK_RES
+    h.cancel()
+
+
+def test_call_at_when(loop):
+    when = loop.time() + 7.25
+    h = loop.call_at(when, print)
+    assert h.when() == when
+    h.cancel()
+    h2 = loop.call_at(12345, print)
+    assert h2.when() == 12345
+    h2.cancel()
+
+
+def test_call_later_args(loop):
+    calls = []
+    loop.call_later(0.001, lambda *a: calls.append(a), 1, 2, 3)
+    loop.call_at(loop.time() + 0.001, lambda *a: calls.append(a), "x")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert sorted(calls, key=len) == [("x",), (1, 2, 3)]
+
+
+def test_timers_run_in_deadline_order(loop):
+    calls = []
+    base = loop.time() + 0.01
+    offsets = list(range(50))
+    random.Random(1).shuffle(offsets)
+    for k in offsets:
+        loop.call_at(base + k * 0.001, calls.append, k)
+    loop.call_at(base + 0.1, loop.stop)
+    loop.run_forever()
+    assert calls == list(range(50))
+
+
+def test_sub_millisecond_deadlines_ordered(loop):
+    """Deadlines closer than a millisecond still run in deadline order."""
+    calls = []
+    base = loop.time() + 0.01
+    offsets = list(range(40))
+    random.Random(2).shuffle(offsets)
+    for k in offsets:
+        loop.call_at(base + k * 0.00005, calls.append, k)
+    loop.call_at(base + 0.05, loop.stop)
+    loop.run_forever()
+    assert calls == list(range(40))
+
+
+def test_timer_ties_all_run(loop):
+    """Timers with the same deadline all run (asyncio does not promise an
+    order among them: its heap is not stable)."""
+    calls = []
+    when = loop.time() + 0.005
+    for i in range(20):
+        loop.call_at(when, calls.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(calls) == list(range(20))
+
+
+def test_timer_ties_in_scheduling_order(loop, is_stock):
+    """asyncloop's own promise, stronger than asyncio's: timers with the same
+    deadline run in the order they were scheduled."""
+    if is_stock:
+        pytest.skip("asyncio's timer heap is not stable: its order for ties is arbitrary")
+    calls = []
+    when = loop.time() + 0.005
+    for i in range(50):
+        loop.call_at(when, calls.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert calls == list(range(50))
+
+
+def test_negative_delay(loop):
+    calls = []
+    h = loop.call_later(-1, calls.append, "a")
+    assert h.when() < loop.time()
+    loop.call_later(-2, calls.append, "b")
+    loop.call_later(0, calls.append, "c")
+    loop.call_at(loop.time() - 100, calls.append, "d")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    # all past deadlines run at once, earliest deadline first
+    assert calls == ["d", "b", "a", "c"]
+
+
+def test_zero_delay_and_call_soon(loop):
+    """A timer that is due joins the ready queue after the callbacks that
+    were already ready."""
+    calls = []
+    loop.call_later(0, calls.append, "timer")
+    loop.call_soon(calls.append, "soon")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == ["soon", "timer"]
+
+
+def test_timer_cancel(loop):
+    calls = []
+    h = loop.call_later(0.001, calls.append, "cancelled")
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    h.cancel()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == []
+
+
+def test_timer_cancelled_by_earlier_timer(loop):
+    calls = []
+    when = loop.time() + 0.005
+    victim = []
+    loop.call_at(when, lambda: victim[0].cancel())
+    victim.append(loop.call_at(when + 0.0001, calls.append, "victim"))
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert calls == []
+
+
+def test_cancel_many_timers(loop):
+    calls = []
+    handles = [loop.call_later(0.001 + (i % 100) * 0.0001, calls.append, i) for i in range(5000)]
+    kept = set(range(0, 5000, 97))
+    for i, h in enumerate(handles):
+        if i not in kept:
+            h.cancel()
+    assert sum(h.cancelled() for h in handles) == 5000 - len(kept)
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert sorted(calls) == sorted(kept)
+
+
+def test_cancel_many_far_timers_then_near_one(loop):
+    handles = [loop.call_later(3600 + i, print) for i in range(2000)]
+    for h in handles:
+        h.cancel()
+    calls = []
+    loop.call_later(0.001, calls.append, "near")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == ["near"]
+
+
+def test_timer_cancel_after_fire(loop):
+    calls = []
+    h = loop.call_later(0, calls.append, 1)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == [1]
+    h.cancel()
+    assert h.cancelled()
+
+
+def test_timer_scheduled_from_timer(loop):
+    calls = []
+
+    def first():
+        calls.append("first")
+        loop.call_later(0.001, second)
+
+    def second():
+        calls.append("second")
+        loop.stop()
+
+    loop.call_later(0.001, first)
+    guard = loop.call_later(GUARD, loop.stop)
+    loop.run_forever()
+    guard.cancel()
+    assert calls == ["first", "second"]
+
+
+def test_far_timer_does_not_block_near(loop):
+    calls = []
+    loop.call_later(3600, calls.append, "far")
+    loop.call_later(0.005, calls.append, "near")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == ["near"]
+
+
+# --------------------------------------------------- call_soon_threadsafe --
+
+def test_call_soon_threadsafe_same_thread(loop):
+    calls = []
+    h = loop.call_soon_threadsafe(calls.append, 1)
+    assert not h.cancelled()
+    run_briefly(loop)
+    assert calls == [1]
+
+
+def test_call_soon_threadsafe_cancel(loop):
+    calls = []
+    h = loop.call_soon_threadsafe(calls.append, 1)
+    h.cancel()
+    run_briefly(loop)
+    assert calls == []
+
+
+def test_call_soon_threadsafe_many_threads(loop):
+    n_threads, per_thread = 8, 1000
+    total = n_threads * per_thread
+    seen = {}
+    order = {t: [] for t in range(n_threads)}
+    barrier = threading.Barrier(n_threads)
+
+    def cb(t, i):
+        assert threading.current_thread() is threading.main_thread()
+        seen[(t, i)] = seen.get((t, i), 0) + 1
+        order[t].append(i)
+        if len(seen) == total:
+            loop.stop()
+
+    def worker(t):
+        barrier.wait()
+        for i in range(per_thread):
+            loop.call_soon_threadsafe(cb, t, i)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    guard = loop.call_later(GUARD * 3, loop.stop)
+    loop.call_soon(lambda: [t.start() for t in threads])
+    try:
+        loop.run_forever()
+    finally:
+        for t in threads:
+            t.join()
+    guard.cancel()
+    run_briefly(loop)  # anything left over would show as a count of 2
+    assert len(seen) == total, f"{total - len(seen)} callbacks never ran"
+    assert set(seen.values()) == {1}
+    for t in range(n_threads):
+        assert order[t] == list(range(per_thread)), "one thread's callbacks ran out of order"
+
+
+def test_call_soon_threadsafe_while_idle(loop):
+    """Callbacks posted one at a time to an idle loop each wake it up."""
+    got = []
+    done = threading.Event()
+
+    def worker():
+        for i in range(20):
+            loop.call_soon_threadsafe(got.append, i)
+            threading.Event().wait(0.002)
+        loop.call_soon_threadsafe(loop.stop)
+        done.set()
+
+    guard = loop.call_later(GUARD * 3, loop.stop)
+    t = threading.Thread(target=worker)
+    loop.call_soon(t.start)
+    loop.run_forever()
+    t.join()
+    guard.cancel()
+    assert done.is_set()
+    assert got == list(range(20))
