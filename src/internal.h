@@ -48,7 +48,7 @@ typedef struct {
     PyObject *sys_module;
     PyObject *signal_module;
     PyObject *debug_stack_depth;     /* asyncio.constants.DEBUG_STACK_DEPTH */
-    PyObject *is_debug_mode;         /* asyncio.coroutines._is_debug_mode */
+    PyObject *coroutines_module;     /* asyncio.coroutines (_is_debug_mode) */
     PyObject *empty_tuple;
     PyObject *kwnames_loop;          /* ("loop",) */
     PyObject *kwnames_loop_name;     /* ("loop", "name") */

@@ -1290,7 +1290,8 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->fork_generation = __asyncloop_fork_generation;
     st->live_loops++;
 
-    PyObject *dbg = PyObject_CallNoArgs(st->is_debug_mode);
+    /* Looked up each time, as asyncio does (tests patch it). */
+    PyObject *dbg = PyObject_CallMethod(st->coroutines_module, "_is_debug_mode", NULL);
     if (dbg == NULL) {
         self->closed = 1;
         Py_DECREF(self);

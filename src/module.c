@@ -153,7 +153,6 @@ static int module_exec(PyObject *module)
     IMPORT(isfuture, "asyncio", "isfuture");
     IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
     IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
-    IMPORT(is_debug_mode, "asyncio.coroutines", "_is_debug_mode");
     IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
     IMPORT(set_running_loop, "asyncio.events", "_set_running_loop");
     IMPORT(run_until_complete_cb, "asyncio.base_events", "_run_until_complete_cb");
@@ -164,7 +163,8 @@ static int module_exec(PyObject *module)
     IMPORT(ThreadPoolExecutor, "concurrent.futures", "ThreadPoolExecutor");
     IMPORT(wrap_future, "asyncio", "wrap_future");
     IMPORT(debug_stack_depth, "asyncio.constants", "DEBUG_STACK_DEPTH");
-    if ((st->sys_module = PyImport_ImportModule("sys")) == NULL ||
+    if ((st->coroutines_module = PyImport_ImportModule("asyncio.coroutines")) == NULL ||
+        (st->sys_module = PyImport_ImportModule("sys")) == NULL ||
         (st->signal_module = PyImport_ImportModule("signal")) == NULL) {
         return -1;
     }
@@ -223,7 +223,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->isfuture);
     Py_VISIT(st->iscoroutine);
     Py_VISIT(st->iscoroutinefunction);
-    Py_VISIT(st->is_debug_mode);
+    Py_VISIT(st->coroutines_module);
     Py_VISIT(st->get_running_loop);
     Py_VISIT(st->set_running_loop);
     Py_VISIT(st->run_until_complete_cb);
@@ -252,7 +252,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->isfuture);
     Py_CLEAR(st->iscoroutine);
     Py_CLEAR(st->iscoroutinefunction);
-    Py_CLEAR(st->is_debug_mode);
+    Py_CLEAR(st->coroutines_module);
     Py_CLEAR(st->get_running_loop);
     Py_CLEAR(st->set_running_loop);
     Py_CLEAR(st->run_until_complete_cb);
