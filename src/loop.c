@@ -323,73 +323,59 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     return (PyObject *)h;
 }
 
-static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,
-                                 PyObject *kwnames)
+/* call_later (relative) and call_at, in asyncio's order of checks. */
+static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames, int relative)
 {
+    const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     double when;
     if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "call_later() missing %zd required positional argument%s: %s",
-                     2 - nargs, nargs == 0 ? "s" : "",
-                     nargs == 0 ? "'delay' and 'callback'" : "'callback'");
+        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: '%s'%s",
+                     method, 2 - nargs, nargs == 0 ? "s" : "",
+                     nargs == 0 ? (relative ? "delay" : "when") : "callback",
+                     nargs == 0 ? " and 'callback'" : "");
         return NULL;
     }
-    if (__parse_context_kw(self->state, "call_later", args + 1, nargs - 1, kwnames,
-                           &context) < 0) {
+    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames, &context) < 0) {
         return NULL;
     }
 #if PY_VERSION_HEX >= 0x030B0000
     if (args[0] == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "delay must not be None");
+        PyErr_SetString(PyExc_TypeError,
+                        relative ? "delay must not be None" : "when cannot be None");
         return NULL;
     }
 #endif
-    if (__timer_when(args[0], __now(), &when) < 0 || __loop_check_closed(self) < 0) {
+    /* call_later computes time() + delay before call_at checks the loop. */
+    if (relative && __timer_when(args[0], __now(), &when) < 0) {
         return NULL;
     }
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    /* Both report "call_at": asyncio's call_later goes through call_at. */
     if (self->debug && (__loop_check_thread(self) < 0 ||
                         __loop_check_callback(self, args[1], "call_at") < 0)) {
+        return NULL;
+    }
+    if (!relative && __timer_when(args[0], 0.0, &when) < 0) {
         return NULL;
     }
     return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
 }
 
+static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames)
+{
+    return __loop_call_timer(self, args, nargsf, kwnames, 1);
+}
+
 static PyObject *Loop_call_at(LoopObject *self, PyObject *const *args, size_t nargsf,
                               PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context;
-    double when;
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "call_at() missing %zd required positional argument%s: %s",
-                     2 - nargs, nargs == 0 ? "s" : "",
-                     nargs == 0 ? "'when' and 'callback'" : "'callback'");
-        return NULL;
-    }
-    if (__parse_context_kw(self->state, "call_at", args + 1, nargs - 1, kwnames, &context) <
-        0) {
-        return NULL;
-    }
-#if PY_VERSION_HEX >= 0x030B0000
-    if (args[0] == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "when cannot be None");
-        return NULL;
-    }
-#endif
-    if (__loop_check_closed(self) < 0) {
-        return NULL;
-    }
-    if (self->debug && (__loop_check_thread(self) < 0 ||
-                        __loop_check_callback(self, args[1], "call_at") < 0)) {
-        return NULL;
-    }
-    if (__timer_when(args[0], 0.0, &when) < 0) {
-        return NULL;
-    }
-    return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
+    return __loop_call_timer(self, args, nargsf, kwnames, 0);
 }
 
 static PyObject *Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
