@@ -28,7 +28,7 @@ else:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _conformance_watchdog_output(request):
+def _conformance_module(request):
     # pytest captures fds 1 and 2; a watchdog that ends the process must
     # write to the copy of the real stderr kept by pytest's faulthandler
     # plugin, or its traceback is lost with the capture files.
@@ -37,8 +37,14 @@ def _conformance_watchdog_output(request):
         harness.WATCHDOG_FILE = request.config.stash[fault_handler_stderr_fd_key]
     except Exception:
         harness.WATCHDOG_FILE = None
+    # Every test installs our policy and puts the previous one back; make
+    # sure the module as a whole leaves the policy as it found it.
+    policy = asyncio.events._event_loop_policy
     yield
     harness.WATCHDOG_FILE = None
+    if asyncio.events._event_loop_policy is not policy:
+        asyncio.set_event_loop_policy(policy)
+        pytest.fail("the conformance run left another event loop policy installed")
 
 
 # ---------------------------------------------------------------------------

@@ -25,15 +25,11 @@ a watchdog, loop accounting, and a close_loop that does not need asyncio's
 private loop._default_executor.
 """
 
-import asyncio
-import fnmatch
 import functools
 import importlib
 import inspect
 import types
 import unittest
-
-import pytest
 
 from . import PY, LOOP_NAME, Stats, Watchdog, install_policy, new_event_loop, restore_policy
 from . import expected
@@ -65,7 +61,7 @@ class Module:
         # class name -> why it is not collected at all
         self.drop = drop or {}
         # if given, only these classes (besides bound ones) are collected;
-        # everything else in the module is dropped with reason `keep_reason`
+        # why the rest is left out is said where the module is listed
         self.keep = keep
         # class name -> {attribute: function} overriding loop factories
         self.hooks = hooks or {}
@@ -288,8 +284,8 @@ def _resolve(mod, dotted):
 
 
 def build(namespace_module):
-    """Return {attribute name: generated class} in collection order, plus
-    the list of table patterns that matched something."""
+    """Return ({attribute name: generated class} in collection order,
+    the set of table patterns that matched some test, the table used)."""
     table = expected.table_for(LOOP_NAME)
     seen = set()
     classes = {}
