@@ -83,7 +83,6 @@ typedef struct {
     PyObject *str_submit;
     PyObject *str_shutdown;
     PyObject *str_wait;
-    PyObject *str_warning;
     PyObject *str_debug;
     PyObject *str_firstiter;
     PyObject *str_finalizer;
@@ -100,7 +99,6 @@ typedef struct {
     PyObject *str_get_coro_depth;
     PyObject *str_get_asyncgen_hooks;
     PyObject *str_set_asyncgen_hooks;
-    PyObject *str_source_traceback_attr;
     PyObject *str_is_finalizing;
 
     /* Freed handles of each type, linked through their callback field. */
@@ -219,6 +217,7 @@ void __heap_clear(__heap *heap);
 /* loop.c */
 extern PyType_Spec __loop_spec;
 int __ring_push(__ring *ring, HandleObject *h);
+int __is_coroutine_like(__state *st, PyObject *obj);
 int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method);
 PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context);
 void __loop_hold_gil(LoopObject *loop);

@@ -117,7 +117,6 @@ static int module_exec(PyObject *module)
     INTERN(str_submit, "submit");
     INTERN(str_shutdown, "shutdown");
     INTERN(str_wait, "wait");
-    INTERN(str_warning, "warning");
     INTERN(str_debug, "debug");
     INTERN(str_firstiter, "firstiter");
     INTERN(str_finalizer, "finalizer");
@@ -134,7 +133,6 @@ static int module_exec(PyObject *module)
     INTERN(str_get_coro_depth, "get_coroutine_origin_tracking_depth");
     INTERN(str_get_asyncgen_hooks, "get_asyncgen_hooks");
     INTERN(str_set_asyncgen_hooks, "set_asyncgen_hooks");
-    INTERN(str_source_traceback_attr, "_source_traceback");
     INTERN(str_is_finalizing, "is_finalizing");
 
     if ((st->empty_tuple = PyTuple_New(0)) == NULL ||
@@ -280,13 +278,11 @@ static int module_clear(PyObject *module)
         &st->str_log_destroy_pending, &st->str_add_done_callback,
         &st->str_remove_done_callback, &st->str_result, &st->str_exception_meth, &st->str_done,
         &st->str_cancelled, &st->str_set_name, &st->str_submit, &st->str_shutdown,
-        &st->str_wait, &st->str_warning, &st->str_debug, &st->str_firstiter,
         &st->str_finalizer, &st->str_firstiter_hook, &st->str_finalizer_hook,
         &st->str_set_wakeup_fd, &st->str_warn_on_full_buffer, &st->str_signal,
         &st->str_siginterrupt, &st->str_valid_signals, &st->str_default_int_handler,
         &st->str_handle_signal, &st->str_set_coro_depth, &st->str_get_coro_depth,
         &st->str_get_asyncgen_hooks, &st->str_set_asyncgen_hooks,
-        &st->str_source_traceback_attr, &st->str_is_finalizing,
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         Py_CLEAR(*names[i]);

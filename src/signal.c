@@ -230,14 +230,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         return NULL;
     }
     PyObject *sig = args[0], *callback = args[1];
-    PyObject *r = PyObject_CallOneArg(st->iscoroutine, callback);
-    int is_coro = r ? PyObject_IsTrue(r) : -1;
-    Py_XDECREF(r);
-    if (is_coro == 0) {
-        r = PyObject_CallOneArg(st->iscoroutinefunction, callback);
-        is_coro = r ? PyObject_IsTrue(r) : -1;
-        Py_XDECREF(r);
-    }
+    int is_coro = __is_coroutine_like(st, callback);
     if (is_coro < 0) {
         return NULL;
     }
