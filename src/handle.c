@@ -5,8 +5,8 @@
 #include "internal.h"
 
 HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
-                           PyObject *callback, PyObject *const *args,
-                           Py_ssize_t nargs, PyObject *context)
+                           PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *context)
 {
     int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
@@ -15,18 +15,15 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
         *free_list = (HandleObject *)h->callback;
         if (is_timer) {
             st->n_free_timers--;
-        }
-        else {
+        } else {
             st->n_free_handles--;
         }
         /* Still a GC object, untracked: this re-initialises its type (taking
            a reference to the heap type) and its reference count. */
         PyObject_Init((PyObject *)h, tp);
-    }
-    else if (is_timer) {
+    } else if (is_timer) {
         h = (HandleObject *)PyObject_GC_New(TimerHandleObject, tp);
-    }
-    else {
+    } else {
         h = PyObject_GC_New(HandleObject, tp);
     }
     if (h == NULL) {
@@ -36,8 +33,7 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
     h->callback = h->context = NULL;
     h->loop = NULL;
     h->source_traceback = h->repr = h->weakreflist = NULL;
-    h->heap_index = -1;
-    h->cancelled = h->running = h->when_is_nan = 0;
+    h->scheduled = h->cancelled = h->running = h->when_is_nan = 0;
     h->args_kind = ARGS_NONE;
     h->args[0] = NULL;
     if (is_timer) {
@@ -54,8 +50,7 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
             Py_DECREF(h);
             return NULL;
         }
-    }
-    else {
+    } else {
         Py_INCREF(context);
     }
     h->context = context;
@@ -64,13 +59,11 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
     if (nargs == 1) {
         h->args[0] = Py_NewRef(args[0]);
         h->args_kind = ARGS_ONE;
-    }
-    else if (nargs == 2 && is_timer) {
+    } else if (nargs == 2 && is_timer) {
         h->args[0] = Py_NewRef(args[0]);
         ((TimerHandleObject *)h)->arg2 = Py_NewRef(args[1]);
         h->args_kind = ARGS_TWO;
-    }
-    else if (nargs > 0) {
+    } else if (nargs > 0) {
         PyObject *t = PyTuple_New(nargs);
         if (t == NULL) {
             Py_DECREF(h);
@@ -82,7 +75,12 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
         h->args[0] = t;
         h->args_kind = ARGS_TUPLE;
     }
-    PyObject_GC_Track(h);
+    /* While the loop runs, not tracked: the caller queues h, and
+       __handle_disown tracks it if it is referenced elsewhere by the time
+       the loop lets go of it or stops running. */
+    if (!loop->running) {
+        PyObject_GC_Track(h);
+    }
 
     if (loop->debug) {
         /* asyncio records where a handle was made, in debug mode only. */
@@ -115,7 +113,27 @@ static void __handle_clear_call(HandleObject *h)
     }
 }
 
-static int Handle_traverse(HandleObject *h, visitproc visit, void *arg)
+/* Handles and the garbage collector.
+
+   A handle made while its loop runs is not tracked by the GC: it is queued,
+   run and recycled without entering a GC list, which keeps call_soon off
+   the GC's books (no link and unlink touching cold neighbours, no
+   traversal in every young collection).
+
+   The loop's tp_traverse reports the references of a queued, untracked
+   handle with a reference count of one as its own, through this function:
+   only the loop holds such a handle, and nothing can hand out a new
+   reference to it. This includes h->loop, so a loop referenced only by its
+   own queue is still found to be garbage.
+
+   An untracked handle also referenced elsewhere (call_later's result kept
+   by asyncio.sleep) is not reported: its references count as external,
+   which can keep objects alive but never frees them early. That is safe
+   while the loop runs, since a running loop is not garbage anyway. The
+   loop tracks such a handle (__handle_disown) when it lets go of it and,
+   for those still queued, when it stops running; handles made while it is
+   not running are tracked from the start. */
+int __handle_traverse(HandleObject *h, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(h));
     Py_VISIT(h->callback);
@@ -148,7 +166,7 @@ static void Handle_dealloc(HandleObject *h)
     if (h->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
-    assert(h->heap_index < 0);
+    assert(!h->scheduled);
     Handle_clear(h);
     /* The loop keeps the module, so its state, alive; not
        PyType_GetModuleState, which fails once the final GC has cleared the
@@ -219,11 +237,11 @@ static PyObject *__format_callback_source(__state *st, HandleObject *h)
     if (st->format_source_has_debug) {
         PyObject *stack[3] = {h->callback, args, h->loop->debug ? Py_True : Py_False};
         PyObject *kwnames = PyTuple_Pack(1, st->str_debug);
-        res = kwnames ? PyObject_Vectorcall(st->format_callback_source, stack, 2, kwnames)
-                      : NULL;
+        res = kwnames
+                  ? PyObject_Vectorcall(st->format_callback_source, stack, 2, kwnames)
+                  : NULL;
         Py_XDECREF(kwnames);
-    }
-    else {
+    } else {
         PyObject *stack[2] = {h->callback, args};
         res = PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
     }
@@ -290,8 +308,7 @@ int __handle_run(HandleObject *h)
         if (h->args_kind != ARGS_TUPLE) {
             /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
             res = PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
-        }
-        else {
+        } else {
             res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args[0], 0),
                                       PyTuple_GET_SIZE(h->args[0]), NULL);
         }
@@ -302,8 +319,7 @@ int __handle_run(HandleObject *h)
     int rc = 0;
     if (res != NULL) {
         Py_DECREF(res);
-    }
-    else {
+    } else {
         rc = __handle_report_error(h);
     }
     h->running = 0;
@@ -320,14 +336,12 @@ static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
     if (h->cancelled) {
         Py_RETURN_NONE;
     }
-    if (h->heap_index >= 0 && h->loop != NULL) {
-        /* The heap holds a reference; keep h alive across its release. */
-        Py_INCREF(h);
-        __heap_remove(&h->loop->timers, (TimerHandleObject *)h);
-        h->cancelled = 1;
-        Py_DECREF(h);
-    }
     h->cancelled = 1;
+    if (h->scheduled && h->loop != NULL) {
+        /* Stays in the heap until the loop discards it (lazily, as asyncio);
+           its callback and arguments are released below. */
+        h->loop->timers.cancelled++;
+    }
     if (h->loop != NULL && h->loop->debug && h->repr == NULL) {
         /* Keep a representation with the callback, as asyncio does. */
         PyObject *r = PyObject_Repr((PyObject *)h);
@@ -385,7 +399,8 @@ static PyObject *Handle_repr(HandleObject *h)
         return PyUnicode_FromString("<Handle>");
     }
     __state *st = h->loop->state;
-    PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL, *res = NULL;
+    PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL,
+             *res = NULL;
     if (parts == NULL) {
         return NULL;
     }
@@ -487,7 +502,7 @@ static int Handle_set_source_traceback(HandleObject *h, PyObject *value,
 
 static PyObject *Timer_get_scheduled(HandleObject *h, void *Py_UNUSED(closure))
 {
-    return PyBool_FromLong(h->heap_index >= 0);
+    return PyBool_FromLong(h->scheduled);
 }
 
 static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
@@ -508,7 +523,8 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
         if ((PyObject *)a != other) {
             eq = __timer_when(a) == __timer_when(b) && a->cancelled == b->cancelled;
             if (eq) {
-                PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
+                PyObject *x = Handle_get_callback(a, NULL),
+                         *y = Handle_get_callback(b, NULL);
                 eq = PyObject_RichCompareBool(x, y, Py_EQ);
                 Py_DECREF(x);
                 Py_DECREF(y);
@@ -517,7 +533,8 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
                 }
             }
             if (eq) {
-                PyObject *x = Handle_get_args(a, NULL), *y = x ? Handle_get_args(b, NULL) : NULL;
+                PyObject *x = Handle_get_args(a, NULL),
+                         *y = x ? Handle_get_args(b, NULL) : NULL;
                 eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
                 Py_XDECREF(x);
                 Py_XDECREF(y);
@@ -598,7 +615,7 @@ static PyMemberDef Handle_members[] = {
 
 static PyType_Slot Handle_slots[] = {
     {Py_tp_dealloc, Handle_dealloc},
-    {Py_tp_traverse, Handle_traverse},
+    {Py_tp_traverse, __handle_traverse},
     {Py_tp_clear, Handle_clear},
     {Py_tp_repr, Handle_repr},
     {Py_tp_methods, Handle_methods},
@@ -618,7 +635,7 @@ PyType_Spec __handle_spec = {
 
 static PyType_Slot Timer_slots[] = {
     {Py_tp_dealloc, Handle_dealloc},
-    {Py_tp_traverse, Handle_traverse},
+    {Py_tp_traverse, __handle_traverse},
     {Py_tp_clear, Handle_clear},
     {Py_tp_methods, Timer_methods},
     {Py_tp_getset, Timer_getset},

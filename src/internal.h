@@ -31,37 +31,37 @@ typedef struct {
     PyTypeObject *HandleType;
     PyTypeObject *TimerHandleType;
 
-    PyObject *Future;                /* asyncio.Future */
-    PyObject *Task;                  /* asyncio.Task */
-    PyObject *ensure_future;         /* asyncio.ensure_future */
-    PyObject *isfuture;              /* asyncio.isfuture */
-    PyObject *iscoroutine;           /* asyncio.iscoroutine */
-    PyObject *iscoroutinefunction;   /* asyncio.iscoroutinefunction */
-    PyObject *get_running_loop;      /* asyncio.events._get_running_loop */
-    PyObject *set_running_loop;      /* asyncio.events._set_running_loop */
-    PyObject *run_until_complete_cb; /* asyncio.base_events._run_until_complete_cb */
-    PyObject *format_handle;         /* asyncio.base_events._format_handle */
+    PyObject *Future;                 /* asyncio.Future */
+    PyObject *Task;                   /* asyncio.Task */
+    PyObject *ensure_future;          /* asyncio.ensure_future */
+    PyObject *isfuture;               /* asyncio.isfuture */
+    PyObject *iscoroutine;            /* asyncio.iscoroutine */
+    PyObject *iscoroutinefunction;    /* asyncio.iscoroutinefunction */
+    PyObject *get_running_loop;       /* asyncio.events._get_running_loop */
+    PyObject *set_running_loop;       /* asyncio.events._set_running_loop */
+    PyObject *run_until_complete_cb;  /* asyncio.base_events._run_until_complete_cb */
+    PyObject *format_handle;          /* asyncio.base_events._format_handle */
     PyObject *format_callback_source; /* asyncio.format_helpers */
-    PyObject *extract_stack;         /* asyncio.format_helpers.extract_stack */
-    PyObject *set_task_name;         /* asyncio.tasks._set_task_name, or NULL */
-    PyObject *logger;                /* asyncio.log.logger */
-    PyObject *ThreadPoolExecutor;    /* concurrent.futures.ThreadPoolExecutor */
-    PyObject *wrap_future;           /* asyncio.wrap_future */
+    PyObject *extract_stack;          /* asyncio.format_helpers.extract_stack */
+    PyObject *set_task_name;          /* asyncio.tasks._set_task_name, or NULL */
+    PyObject *logger;                 /* asyncio.log.logger */
+    PyObject *ThreadPoolExecutor;     /* concurrent.futures.ThreadPoolExecutor */
+    PyObject *wrap_future;            /* asyncio.wrap_future */
     PyObject *sys_module;
     PyObject *signal_module;
-    PyObject *debug_stack_depth;     /* asyncio.constants.DEBUG_STACK_DEPTH */
-    PyObject *coroutines_module;     /* asyncio.coroutines (_is_debug_mode) */
+    PyObject *debug_stack_depth; /* asyncio.constants.DEBUG_STACK_DEPTH */
+    PyObject *coroutines_module; /* asyncio.coroutines (_is_debug_mode) */
     PyObject *empty_tuple;
-    PyObject *kwnames_loop;          /* ("loop",) */
-    PyObject *kwnames_loop_name;     /* ("loop", "name") */
-    PyObject *kwnames_loop_context;  /* ("loop", "context") */
+    PyObject *kwnames_loop;         /* ("loop",) */
+    PyObject *kwnames_loop_name;    /* ("loop", "name") */
+    PyObject *kwnames_loop_context; /* ("loop", "context") */
     PyObject *kwnames_loop_name_context;
-    PyObject *kwnames_context;       /* ("context",) */
+    PyObject *kwnames_context; /* ("context",) */
 
     /* What the running CPython's BaseEventLoop.create_task accepts. */
     int create_task_has_context;
     int create_task_varkw;
-    int format_source_has_debug;     /* _format_callback_source(debug=) */
+    int format_source_has_debug; /* _format_callback_source(debug=) */
 
     PyObject *str_context;
     PyObject *str_context_seen; /* the "context" object callers pass, learned */
@@ -120,26 +120,26 @@ typedef struct {
 enum { ARGS_NONE = 0, ARGS_ONE = 1, ARGS_TWO = 2, ARGS_TUPLE = 3 };
 
 struct __handle {
-    PyObject_HEAD
-    PyObject *callback;         /* NULL once cancelled; next free on the free list */
-    PyObject *context;          /* contextvars.Context the callback runs in */
+    PyObject_HEAD PyObject
+        *callback;     /* NULL once cancelled; next free on the free list */
+    PyObject *context; /* contextvars.Context the callback runs in */
     LoopObject *loop;
     PyObject *source_traceback; /* debug mode: where it was created */
     PyObject *repr;             /* debug mode: repr kept at cancel() */
     PyObject *weakreflist;
-    int32_t heap_index;         /* TimerHandle: -1 when not in the timer heap */
+    uint8_t scheduled; /* TimerHandle: in the timer heap (asyncio's _scheduled) */
     uint8_t cancelled;
-    uint8_t running;            /* cancel() defers clearing while set */
-    uint8_t args_kind;          /* ARGS_* */
-    uint8_t when_is_nan;        /* TimerHandle: when() is NaN, keyed as +inf */
-    PyObject *args[1];          /* last: TimerHandle.arg2 follows it */
+    uint8_t running;     /* cancel() defers clearing while set */
+    uint8_t args_kind;   /* ARGS_* */
+    uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as +inf */
+    PyObject *args[1];   /* last: TimerHandle.arg2 follows it */
 };
 
 typedef struct {
     HandleObject base;
     PyObject *arg2; /* args[1], contiguous with base.args[0] */
     double deadline;
-    uint64_t seq;   /* ties in scheduling order */
+    uint64_t seq; /* ties in scheduling order */
 } TimerHandleObject;
 
 /* FIFO of owned HandleObject references (a power-of-two ring). */
@@ -150,23 +150,31 @@ typedef struct {
     size_t len;
 } __ring;
 
-/* Binary min-heap of owned TimerHandle references on (deadline, seq). */
+/* Binary min-heap of owned TimerHandle references on (deadline, seq), the
+   key copied into the entry. */
 typedef struct {
-    TimerHandleObject **items;
+    double when;
+    uint64_t seq;
+    TimerHandleObject *h;
+} __heap_entry;
+
+typedef struct {
+    __heap_entry *items;
     Py_ssize_t len;
     Py_ssize_t cap;
+    Py_ssize_t cancelled; /* cancelled handles still in items */
 } __heap;
 
 struct __loop {
-    PyObject_HEAD
-    PyObject *module; /* strong: keeps the state valid until dealloc ends */
-    __state *state;   /* the module's state; its fields are NULL once cleared */
+    PyObject_HEAD PyObject
+        *module;    /* strong: keeps the state valid until dealloc ends */
+    __state *state; /* the module's state; its fields are NULL once cleared */
     uv_loop_t uv;
-    uv_timer_t poll_timer;    /* bounds a blocking poll by the next deadline */
-    uv_async_t async;         /* wakes a blocked poll from another thread */
-    uv_poll_t wakeup_poll;    /* read end of the signal wakeup pipe */
-    int wakeup_fds[2];        /* -1 until first needed */
-    PyObject *wakeup_saved;   /* previous signal.set_wakeup_fd, while running */
+    uv_timer_t poll_timer;  /* bounds a blocking poll by the next deadline */
+    uv_async_t async;       /* wakes a blocked poll from another thread */
+    uv_poll_t wakeup_poll;  /* read end of the signal wakeup pipe */
+    int wakeup_fds[2];      /* -1 until first needed */
+    PyObject *wakeup_saved; /* previous signal.set_wakeup_fd, while running */
 
     __ring ready;
     __heap timers;
@@ -178,7 +186,7 @@ struct __loop {
     unsigned long thread_id;        /* valid while running */
     unsigned long fork_generation;
 
-    char uv_ready;   /* uv loop and handles initialised */
+    char uv_ready; /* uv loop and handles initialised */
     char closed;
     char stopping;
     char running;
@@ -203,20 +211,33 @@ extern unsigned long __asyncloop_fork_generation;
 extern PyType_Spec __handle_spec;
 extern PyType_Spec __timer_handle_spec;
 HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
-                           PyObject *callback, PyObject *const *args,
-                           Py_ssize_t nargs, PyObject *context);
+                           PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *context);
 int __handle_run(HandleObject *h);
+int __handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void __handle_free_list_clear(__state *st);
+
+/* Handles are not tracked by the GC while only the loop holds them: the
+   loop's tp_traverse reports what such a handle references (handle.c has
+   the argument). The loop calls this as it lets go of a handle; one that
+   is still referenced elsewhere becomes an ordinary tracked GC object. */
+static inline void __handle_disown(HandleObject *h)
+{
+    if (Py_REFCNT(h) > 1 && !PyObject_GC_IsTracked((PyObject *)h)) {
+        PyObject_GC_Track(h);
+    }
+}
 
 /* timer.c */
 int __heap_push(__heap *heap, TimerHandleObject *h);
 TimerHandleObject *__heap_pop(__heap *heap);
-void __heap_remove(__heap *heap, TimerHandleObject *h);
+void __heap_compact(__heap *heap);
 void __heap_clear(__heap *heap);
 
 /* loop.c */
 extern PyType_Spec __loop_spec;
 int __ring_push(__ring *ring, HandleObject *h);
+int __ring_push_steal(__ring *ring, HandleObject *h);
 int __is_coroutine_like(__state *st, PyObject *obj);
 int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method);
 PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context);

@@ -7,8 +7,8 @@
 
 /* --- the ready queue ---------------------------------------------------- */
 
-/* Takes a new reference to h. */
-int __ring_push(__ring *ring, HandleObject *h)
+/* Steals the reference to h. */
+int __ring_push_steal(__ring *ring, HandleObject *h)
 {
     if (ring->len == ring->cap) {
         size_t cap = ring->cap ? ring->cap * 2 : 256;
@@ -25,8 +25,18 @@ int __ring_push(__ring *ring, HandleObject *h)
         ring->cap = cap;
         ring->head = 0;
     }
-    ring->items[(ring->head + ring->len) & (ring->cap - 1)] = (HandleObject *)Py_NewRef(h);
+    ring->items[(ring->head + ring->len) & (ring->cap - 1)] = h;
     ring->len++;
+    return 0;
+}
+
+/* Takes a new reference to h. */
+int __ring_push(__ring *ring, HandleObject *h)
+{
+    if (__ring_push_steal(ring, h) < 0) {
+        return -1;
+    }
+    Py_INCREF(h);
     return 0;
 }
 
@@ -47,7 +57,9 @@ static void __ring_clear(__ring *ring)
     ring->items = NULL;
     ring->cap = ring->head = ring->len = 0;
     for (size_t i = 0; i < old.len; i++) {
-        Py_DECREF(old.items[(old.head + i) & (old.cap - 1)]);
+        HandleObject *h = old.items[(old.head + i) & (old.cap - 1)];
+        __handle_disown(h);
+        Py_DECREF(h);
     }
     PyMem_Free(old.items);
 }
@@ -176,17 +188,17 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
         if (key == st->str_context_seen || key == st->str_context) {
             *context = args[nargs + i];
-        }
-        else if (PyUnicode_Check(key) && PyUnicode_Compare(key, st->str_context) == 0) {
+        } else if (PyUnicode_Check(key) &&
+                   PyUnicode_Compare(key, st->str_context) == 0) {
             /* asyncio's C Task passes its own "context" string, not the
                interned one: remember it so the next call is a pointer test. */
             Py_XSETREF(st->str_context_seen, Py_NewRef(key));
             *context = args[nargs + i];
-        }
-        else {
+        } else {
             if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
-                             method, key);
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%S'", method,
+                             key);
             }
             return -1;
         }
@@ -200,8 +212,8 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
 /* Forced inline: gcc otherwise keeps one shared copy (+43 instructions per
    call_soon in callgrind). */
 static inline __attribute__((always_inline)) PyObject *
-__loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames,
-                 int threadsafe)
+__loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames, int threadsafe)
 {
     __state *st = self->state;
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
@@ -267,8 +279,7 @@ static int __timer_when(PyObject *delay_or_when, double base, double *out)
         }
         sum = PyNumber_Add(b, delay_or_when);
         Py_DECREF(b);
-    }
-    else {
+    } else {
         if (!PyNumber_Check(delay_or_when)) {
             /* heapq would fail comparing it; asyncio fails at `<`. */
             PyErr_Format(PyExc_TypeError,
@@ -290,12 +301,13 @@ static int __timer_when(PyObject *delay_or_when, double base, double *out)
     return 0;
 }
 
-static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *const *args,
-                                       Py_ssize_t nargs, PyObject *context)
+static PyObject *__loop_schedule_timer(LoopObject *self, double when,
+                                       PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *context)
 {
     __state *st = self->state;
-    HandleObject *h =
-        __handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
+    HandleObject *h = __handle_new(st, st->TimerHandleType, self, args[0], args + 1,
+                                   nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -311,21 +323,23 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
 }
 
 /* call_later (relative) and call_at, in asyncio's order of checks. */
-static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
-                                   PyObject *kwnames, int relative)
+static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args,
+                                   size_t nargsf, PyObject *kwnames, int relative)
 {
     const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     double when;
     if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: '%s'%s",
-                     method, 2 - nargs, nargs == 0 ? "s" : "",
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing %zd required positional argument%s: '%s'%s", method,
+                     2 - nargs, nargs == 0 ? "s" : "",
                      nargs == 0 ? (relative ? "delay" : "when") : "callback",
                      nargs == 0 ? " and 'callback'" : "");
         return NULL;
     }
-    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames, &context) < 0) {
+    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames,
+                           &context) < 0) {
         return NULL;
     }
 #if PY_VERSION_HEX >= 0x030B0000
@@ -401,16 +415,13 @@ static int __loop_poll(LoopObject *self)
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
-    }
-    else if (self->timers.len > 0) {
-        double dt = self->timers.items[0]->deadline - __now();
+    } else if (self->timers.len > 0) {
+        double dt = self->timers.items[0].when - __now();
         if (dt <= 0) {
             timeout_ms = 0;
-        }
-        else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
+        } else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
             timeout_ms = MAX_POLL_TIMEOUT_MS;
-        }
-        else {
+        } else {
             /* Round up: libuv counts milliseconds, a timer must not fire
                early, and the heap is checked against the precise clock. */
             timeout_ms = (int64_t)ceil(dt * 1e3);
@@ -446,8 +457,27 @@ static int __loop_poll(LoopObject *self)
     return 0;
 }
 
+/* Cancelled timers leave the heap here, as in asyncio's _run_once: all of
+   them once they are more than half of it, else those at its top, so that
+   the poll is not bounded by a timer that will not run. */
+static void __loop_discard_cancelled(LoopObject *self)
+{
+    __heap *heap = &self->timers;
+    if (heap->len > 100 && heap->cancelled * 2 > heap->len) {
+        __heap_compact(heap);
+    }
+    while (heap->cancelled > 0 && heap->items[0].h->base.cancelled) {
+        HandleObject *h = (HandleObject *)__heap_pop(heap);
+        __handle_disown(h);
+        Py_DECREF(h);
+    }
+}
+
 static int __loop_run_once(LoopObject *self)
 {
+    if (self->timers.cancelled > 0) {
+        __loop_discard_cancelled(self);
+    }
     if (__loop_poll(self) < 0) {
         return -1;
     }
@@ -457,23 +487,38 @@ static int __loop_run_once(LoopObject *self)
     }
     if (self->timers.len > 0) {
         double now = __now();
-        while (self->timers.len > 0 && self->timers.items[0]->deadline <= now) {
+        while (self->timers.len > 0 && self->timers.items[0].when <= now) {
+            /* The heap's reference moves to the queue; a cancelled one is
+               skipped there, as in asyncio. */
             HandleObject *h = (HandleObject *)__heap_pop(&self->timers);
-            int rc = __ring_push(&self->ready, h);
-            Py_DECREF(h);
-            if (rc < 0) {
+            if (__ring_push_steal(&self->ready, h) < 0) {
+                __handle_disown(h);
+                Py_DECREF(h);
                 return -1;
             }
         }
     }
     /* Only what is ready now; what these schedule runs next iteration. */
     size_t ntodo = self->ready.len;
-    for (size_t i = 0; i < ntodo && self->ready.len > 0; i++) {
-        HandleObject *h = __ring_pop(&self->ready);
+    __ring *ready = &self->ready;
+    for (size_t i = 0; i < ntodo && ready->len > 0; i++) {
+        HandleObject *h = __ring_pop(ready);
+        /* With many callbacks queued, each handle and what it points to
+           are out of cache by their turn: fetch the handle after next, and
+           the next one's context and callback, while this one runs. */
+        if (ready->len > 0) {
+            HandleObject *next = ready->items[ready->head];
+            __builtin_prefetch(next->context);
+            __builtin_prefetch(next->callback);
+            if (ready->len > 1) {
+                __builtin_prefetch(ready->items[(ready->head + 1) & (ready->cap - 1)]);
+            }
+        }
         int rc = 0;
         if (!h->cancelled) {
             rc = self->debug ? __loop_run_handle_debug(self, h) : __handle_run(h);
         }
+        __handle_disown(h);
         Py_DECREF(h);
         if (rc < 0) {
             return -1;
@@ -512,18 +557,18 @@ static int __loop_set_coro_tracking(LoopObject *self, int enabled)
     }
     PyObject *res;
     if (enabled) {
-        PyObject *depth = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_coro_depth);
+        PyObject *depth =
+            PyObject_CallMethodNoArgs(st->sys_module, st->str_get_coro_depth);
         if (depth == NULL) {
             return -1;
         }
         Py_XSETREF(self->coro_saved_depth, depth);
         res = PyObject_CallMethodOneArg(st->sys_module, st->str_set_coro_depth,
                                         st->debug_stack_depth);
-    }
-    else {
-        res = PyObject_CallMethodOneArg(
-            st->sys_module, st->str_set_coro_depth,
-            self->coro_saved_depth ? self->coro_saved_depth : Py_None);
+    } else {
+        res = PyObject_CallMethodOneArg(st->sys_module, st->str_set_coro_depth,
+                                        self->coro_saved_depth ? self->coro_saved_depth
+                                                               : Py_None);
     }
     if (res == NULL) {
         return -1;
@@ -542,6 +587,21 @@ static PyObject *Loop_set_coro_tracking_meth(LoopObject *self, PyObject *enabled
     Py_RETURN_NONE;
 }
 
+/* Untracked queued handles that someone besides the loop references are
+   safe only while the loop runs (it cannot be garbage then); from now on
+   they are ordinary GC objects, so that a loop dropped unclosed with such a
+   handle pending is still collected. New handles are tracked from birth
+   while the loop is not running. */
+static void __loop_track_shared_handles(LoopObject *self)
+{
+    __ring *ready = &self->ready;
+    for (size_t i = 0; i < ready->len; i++) {
+        __handle_disown(ready->items[(ready->head + i) & (ready->cap - 1)]);
+    }
+    for (Py_ssize_t i = 0; i < self->timers.len; i++) {
+        __handle_disown((HandleObject *)self->timers.items[i].h);
+    }
+}
 
 /* Undoes __loop_run_setup; keeps a pending exception (the one that ended
    the run) ahead of any raised here. Returns -1 with an exception set. */
@@ -553,6 +613,7 @@ static int __loop_run_cleanup(LoopObject *self)
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
+    __loop_track_shared_handles(self);
     PyObject *res = PyObject_CallOneArg(st->set_running_loop, Py_None);
     if (res == NULL) {
         failed = 1;
@@ -564,7 +625,9 @@ static int __loop_run_cleanup(LoopObject *self)
     if (self->old_agen_hooks != NULL) {
         PyObject *hooks = self->old_agen_hooks;
         self->old_agen_hooks = NULL;
-        PyObject *set = failed ? NULL : PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
+        PyObject *set =
+            failed ? NULL
+                   : PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
         res = set ? PyObject_Call(set, hooks, NULL) : NULL;
         if (res == NULL) {
             failed = 1;
@@ -598,7 +661,8 @@ static int __loop_run_setup(LoopObject *self)
     if (__loop_set_coro_tracking(self, self->debug) < 0) {
         goto fail;
     }
-    PyObject *hooks = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
+    PyObject *hooks =
+        PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
     if (hooks == NULL) {
         goto fail;
     }
@@ -614,12 +678,12 @@ static int __loop_run_setup(LoopObject *self)
         }
         PyErr_Clear();
         Py_CLEAR(self->old_agen_hooks);
-    }
-    else {
+    } else {
         PyObject *argv[2] = {firstiter, finalizer};
         PyObject *kwnames = PyTuple_Pack(2, st->str_firstiter, st->str_finalizer);
         PyObject *set = PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
-        PyObject *res = (kwnames && set) ? PyObject_Vectorcall(set, argv, 0, kwnames) : NULL;
+        PyObject *res =
+            (kwnames && set) ? PyObject_Vectorcall(set, argv, 0, kwnames) : NULL;
         Py_XDECREF(kwnames);
         Py_XDECREF(set);
         Py_DECREF(firstiter);
@@ -715,8 +779,8 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
         Py_DECREF(fut);
         return NULL;
     }
-    PyObject *res =
-        PyObject_CallMethodOneArg(fut, st->str_add_done_callback, st->run_until_complete_cb);
+    PyObject *res = PyObject_CallMethodOneArg(fut, st->str_add_done_callback,
+                                              st->run_until_complete_cb);
     if (res == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -731,7 +795,8 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
                task, which the caller cannot reach, logs nothing. */
             PyObject *done = PyObject_CallMethodNoArgs(fut, st->str_done);
             PyObject *cancelled =
-                done == Py_True ? PyObject_CallMethodNoArgs(fut, st->str_cancelled) : NULL;
+                done == Py_True ? PyObject_CallMethodNoArgs(fut, st->str_cancelled)
+                                : NULL;
             if (cancelled == Py_False) {
                 Py_XDECREF(PyObject_CallMethodNoArgs(fut, st->str_exception_meth));
             }
@@ -763,7 +828,8 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
     Py_DECREF(done);
     if (is_done <= 0) {
         if (is_done == 0) {
-            PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Event loop stopped before Future completed.");
         }
         Py_DECREF(fut);
         return NULL;
@@ -852,10 +918,11 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
         self->default_executor = NULL;
         PyObject *argv[2] = {executor, Py_False};
         PyObject *kwnames = PyTuple_Pack(1, st->str_wait);
-        PyObject *r = kwnames ? PyObject_VectorcallMethod(st->str_shutdown, argv,
-                                                          1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                                          kwnames)
-                              : NULL;
+        PyObject *r =
+            kwnames
+                ? PyObject_VectorcallMethod(st->str_shutdown, argv,
+                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                : NULL;
         Py_XDECREF(kwnames);
         Py_DECREF(executor);
         if (r == NULL) {
@@ -883,21 +950,22 @@ static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignore
                                st->kwnames_loop);
 }
 
-static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_t nargsf,
-                                  PyObject *kwnames)
+static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
+                                  size_t nargsf, PyObject *kwnames)
 {
     __state *st = self->state;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *name = Py_None, *context = Py_None;
     if (nargs != 1) {
         if (nargs == 0) {
-            PyErr_SetString(PyExc_TypeError,
-                            "create_task() missing 1 required positional argument: 'coro'");
-        }
-        else {
-            PyErr_Format(PyExc_TypeError,
-                         "create_task() takes 2 positional arguments but %zd were given",
-                         nargs + 1);
+            PyErr_SetString(
+                PyExc_TypeError,
+                "create_task() missing 1 required positional argument: 'coro'");
+        } else {
+            PyErr_Format(
+                PyExc_TypeError,
+                "create_task() takes 2 positional arguments but %zd were given",
+                nargs + 1);
         }
         return NULL;
     }
@@ -927,13 +995,11 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
             }
             res = PyObject_Vectorcall(self->task_factory, argv + 1,
                                       2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-        }
-        else {
+        } else {
             PyObject *kw = PyTuple_New(nkw + 1);
             if (kw == NULL) {
                 res = NULL;
-            }
-            else {
+            } else {
                 for (Py_ssize_t i = 0; i < nkw; i++) {
                     PyTuple_SET_ITEM(kw, i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
                     argv[2 + i] = args[1 + i];
@@ -941,8 +1007,8 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
                 PyTuple_SET_ITEM(kw, nkw, Py_NewRef(st->str_loop));
                 argv[1] = coro;
                 argv[2 + nkw] = (PyObject *)self;
-                res = PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                          kw);
+                res = PyObject_Vectorcall(st->Task, argv + 1,
+                                          1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
                 Py_DECREF(kw);
             }
         }
@@ -956,15 +1022,15 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
         if (key == st->str_name || PyUnicode_Compare(key, st->str_name) == 0) {
             name = args[1 + i];
-        }
-        else if (st->create_task_has_context &&
-                 (key == st->str_context || PyUnicode_Compare(key, st->str_context) == 0)) {
+        } else if (st->create_task_has_context &&
+                   (key == st->str_context ||
+                    PyUnicode_Compare(key, st->str_context) == 0)) {
             context = args[1 + i];
-        }
-        else {
+        } else {
             if (!PyErr_Occurred()) {
                 PyErr_Format(PyExc_TypeError,
-                             "create_task() got an unexpected keyword argument '%S'", key);
+                             "create_task() got an unexpected keyword argument '%S'",
+                             key);
             }
             return NULL;
         }
@@ -980,28 +1046,27 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
             argv[3] = name;
             argv[4] = context;
             kw = st->kwnames_loop_name_context;
-        }
-        else if (name != Py_None) {
+        } else if (name != Py_None) {
             argv[3] = name;
             kw = st->kwnames_loop_name;
-        }
-        else if (context != Py_None) {
+        } else if (context != Py_None) {
             argv[3] = context;
             kw = st->kwnames_loop_context;
         }
         /* Task is created from C, so in debug mode its creation traceback
            already ends at the caller: nothing to drop, unlike asyncio. */
-        return PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+        return PyObject_Vectorcall(st->Task, argv + 1,
+                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
     }
     if (context == Py_None) {
         PyObject *argv[3] = {NULL, (PyObject *)self, coro};
         task = PyObject_Vectorcall(self->task_factory, argv + 1,
                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    }
-    else {
+    } else {
         PyObject *argv[4] = {NULL, (PyObject *)self, coro, context};
         task = PyObject_Vectorcall(self->task_factory, argv + 1,
-                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kwnames_context);
+                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   st->kwnames_context);
     }
     if (task == NULL) {
         return NULL;
@@ -1010,8 +1075,7 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
     if (st->set_task_name != NULL) {
         PyObject *argv[2] = {task, name};
         res = PyObject_Vectorcall(st->set_task_name, argv, 2, NULL);
-    }
-    else {
+    } else {
         res = PyObject_CallMethodOneArg(task, st->str_set_name, name);
     }
     if (res == NULL) {
@@ -1050,7 +1114,8 @@ static PyObject *Loop_set_exception_handler(LoopObject *self, PyObject *handler)
     Py_RETURN_NONE;
 }
 
-static PyObject *Loop_get_exception_handler(LoopObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *Loop_get_exception_handler(LoopObject *self,
+                                            PyObject *Py_UNUSED(ignored))
 {
     return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
 }
@@ -1069,8 +1134,8 @@ static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
     self->debug = (char)on;
     if (self->running) {
         /* Tracking is per thread: switch it from the loop's thread. */
-        PyObject *meth = PyObject_GetAttrString((PyObject *)self,
-                                                "_set_coroutine_origin_tracking");
+        PyObject *meth =
+            PyObject_GetAttrString((PyObject *)self, "_set_coroutine_origin_tracking");
         if (meth == NULL) {
             return NULL;
         }
@@ -1209,10 +1274,9 @@ static PyObject *Loop_repr(LoopObject *self)
     if (dot != NULL) {
         name = dot + 1;
     }
-    return PyUnicode_FromFormat("<%s running=%s closed=%s debug=%s>", name,
-                                self->running ? "True" : "False",
-                                self->closed ? "True" : "False",
-                                self->debug ? "True" : "False");
+    return PyUnicode_FromFormat(
+        "<%s running=%s closed=%s debug=%s>", name, self->running ? "True" : "False",
+        self->closed ? "True" : "False", self->debug ? "True" : "False");
 }
 
 static __state *__find_state(PyTypeObject *type, PyObject **module)
@@ -1294,6 +1358,17 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* A queued handle that only the loop references is untracked, and what it
+   references is reported here as the loop's (see handle.c). */
+static inline int __loop_visit_handle(HandleObject *h, visitproc visit, void *arg)
+{
+    if (Py_REFCNT(h) == 1 && !PyObject_GC_IsTracked((PyObject *)h)) {
+        return __handle_traverse(h, visit, arg);
+    }
+    Py_VISIT(h);
+    return 0;
+}
+
 static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
@@ -1307,10 +1382,19 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->coro_saved_depth);
     Py_VISIT(self->wakeup_saved);
     for (size_t i = 0; i < self->ready.len; i++) {
-        Py_VISIT(self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)]);
+        HandleObject *h =
+            self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
+        int rc = __loop_visit_handle(h, visit, arg);
+        if (rc) {
+            return rc;
+        }
     }
     for (Py_ssize_t i = 0; i < self->timers.len; i++) {
-        Py_VISIT(self->timers.items[i]);
+        int rc =
+            __loop_visit_handle((HandleObject *)self->timers.items[i].h, visit, arg);
+        if (rc) {
+            return rc;
+        }
     }
     return 0;
 }
@@ -1344,7 +1428,8 @@ static void Loop_finalize(LoopObject *self)
         return;
     }
     PyObject *exc = __err_fetch();
-    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) < 0) {
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) <
+        0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
     if (!self->running) {
@@ -1445,24 +1530,26 @@ static PyGetSetDef Loop_getset[] = {
     {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
     {"_task_factory", (getter)Loop_get_task_factory_attr, NULL, NULL, NULL},
     {"_signal_handlers", (getter)Loop_get_signal_handlers, NULL, NULL, NULL},
-    {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL, NULL},
+    {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL,
+     NULL},
     {NULL},
 };
 
 static PyMemberDef Loop_members[] = {
-    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
-     "In debug mode, callbacks slower than this many seconds are logged."},
+    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration),
+     0, "In debug mode, callbacks slower than this many seconds are logged."},
     {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
     {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
-    {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0,
-     NULL},
+    {"_executor_shutdown_called", T_BOOL,
+     offsetof(LoopObject, executor_shutdown_called), 0, NULL},
     {NULL},
 };
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 
 static PyMethodDef Loop_methods[] = {
-    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
+    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS,
+     "Run until stop() is called."},
     {"run_until_complete", (PyCFunction)Loop_run_until_complete, METH_O,
      "Run until the future (or coroutine, or awaitable) is done; return its result."},
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
@@ -1474,8 +1561,8 @@ static PyMethodDef Loop_methods[] = {
      "The loop's monotonic clock, in float seconds."},
     {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, FASTKW,
      "call_soon(callback, *args, context=None)"},
-    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe, FASTKW,
-     "call_soon_threadsafe(callback, *args, context=None)"},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe,
+     FASTKW, "call_soon_threadsafe(callback, *args, context=None)"},
     {"call_later", (PyCFunction)(void (*)(void))Loop_call_later, FASTKW,
      "call_later(delay, callback, *args, context=None)"},
     {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, FASTKW,
@@ -1486,11 +1573,12 @@ static PyMethodDef Loop_methods[] = {
     {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O, NULL},
     {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS, NULL},
     {"set_exception_handler", (PyCFunction)Loop_set_exception_handler, METH_O, NULL},
-    {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS, NULL},
+    {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS,
+     NULL},
     {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, NULL},
     {"set_debug", (PyCFunction)Loop_set_debug, METH_O, NULL},
-    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor, METH_FASTCALL,
-     "run_in_executor(executor, func, *args)"},
+    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor,
+     METH_FASTCALL, "run_in_executor(executor, func, *args)"},
     {"add_signal_handler", (PyCFunction)(void (*)(void))__loop_add_signal_handler,
      METH_FASTCALL, "add_signal_handler(sig, callback, *args)"},
     {"remove_signal_handler", (PyCFunction)__loop_remove_signal_handler, METH_O, NULL},
@@ -1498,10 +1586,10 @@ static PyMethodDef Loop_methods[] = {
      NULL},
     {"_check_closed", (PyCFunction)Loop_check_closed_meth, METH_NOARGS, NULL},
     {"_check_thread", (PyCFunction)Loop_check_thread_meth, METH_NOARGS, NULL},
-    {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth, METH_FASTCALL,
-     NULL},
-    {"_check_default_executor", (PyCFunction)Loop_check_default_executor_meth, METH_NOARGS,
-     NULL},
+    {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth,
+     METH_FASTCALL, NULL},
+    {"_check_default_executor", (PyCFunction)Loop_check_default_executor_meth,
+     METH_NOARGS, NULL},
     {"_set_coroutine_origin_tracking", (PyCFunction)Loop_set_coro_tracking_meth, METH_O,
      NULL},
     {"_run_once", (PyCFunction)Loop_run_once_meth, METH_NOARGS, NULL},

@@ -69,8 +69,8 @@ static PyObject *debug_counters(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     __state *st = PyModule_GetState(module);
     return Py_BuildValue("{s:n,s:n,s:n,s:i}", "handles", st->live_handles, "loops",
-                         st->live_loops, "uv_handles", st->live_uv_handles, "free_handles",
-                         st->n_free_handles);
+                         st->live_loops, "uv_handles", st->live_uv_handles,
+                         "free_handles", st->n_free_handles);
 }
 
 static PyMethodDef module_methods[] = {
@@ -79,18 +79,18 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL},
 };
 
-#define INTERN(field, text)                                                                \
-    do {                                                                                   \
-        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                      \
-            return -1;                                                                     \
-        }                                                                                  \
+#define INTERN(field, text)                                                            \
+    do {                                                                               \
+        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                  \
+            return -1;                                                                 \
+        }                                                                              \
     } while (0)
 
-#define IMPORT(field, module, name)                                                        \
-    do {                                                                                   \
-        if ((st->field = __import_attr(module, name)) == NULL) {                           \
-            return -1;                                                                     \
-        }                                                                                  \
+#define IMPORT(field, module, name)                                                    \
+    do {                                                                               \
+        if ((st->field = __import_attr(module, name)) == NULL) {                       \
+            return -1;                                                                 \
+        }                                                                              \
     } while (0)
 
 static int module_exec(PyObject *module)
@@ -138,7 +138,8 @@ static int module_exec(PyObject *module)
     if ((st->empty_tuple = PyTuple_New(0)) == NULL ||
         (st->kwnames_loop = PyTuple_Pack(1, st->str_loop)) == NULL ||
         (st->kwnames_loop_name = PyTuple_Pack(2, st->str_loop, st->str_name)) == NULL ||
-        (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) == NULL ||
+        (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) ==
+            NULL ||
         (st->kwnames_loop_name_context =
              PyTuple_Pack(3, st->str_loop, st->str_name, st->str_context)) == NULL ||
         (st->kwnames_context = PyTuple_Pack(1, st->str_context)) == NULL) {
@@ -178,7 +179,8 @@ static int module_exec(PyObject *module)
         return -1;
     }
 
-    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
+    st->HandleType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
     if (st->HandleType == NULL) {
         return -1;
     }
@@ -196,7 +198,8 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
-    if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
+    if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) <
+        0) {
         return -1;
     }
     if (!atfork_registered) {
@@ -273,16 +276,38 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_context);
     /* Interned names stay valid for the interpreter; drop our references. */
     PyObject **names[] = {
-        &st->str_context, &st->str_loop, &st->str_name, &st->str_call_exception_handler,
-        &st->str_message, &st->str_exception, &st->str_handle, &st->str_source_traceback,
-        &st->str_log_destroy_pending, &st->str_add_done_callback,
-        &st->str_remove_done_callback, &st->str_result, &st->str_exception_meth, &st->str_done,
-        &st->str_cancelled, &st->str_set_name, &st->str_submit, &st->str_shutdown,
-        &st->str_finalizer, &st->str_firstiter_hook, &st->str_finalizer_hook,
-        &st->str_set_wakeup_fd, &st->str_warn_on_full_buffer, &st->str_signal,
-        &st->str_siginterrupt, &st->str_valid_signals, &st->str_default_int_handler,
-        &st->str_handle_signal, &st->str_set_coro_depth, &st->str_get_coro_depth,
-        &st->str_get_asyncgen_hooks, &st->str_set_asyncgen_hooks,
+        &st->str_context,
+        &st->str_loop,
+        &st->str_name,
+        &st->str_call_exception_handler,
+        &st->str_message,
+        &st->str_exception,
+        &st->str_handle,
+        &st->str_source_traceback,
+        &st->str_log_destroy_pending,
+        &st->str_add_done_callback,
+        &st->str_remove_done_callback,
+        &st->str_result,
+        &st->str_exception_meth,
+        &st->str_done,
+        &st->str_cancelled,
+        &st->str_set_name,
+        &st->str_submit,
+        &st->str_shutdown,
+        &st->str_finalizer,
+        &st->str_firstiter_hook,
+        &st->str_finalizer_hook,
+        &st->str_set_wakeup_fd,
+        &st->str_warn_on_full_buffer,
+        &st->str_signal,
+        &st->str_siginterrupt,
+        &st->str_valid_signals,
+        &st->str_default_int_handler,
+        &st->str_handle_signal,
+        &st->str_set_coro_depth,
+        &st->str_get_coro_depth,
+        &st->str_get_asyncgen_hooks,
+        &st->str_set_asyncgen_hooks,
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         Py_CLEAR(*names[i]);

@@ -81,10 +81,11 @@ static PyObject *__set_wakeup_fd(__state *st, int fd)
     PyObject *argv[3] = {NULL, fdobj, Py_False};
     PyObject *kwnames = PyTuple_Pack(1, st->str_warn_on_full_buffer);
     PyObject *func = PyObject_GetAttr(st->signal_module, st->str_set_wakeup_fd);
-    PyObject *res = (kwnames && func) ? PyObject_Vectorcall(func, argv + 1,
-                                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                                            kwnames)
-                                      : NULL;
+    PyObject *res =
+        (kwnames && func)
+            ? PyObject_Vectorcall(func, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  kwnames)
+            : NULL;
     Py_XDECREF(kwnames);
     Py_XDECREF(func);
     Py_DECREF(fdobj);
@@ -138,13 +139,16 @@ int __signal_run_cleanup(LoopObject *loop)
     PyObject *saved = loop->wakeup_saved;
     loop->wakeup_saved = NULL;
     int rc = 0;
-    int has_handlers = loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
+    int has_handlers =
+        loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
     if (!has_handlers) {
         long fd = PyLong_AsLong(saved);
         if (fd == loop->wakeup_fds[1]) {
             fd = -1;
         }
-        PyObject *res = (fd == -1 && PyErr_Occurred()) ? NULL : __set_wakeup_fd(loop->state, (int)fd);
+        PyObject *res = (fd == -1 && PyErr_Occurred())
+                            ? NULL
+                            : __set_wakeup_fd(loop->state, (int)fd);
         if (res == NULL) {
             rc = -1;
         }
@@ -161,7 +165,8 @@ static int __check_signal(__state *st, PyObject *sig, int *signum)
         PyErr_Format(PyExc_TypeError, "sig must be an int, not %R", sig);
         return -1;
     }
-    PyObject *valid = PyObject_CallMethodNoArgs(st->signal_module, st->str_valid_signals);
+    PyObject *valid =
+        PyObject_CallMethodNoArgs(st->signal_module, st->str_valid_signals);
     if (valid == NULL) {
         return -1;
     }
@@ -209,7 +214,8 @@ static void __release_wakeup_fd(LoopObject *loop)
     }
     PyObject *res = __set_wakeup_fd(loop->state, -1);
     if (res == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_OSError)) {
             PyObject *exc = __err_fetch();
             __log_info(loop->state, "set_wakeup_fd(-1) failed: %s", exc);
             Py_XDECREF(exc);
@@ -219,14 +225,16 @@ static void __release_wakeup_fd(LoopObject *loop)
     Py_XDECREF(res);
 }
 
-PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
+                                    Py_ssize_t nargs)
 {
     __state *st = self->state;
     int signum;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
                      "add_signal_handler() missing %zd required positional argument%s",
-                     2 - nargs, nargs == 0 ? "s: 'sig' and 'callback'" : ": 'callback'");
+                     2 - nargs,
+                     nargs == 0 ? "s: 'sig' and 'callback'" : ": 'callback'");
         return NULL;
     }
     PyObject *sig = args[0], *callback = args[1];
@@ -235,7 +243,8 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         return NULL;
     }
     if (is_coro) {
-        PyErr_SetString(PyExc_TypeError, "coroutines cannot be used with add_signal_handler()");
+        PyErr_SetString(PyExc_TypeError,
+                        "coroutines cannot be used with add_signal_handler()");
         return NULL;
     }
     if (__check_signal(st, sig, &signum) < 0) {
@@ -252,7 +261,8 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     }
     PyObject *old = __set_wakeup_fd(st, self->wakeup_fds[1]);
     if (old == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_OSError)) {
             PyObject *exc = __err_fetch();
             PyObject *msg = PyObject_Str(exc);
             Py_DECREF(exc);
@@ -264,7 +274,8 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         return NULL;
     }
     Py_DECREF(old);
-    if (self->signal_handlers == NULL && (self->signal_handlers = PyDict_New()) == NULL) {
+    if (self->signal_handlers == NULL &&
+        (self->signal_handlers = PyDict_New()) == NULL) {
         return NULL;
     }
     HandleObject *h =
@@ -272,21 +283,25 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     if (h == NULL) {
         return NULL;
     }
+    /* Kept in signal_handlers, not only queued: an ordinary GC object. */
+    if (!PyObject_GC_IsTracked((PyObject *)h)) {
+        PyObject_GC_Track(h);
+    }
     int rc = PyDict_SetItem(self->signal_handlers, sig, (PyObject *)h);
     Py_DECREF(h);
     if (rc < 0) {
         return NULL;
     }
     PyObject *handler = PyObject_GetAttr((PyObject *)self, st->str_handle_signal);
-    PyObject *res = handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig,
-                                                         handler, NULL)
+    PyObject *res = handler ? PyObject_CallMethodObjArgs(
+                                  st->signal_module, st->str_signal, sig, handler, NULL)
                             : NULL;
     Py_XDECREF(handler);
     if (res != NULL) {
         Py_DECREF(res);
         /* Restart interrupted system calls, as asyncio does. */
-        res = PyObject_CallMethodObjArgs(st->signal_module, st->str_siginterrupt, sig, Py_False,
-                                         NULL);
+        res = PyObject_CallMethodObjArgs(st->signal_module, st->str_siginterrupt, sig,
+                                         Py_False, NULL);
     }
     if (res == NULL) {
         PyObject *exc = __err_fetch();
@@ -302,8 +317,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         if (einval) {
             Py_DECREF(exc);
             PyErr_Format(PyExc_RuntimeError, "sig %d cannot be caught", signum);
-        }
-        else {
+        } else {
             __err_restore(exc);
         }
         return NULL;
@@ -335,12 +349,11 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
     PyObject *handler;
     if (signum == SIGINT) {
         handler = PyObject_GetAttr(st->signal_module, st->str_default_int_handler);
-    }
-    else {
+    } else {
         handler = PyObject_GetAttrString(st->signal_module, "SIG_DFL");
     }
-    PyObject *res = handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig,
-                                                         handler, NULL)
+    PyObject *res = handler ? PyObject_CallMethodObjArgs(
+                                  st->signal_module, st->str_signal, sig, handler, NULL)
                             : NULL;
     Py_XDECREF(handler);
     if (res == NULL) {
@@ -359,12 +372,14 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
 
 /* The Python-level handler: runs from PyErr_CheckSignals in the main
    thread, and queues the user's callback as asyncio's _handle_signal. */
-PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args,
+                               Py_ssize_t nargs)
 {
     if (nargs < 1 || self->signal_handlers == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *h = PyDict_GetItemWithError(self->signal_handlers, args[0]); /* borrowed */
+    PyObject *h =
+        PyDict_GetItemWithError(self->signal_handlers, args[0]); /* borrowed */
     if (h == NULL) {
         if (PyErr_Occurred()) {
             return NULL;

@@ -1,137 +1,161 @@
-/* The timer heap: a binary min-heap of TimerHandles ordered by deadline, ties
-   in scheduling order. One uv_timer_t per loop is armed for its top; a
-   handle keeps its heap index so that cancel() removes it in O(log n) and
-   cancelled timers cost no memory. */
+/* The timer heap: a binary min-heap ordered by deadline, ties in scheduling
+   order. Entries carry their key inline, so sifting reads only the array and
+   never a handle: with thousands of timers pending the handles are out of
+   cache, and a key per comparison cost a miss each.
+
+   Cancelling is lazy, as in asyncio: cancel() drops the callback and its
+   arguments at once and counts the handle; the iteration discards cancelled
+   handles when they reach the top, and rebuilds the heap when they are more
+   than half of it. One uv_timer_t per loop is armed for the top. */
 #include "internal.h"
 
-static inline int __before(const TimerHandleObject *a, const TimerHandleObject *b)
+static inline int __before(const __heap_entry *a, const __heap_entry *b)
 {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static inline void __place(__heap *heap, Py_ssize_t i, TimerHandleObject *h)
-{
-    heap->items[i] = h;
-    h->base.heap_index = (int32_t)i;
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
 static void __sift_up(__heap *heap, Py_ssize_t i)
 {
-    TimerHandleObject *h = heap->items[i];
+    __heap_entry e = heap->items[i];
     while (i > 0) {
         Py_ssize_t parent = (i - 1) / 2;
-        if (!__before(h, heap->items[parent])) {
+        if (!__before(&e, &heap->items[parent])) {
             break;
         }
-        __place(heap, i, heap->items[parent]);
+        heap->items[i] = heap->items[parent];
         i = parent;
     }
-    __place(heap, i, h);
+    heap->items[i] = e;
 }
 
 static void __sift_down(__heap *heap, Py_ssize_t i)
 {
-    TimerHandleObject *h = heap->items[i];
+    __heap_entry e = heap->items[i];
     Py_ssize_t n = heap->len;
     for (;;) {
         Py_ssize_t child = 2 * i + 1;
         if (child >= n) {
             break;
         }
-        if (child + 1 < n && __before(heap->items[child + 1], heap->items[child])) {
+        if (child + 1 < n && __before(&heap->items[child + 1], &heap->items[child])) {
             child++;
         }
-        if (!__before(heap->items[child], h)) {
+        if (!__before(&heap->items[child], &e)) {
             break;
         }
-        __place(heap, i, heap->items[child]);
+        heap->items[i] = heap->items[child];
         i = child;
     }
-    __place(heap, i, h);
+    heap->items[i] = e;
 }
 
-/* Takes a new reference to h. */
-int __heap_push(__heap *heap, TimerHandleObject *h)
+static int __heap_resize(__heap *heap, Py_ssize_t cap)
 {
-    if (heap->len >= INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "too many scheduled timers");
+    __heap_entry *items = PyMem_Realloc(heap->items, cap * sizeof(*items));
+    if (items == NULL) {
         return -1;
     }
-    if (heap->len == heap->cap) {
-        Py_ssize_t cap = heap->cap ? heap->cap * 2 : 64;
-        TimerHandleObject **items = PyMem_Realloc(heap->items, cap * sizeof(*items));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        heap->items = items;
-        heap->cap = cap;
-    }
-    Py_INCREF(h);
-    heap->items[heap->len] = h;
-    h->base.heap_index = (int32_t)heap->len++;
-    __sift_up(heap, h->base.heap_index);
+    heap->items = items;
+    heap->cap = cap;
     return 0;
 }
 
-/* Returns the earliest timer; the heap's reference passes to the caller. */
+/* Takes a new reference to h; its deadline and seq are set. */
+int __heap_push(__heap *heap, TimerHandleObject *h)
+{
+    if (heap->len == heap->cap) {
+        if (heap->cap >= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(__heap_entry) / 2) {
+            PyErr_SetString(PyExc_OverflowError, "too many scheduled timers");
+            return -1;
+        }
+        if (__heap_resize(heap, heap->cap ? heap->cap * 2 : 64) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_INCREF(h);
+    h->base.scheduled = 1;
+    heap->items[heap->len] = (__heap_entry){h->deadline, h->seq, h};
+    __sift_up(heap, heap->len++);
+    return 0;
+}
+
+/* Removes the earliest timer; the heap's reference passes to the caller,
+   who finds out whether it was cancelled. */
 TimerHandleObject *__heap_pop(__heap *heap)
 {
     assert(heap->len > 0);
-    TimerHandleObject *top = heap->items[0];
-    TimerHandleObject *last = heap->items[--heap->len];
-    if (heap->len > 0) {
-        __place(heap, 0, last);
+    TimerHandleObject *top = heap->items[0].h;
+    heap->items[0] = heap->items[--heap->len];
+    if (heap->len > 1) {
+        /* The next top is one of these two: fetch them while sifting. */
+        __builtin_prefetch(heap->items[1].h);
+        if (heap->len > 2) {
+            __builtin_prefetch(heap->items[2].h);
+        }
         __sift_down(heap, 0);
     }
-    top->base.heap_index = -1;
+    top->base.scheduled = 0;
+    if (top->base.cancelled) {
+        heap->cancelled--;
+    }
     return top;
 }
 
-/* Drops h from the heap and releases the heap's reference (last, since it
-   may be the only one). */
-void __heap_remove(__heap *heap, TimerHandleObject *h)
+/* The loop's reference to a handle it no longer holds: a handle someone
+   else still references becomes an ordinary GC object (see handle.c). */
+static void __heap_release(TimerHandleObject *h)
 {
-    Py_ssize_t i = h->base.heap_index;
-    assert(i >= 0 && i < heap->len && heap->items[i] == h);
-    TimerHandleObject *last = heap->items[--heap->len];
-    if (i < heap->len) {
-        __place(heap, i, last);
-        if (i > 0 && __before(last, heap->items[(i - 1) / 2])) {
-            __sift_up(heap, i);
-        }
-        else {
-            __sift_down(heap, i);
-        }
-    }
-    h->base.heap_index = -1;
-    /* Shrink after mass cancellation so 100 000 cancelled timers leave
-       nothing behind. */
-    if (heap->cap > 256 && heap->len < heap->cap / 4) {
-        Py_ssize_t cap = heap->cap / 2;
-        TimerHandleObject **items = PyMem_Realloc(heap->items, cap * sizeof(*items));
-        if (items != NULL) {
-            heap->items = items;
-            heap->cap = cap;
-        }
-    }
+    __handle_disown((HandleObject *)h);
     Py_DECREF(h);
 }
 
-/* Empties the heap. Releasing a handle can run arbitrary code (a callback
-   argument's __del__) that schedules timers again, so the array is
-   detached before anything is released. */
+/* Drops the cancelled handles and restores the heap order, in O(n).
+   Releasing a handle can run arbitrary code (its context's values have
+   __del__), so the heap is made whole before anything is released. */
+void __heap_compact(__heap *heap)
+{
+    Py_ssize_t kept = 0, dropped = 0;
+    TimerHandleObject **gone = PyMem_Malloc(heap->cancelled * sizeof(*gone));
+    if (gone == NULL) {
+        return; /* they go when they reach the top */
+    }
+    for (Py_ssize_t i = 0; i < heap->len; i++) {
+        __heap_entry e = heap->items[i];
+        if (e.h->base.cancelled && dropped < heap->cancelled) {
+            e.h->base.scheduled = 0;
+            gone[dropped++] = e.h;
+        } else {
+            heap->items[kept++] = e;
+        }
+    }
+    heap->len = kept;
+    heap->cancelled -= dropped;
+    for (Py_ssize_t i = kept / 2 - 1; i >= 0; i--) {
+        __sift_down(heap, i);
+    }
+    if (heap->cap > 256 && heap->len < heap->cap / 4) {
+        (void)__heap_resize(heap, heap->cap / 2 > 256 ? heap->cap / 2 : 256);
+    }
+    for (Py_ssize_t i = 0; i < dropped; i++) {
+        __heap_release(gone[i]);
+    }
+    PyMem_Free(gone);
+}
+
+/* Empties the heap. Releasing a handle can run arbitrary code that
+   schedules timers again, so the array is detached first. */
 void __heap_clear(__heap *heap)
 {
-    TimerHandleObject **items = heap->items;
+    __heap_entry *items = heap->items;
     Py_ssize_t n = heap->len;
     heap->items = NULL;
-    heap->len = heap->cap = 0;
+    heap->len = heap->cap = heap->cancelled = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        items[i]->base.heap_index = -1;
+        items[i].h->base.scheduled = 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_DECREF(items[i]);
+        __heap_release(items[i].h);
     }
     PyMem_Free(items);
 }

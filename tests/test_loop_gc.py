@@ -1,0 +1,206 @@
+"""Garbage collection of loops, handles and what handles reference.
+
+asyncloop keeps handles out of the GC's lists while only the running loop
+holds them, and reports their references through the loop instead (see
+src/handle.c).  These cases check that nothing observable changes: cycles
+through handles are still collected, a loop dropped unclosed with work
+pending is still found to be garbage (with asyncio's ResourceWarning), and a
+collection never clears objects a live handle still needs.  Each runs on
+asyncio's loop and on ours.
+"""
+
+import asyncio
+import gc
+import sys
+import warnings
+import weakref
+
+import pytest
+
+
+class Token:
+    """A weak-referenceable stand-in for user state."""
+
+
+def _collect():
+    for _ in range(3):
+        gc.collect()
+
+
+def _collect_warnings():
+    """Collect; returns the ResourceWarnings the collection gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        _collect()
+    return [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_unclosed_loop_with_pending_callback_is_collected(loop_factory):
+    loop = loop_factory()
+    token = Token()
+    token.loop = loop  # a cycle: loop -> handle -> bound method -> token -> loop
+    token.handle = loop.call_soon(token.__init__)
+    alive = weakref.ref(token)
+    loop_ref = weakref.ref(loop)
+    del token, loop
+    caught = _collect_warnings()
+    assert loop_ref() is None
+    assert alive() is None
+    assert any("unclosed event loop" in str(w.message) for w in caught)
+
+
+def test_unclosed_loop_with_handle_queued_while_running_is_collected(loop_factory):
+    # Handles made while the loop runs are the ones asyncloop keeps untracked.
+    loop = loop_factory()
+    token = Token()
+
+    async def main():
+        token.handle = asyncio.get_running_loop().call_soon(token.__init__)
+        token.timer = asyncio.get_running_loop().call_later(3600, token.__init__)
+        token.loop = asyncio.get_running_loop()
+
+    loop.run_until_complete(main())
+    alive = weakref.ref(token)
+    loop_ref = weakref.ref(loop)
+    del token, loop
+    _collect_warnings()
+    assert loop_ref() is None
+    assert alive() is None
+
+
+def test_abandoned_sleeping_task_is_finalized(loop_factory):
+    # The Ctrl-C case: run_until_complete() left with the main coroutine
+    # sleeping; dropping the loop must still close the coroutine.
+    loop = loop_factory()
+    events = []
+
+    async def sleeper():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            events.append("finally")
+
+    async def main():
+        asyncio.get_running_loop().create_task(sleeper())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert events == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loop_ref = weakref.ref(loop)
+        del loop
+        _collect()
+    assert loop_ref() is None
+    assert events == ["finally"]
+
+
+def test_cycle_through_run_handle_is_collected(loop):
+    token = Token()
+
+    def cb(t=token):
+        t.ran = True
+
+    async def main():
+        token.handle = asyncio.get_running_loop().call_soon(cb)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert token.ran
+    alive = weakref.ref(token)
+    del token, cb
+    _collect()
+    assert alive() is None
+
+
+def test_cycle_through_cancelled_timer_is_collected(loop):
+    token = Token()
+
+    async def main():
+        token.timer = asyncio.get_running_loop().call_later(3600, lambda t=token: t)
+        await asyncio.sleep(0)
+        token.timer.cancel()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    alive = weakref.ref(token)
+    del token
+    _collect()
+    assert alive() is None
+
+
+def test_collection_keeps_what_a_kept_handle_needs(loop):
+    # The loop is dropped (closed) while a handle made during its run is
+    # kept: a collection must leave the handle's callback and context whole.
+    import contextvars
+    var = contextvars.ContextVar("var")
+    kept = {}
+
+    def cb(x):
+        return x
+
+    async def main():
+        var.set("value")
+        kept["handle"] = asyncio.get_running_loop().call_later(3600, cb, Token())
+        kept["soon"] = asyncio.get_running_loop().call_soon(cb, Token())
+
+    loop.run_until_complete(main())
+    _collect()
+    for h in kept.values():
+        # asyncio's Handle has get_context() from 3.12 on
+        ctx = h.get_context() if hasattr(h, "get_context") else h._context
+        assert ctx.get(var) == "value"
+        assert not h.cancelled()
+        repr(h)
+
+
+def test_collection_during_callbacks_with_kept_handles(loop):
+    # Collections while many handles are queued, some kept elsewhere.
+    kept = []
+    results = []
+
+    def cb(i, payload):
+        results.append((i, payload[0]))
+
+    async def main():
+        lp = asyncio.get_running_loop()
+        for i in range(2000):
+            h = lp.call_soon(cb, i, [i])
+            if i % 3 == 0:
+                kept.append(h)
+            if i % 500 == 0:
+                lp.call_soon(gc.collect)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert results == [(i, i) for i in range(2000)]
+
+
+def test_handle_cancelled_from_another_reference_after_gc(loop):
+    calls = []
+
+    async def main():
+        lp = asyncio.get_running_loop()
+        h = lp.call_later(0.001, calls.append, "timer")
+        g = lp.call_soon(calls.append, "soon")
+        gc.collect()
+        g.cancel()
+        await asyncio.sleep(0.01)
+        h.cancel()  # already ran: nothing happens
+
+    loop.run_until_complete(main())
+    assert calls == ["timer"]
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython GC")
+def test_gc_get_referents_of_loop_does_not_crash(loop):
+    async def main():
+        lp = asyncio.get_running_loop()
+        lp.call_soon(print)
+        lp.call_later(3600, print)
+        referents = gc.get_referents(lp)
+        assert referents is not None
+
+    loop.run_until_complete(main())
