@@ -173,6 +173,44 @@ async def bench_timers_firing(n):
     return tasks * rounds
 
 
+async def prepare_timers_parked(n):
+    """Setup for timers_parked (not timed): 10 000 tasks started and parked
+    on an Event, so that the timed part is the sleeping alone."""
+    tasks = min(n, 10_000)
+    rounds = max(1, n // tasks)
+    go = asyncio.Event()
+    woke = [0]
+
+    async def sleeper(delay):
+        await go.wait()
+        loop = asyncio.get_running_loop()
+        for _ in range(rounds):
+            before = loop.time()
+            await asyncio.sleep(delay)
+            if loop.time() - before < delay - 0.0015:
+                raise AssertionError("asyncio.sleep() returned too early")
+            woke[0] += 1
+
+    running = [asyncio.ensure_future(sleeper(((i * 7919) % 1000) * 1e-6))
+               for i in range(tasks)]
+    await asyncio.sleep(0)  # every task reaches go.wait()
+    return go, running, woke, tasks * rounds
+
+
+async def bench_timers_parked(state):
+    """The same 10 000 sleeping tasks as timers_firing, already created and
+    parked: timed from releasing them until all have slept their rounds.
+    This is timers_firing without the creation of its tasks and the
+    collections that 10 000 new tasks trigger (gather_tasks measures task
+    creation), i.e. a server with many tasks waiting on timeouts."""
+    go, running, woke, expected = state
+    go.set()
+    await asyncio.gather(*running)
+    if woke[0] != expected:
+        raise AssertionError(f"timers: {woke[0]} of {expected} fired")
+    return expected
+
+
 async def bench_sleep0_switch(n):
     """100 tasks taking turns with `await asyncio.sleep(0)`: pure task
     switching through the ready queue.  n = total number of switches."""
@@ -394,10 +432,13 @@ async def bench_mem_pending_callbacks(n):
 # --------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, name, kind, fn, full, quick, unit, doc):
+    def __init__(self, name, kind, fn, full, quick, unit, doc, prepare=None):
         self.name = name
         self.kind = kind      # "async", "factory" or "memory"
         self.fn = fn
+        # async kind: coroutine function run (untimed) before each timed run;
+        # its result is what fn receives instead of the size
+        self.prepare = prepare
         self.full = full      # work size for the full suite
         self.quick = quick    # work size for --quick
         self.unit = unit
@@ -415,6 +456,9 @@ BENCHMARKS = [
           "create a timer, cancel it"),
     Bench("timers_firing", "async", bench_timers_firing, 30_000, 10_000, "sleeps",
           "10 000 tasks each sleeping 0-1 ms, repeatedly"),
+    Bench("timers_parked", "async", bench_timers_parked, 30_000, 10_000, "sleeps",
+          "timers_firing with its tasks created before timing",
+          prepare=prepare_timers_parked),
     Bench("sleep0_switch", "async", bench_sleep0_switch, 200_000, 40_000, "switches",
           "100 tasks switching via asyncio.sleep(0)"),
     Bench("gather_tasks", "async", bench_gather_tasks, 30_000, 6_000, "tasks",
@@ -516,13 +560,20 @@ def run_one(name, loop_name, n, inner):
         if bench.kind == "memory":
             return loop.run_until_complete(bench.fn(n))
 
-        loop.run_until_complete(bench.fn(warm))
+        def arg(size):
+            if bench.prepare is None:
+                return size
+            return loop.run_until_complete(bench.prepare(size))
+
+        loop.run_until_complete(bench.fn(arg(warm)))
         times = []
         for _ in range(inner):
+            a = arg(n)
             gc.collect()
             t0 = time.perf_counter()
-            ops = loop.run_until_complete(bench.fn(n))
+            ops = loop.run_until_complete(bench.fn(a))
             times.append(time.perf_counter() - t0)
+            del a
         return {"ops": ops, "times": times}
     finally:
         _close(loop)
