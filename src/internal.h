@@ -45,8 +45,9 @@ typedef struct {
     PyObject *extract_stack;          /* asyncio.format_helpers.extract_stack */
     PyObject *set_task_name;          /* asyncio.tasks._set_task_name, or NULL */
     PyObject *logger;                 /* asyncio.log.logger */
-    PyObject *ThreadPoolExecutor;     /* concurrent.futures.ThreadPoolExecutor */
-    PyObject *wrap_future;            /* asyncio.wrap_future */
+    PyObject
+        *ThreadPoolExecutor; /* concurrent.futures.ThreadPoolExecutor, on first use */
+    PyObject *wrap_future;   /* asyncio.wrap_future */
     PyObject *sys_module;
     PyObject *signal_module;
     PyObject *debug_stack_depth; /* asyncio.constants.DEBUG_STACK_DEPTH */

@@ -1224,6 +1224,17 @@ static PyObject *Loop_run_in_executor(LoopObject *self, PyObject *const *args,
             return NULL;
         }
         if (executor == NULL || executor == Py_None) {
+            /* Imported on first use: concurrent.futures loads its thread
+               module lazily, and most programs never need it. */
+            if (st->ThreadPoolExecutor == NULL) {
+                PyObject *mod = PyImport_ImportModule("concurrent.futures");
+                st->ThreadPoolExecutor =
+                    mod ? PyObject_GetAttrString(mod, "ThreadPoolExecutor") : NULL;
+                Py_XDECREF(mod);
+                if (st->ThreadPoolExecutor == NULL) {
+                    return NULL;
+                }
+            }
             PyObject *kw = Py_BuildValue("{s:s}", "thread_name_prefix", "asyncio");
             if (kw == NULL) {
                 return NULL;

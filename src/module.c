@@ -159,7 +159,6 @@ static int module_exec(PyObject *module)
     IMPORT(format_callback_source, "asyncio.format_helpers", "_format_callback_source");
     IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
     IMPORT(logger, "asyncio.log", "logger");
-    IMPORT(ThreadPoolExecutor, "concurrent.futures", "ThreadPoolExecutor");
     IMPORT(wrap_future, "asyncio", "wrap_future");
     IMPORT(debug_stack_depth, "asyncio.constants", "DEBUG_STACK_DEPTH");
     if ((st->coroutines_module = PyImport_ImportModule("asyncio.coroutines")) == NULL ||
