@@ -466,7 +466,7 @@ static void __loop_discard_cancelled(LoopObject *self)
     if (heap->len > 100 && heap->cancelled * 2 > heap->len) {
         __heap_compact(heap);
     }
-    while (heap->cancelled > 0 && heap->items[0].h->base.cancelled) {
+    while (heap->cancelled > 0 && heap->len > 0 && heap->items[0].h->base.cancelled) {
         HandleObject *h = (HandleObject *)__heap_pop(heap);
         __handle_disown(h);
         Py_DECREF(h);

@@ -430,6 +430,47 @@ def test_cancel_many_far_timers_then_near_one(loop):
     assert calls == ["near"]
 
 
+def test_survivors_of_mass_cancel_keep_deadline_order(loop):
+    # Cancelling most timers makes the loop drop them in bulk (asyncio and
+    # asyncloop both rebuild the heap then); the rest must keep their order,
+    # also with timers scheduled after the rebuild. The deadlines lie 0.5 s
+    # ahead so that everything is scheduled before the first is due.
+    calls = []
+    base = loop.time() + 0.5
+    handles = [loop.call_at(base + ((i * 7919) % 3000) * 1e-5, calls.append, i)
+               for i in range(3000)]
+    kept = [i for i in range(3000) if i % 7 == 0]
+    for i, h in enumerate(handles):
+        if i % 7:
+            h.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one iteration: the bulk drop
+    for j in range(50):
+        loop.call_at(base + j * 1e-4 + 0.5e-5, calls.append, 10_000 + j)
+    loop.call_at(base + 0.05, loop.stop)
+    loop.run_forever()
+    expected = sorted(
+        [(base + ((i * 7919) % 3000) * 1e-5, 0, i, i) for i in kept] +
+        [(base + j * 1e-4 + 0.5e-5, 1, j, 10_000 + j) for j in range(50)])
+    assert calls == [v for *_, v in expected]
+
+
+def test_timer_scheduled_flag(loop):
+    # TimerHandle._scheduled: set while the timer is in the loop's heap,
+    # cancelled or not, cleared once the loop takes it out.
+    h = loop.call_later(3600, print)
+    assert h._scheduled
+    h.cancel()
+    assert h._scheduled
+    fired = loop.call_later(0, print)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert not fired._scheduled
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert not h._scheduled
+
+
 def test_timer_cancel_after_fire(loop):
     calls = []
     h = loop.call_later(0, calls.append, 1)
