@@ -505,11 +505,14 @@ static int __loop_run_once(LoopObject *self)
         HandleObject *h = __ring_pop(ready);
         /* With many callbacks queued, each handle and what it points to
            are out of cache by their turn: fetch the handle after next, and
-           the next one's context and callback, while this one runs. */
+           the next one's context, callback and first argument (a future,
+           for a timer of asyncio.sleep), while this one runs. Measured:
+           a third stage (the object the callback is bound to) was slower. */
         if (ready->len > 0) {
             HandleObject *next = ready->items[ready->head];
             __builtin_prefetch(next->context);
             __builtin_prefetch(next->callback);
+            __builtin_prefetch(next->args[0]);
             if (ready->len > 1) {
                 __builtin_prefetch(ready->items[(ready->head + 1) & (ready->cap - 1)]);
             }
