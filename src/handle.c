@@ -353,6 +353,14 @@ static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
     if (!h->running) {
         __handle_clear_call(h);
     }
+    /* Read again: releasing the callback may have run code (a __del__) that
+       closed the loop and emptied its heap. */
+    if (h->scheduled && h->loop != NULL && __heap_wants_compaction(&h->loop->timers)) {
+        /* The heap's reference to h goes too; the caller's keeps it. */
+        Py_INCREF(h);
+        __heap_compact(&h->loop->timers);
+        Py_DECREF(h);
+    }
     Py_RETURN_NONE;
 }
 

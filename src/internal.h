@@ -121,9 +121,9 @@ typedef struct {
 enum { ARGS_NONE = 0, ARGS_ONE = 1, ARGS_TWO = 2, ARGS_TUPLE = 3 };
 
 struct __handle {
-    PyObject_HEAD PyObject
-        *callback;     /* NULL once cancelled; next free on the free list */
-    PyObject *context; /* contextvars.Context the callback runs in */
+    PyObject_HEAD
+    PyObject *callback; /* NULL once cancelled; next free on the free list */
+    PyObject *context;  /* contextvars.Context the callback runs in */
     LoopObject *loop;
     PyObject *source_traceback; /* debug mode: where it was created */
     PyObject *repr;             /* debug mode: repr kept at cancel() */
@@ -167,9 +167,9 @@ typedef struct {
 } __heap;
 
 struct __loop {
-    PyObject_HEAD PyObject
-        *module;    /* strong: keeps the state valid until dealloc ends */
-    __state *state; /* the module's state; its fields are NULL once cleared */
+    PyObject_HEAD
+    PyObject *module; /* strong: keeps the state valid until dealloc ends */
+    __state *state;   /* the module's state; its fields are NULL once cleared */
     uv_loop_t uv;
     uv_timer_t poll_timer;  /* bounds a blocking poll by the next deadline */
     uv_async_t async;       /* wakes a blocked poll from another thread */
@@ -233,6 +233,14 @@ static inline void __handle_disown(HandleObject *h)
 int __heap_push(__heap *heap, TimerHandleObject *h);
 TimerHandleObject *__heap_pop(__heap *heap);
 void __heap_compact(__heap *heap);
+
+/* asyncio's rule for dropping cancelled timers in bulk: when they are more
+   than half of more than 100. Checked at cancel() too, so that cancelled
+   timers never hold more than the live ones, running loop or not. */
+static inline int __heap_wants_compaction(const __heap *heap)
+{
+    return heap->len > 100 && heap->cancelled * 2 > heap->len;
+}
 void __heap_clear(__heap *heap);
 
 /* loop.c */

@@ -463,7 +463,7 @@ static int __loop_poll(LoopObject *self)
 static void __loop_discard_cancelled(LoopObject *self)
 {
     __heap *heap = &self->timers;
-    if (heap->len > 100 && heap->cancelled * 2 > heap->len) {
+    if (__heap_wants_compaction(heap)) {
         __heap_compact(heap);
     }
     while (heap->cancelled > 0 && heap->len > 0 && heap->items[0].h->base.cancelled) {

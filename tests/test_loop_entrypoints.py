@@ -271,3 +271,30 @@ def test_debug_counters_count_live_objects(asyncloop_mod):
 
     _some_handles(asyncloop_mod, check)
     assert _counters(asyncloop_mod) == before
+
+
+def test_cancelled_timers_do_not_pile_up(asyncloop_mod):
+    # Cancelled timers leave the heap lazily, as in asyncio, but once they
+    # are more than half of it they go in bulk, at cancel() already: a loop
+    # that is not running does not keep 10 000 cancelled timers alive.
+    loop = asyncloop_mod.new_event_loop()
+    try:
+        gc.collect()
+        before = _counters(asyncloop_mod)["handles"]
+        handles = [loop.call_later(3600 + i, print) for i in range(10_000)]
+        for h in handles:
+            h.cancel()
+        del handles, h
+        gc.collect()
+        after = _counters(asyncloop_mod)["handles"]
+        assert after - before <= 100, (before, after)
+        # live timers stay, in order
+        calls = []
+        keep = [loop.call_later(0.001 * (i % 3), calls.append, i) for i in range(300)]
+        for h in keep[::2]:
+            h.cancel()
+        loop.call_later(0.05, loop.stop)
+        loop.run_forever()
+        assert sorted(calls) == list(range(1, 300, 2))
+    finally:
+        loop.close()
