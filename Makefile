@@ -79,6 +79,8 @@ sanitize-test: deps
 
 bench: build
 	@$(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	@# byte-compiled, as pip leaves an installed package (uvloop's is)
+	@$(VENVS)/$(BENCH_VERSION)/bin/python -m compileall -q asyncloop
 	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 format:
