@@ -141,20 +141,23 @@ async def bench_call_later_cancel(n):
     return n
 
 
-async def bench_timers_firing(n):
-    """Thousands of tasks sleeping on timers at once (10 000 in the full run).
+def _sleepers(n, woke, go=None):
+    """The coroutines of timers_firing and timers_parked: min(n, 10 000)
+    tasks each sleeping n/tasks times, after `go` is set if given.
 
-    n is the total number of sleeps: min(n, 10 000) tasks each sleep n/tasks
-    times.  Delays are spread over 0..1 ms so the timer queue really has to
-    order them.  The sleeps themselves put a floor of ~1 ms per round on the
+    Delays are spread over 0..1 ms so the timer queue really has to order
+    them; a multiplicative hash spreads them so that creation order and
+    wake-up order differ. The sleeps put a floor of ~1 ms per round on the
     wall time, small next to the cost of handling 10 000 timers per round.
+    Returns the coroutines and the number of sleeps they will make.
     """
-    loop = asyncio.get_running_loop()
     tasks = min(n, 10_000)
     rounds = max(1, n // tasks)
-    woke = [0]
 
     async def sleeper(delay):
+        if go is not None:
+            await go.wait()
+        loop = asyncio.get_running_loop()
         for _ in range(rounds):
             before = loop.time()
             await asyncio.sleep(delay)
@@ -164,37 +167,30 @@ async def bench_timers_firing(n):
                 raise AssertionError("asyncio.sleep() returned too early")
             woke[0] += 1
 
-    # A multiplicative hash spreads the delays so that task creation order and
-    # wake-up order differ.
-    await asyncio.gather(*[sleeper(((i * 7919) % 1000) * 1e-6)
-                           for i in range(tasks)])
-    if woke[0] != tasks * rounds:
-        raise AssertionError(f"timers: {woke[0]} of {tasks * rounds} fired")
-    return tasks * rounds
+    return [sleeper(((i * 7919) % 1000) * 1e-6) for i in range(tasks)], tasks * rounds
+
+
+async def bench_timers_firing(n):
+    """Thousands of tasks sleeping on timers at once (10 000 in the full run),
+    created by the timed run itself. n is the total number of sleeps."""
+    woke = [0]
+    coros, expected = _sleepers(n, woke)
+    await asyncio.gather(*coros)
+    if woke[0] != expected:
+        raise AssertionError(f"timers: {woke[0]} of {expected} fired")
+    return expected
 
 
 async def prepare_timers_parked(n):
-    """Setup for timers_parked (not timed): 10 000 tasks started and parked
-    on an Event, so that the timed part is the sleeping alone."""
-    tasks = min(n, 10_000)
-    rounds = max(1, n // tasks)
-    go = asyncio.Event()
+    """Setup for timers_parked (not timed): the tasks of timers_firing
+    started and parked on an Event, so that the timed part is the sleeping
+    alone."""
     woke = [0]
-
-    async def sleeper(delay):
-        await go.wait()
-        loop = asyncio.get_running_loop()
-        for _ in range(rounds):
-            before = loop.time()
-            await asyncio.sleep(delay)
-            if loop.time() - before < delay - 0.0015:
-                raise AssertionError("asyncio.sleep() returned too early")
-            woke[0] += 1
-
-    running = [asyncio.ensure_future(sleeper(((i * 7919) % 1000) * 1e-6))
-               for i in range(tasks)]
+    go = asyncio.Event()
+    coros, expected = _sleepers(n, woke, go)
+    running = [asyncio.ensure_future(c) for c in coros]
     await asyncio.sleep(0)  # every task reaches go.wait()
-    return go, running, woke, tasks * rounds
+    return go, running, woke, expected
 
 
 async def bench_timers_parked(state):
