@@ -206,3 +206,91 @@ def test_gc_get_referents_of_loop_does_not_crash(loop):
         assert referents is not None
 
     loop.run_until_complete(main())
+
+
+class _OnDelete:
+    """Runs a function when collected: code that runs while the loop is in
+    the middle of releasing handles."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __del__(self):
+        self.fn()
+
+
+def test_release_of_cancelled_timers_reenters_the_loop(loop):
+    # Dropping cancelled timers in bulk releases their arguments; a __del__
+    # there schedules and cancels more timers.
+    calls = []
+    others = [loop.call_later(3600 + i, calls.append, i) for i in range(300)]
+
+    def reenter():
+        for h in others[:150]:
+            h.cancel()
+        loop.call_later(0, calls.append, "from __del__")
+        loop.call_later(3600, calls.append, "never").cancel()
+
+    handles = [loop.call_later(3600, calls.append, _OnDelete(reenter) if i == 0 else i)
+               for i in range(400)]
+    for h in handles:
+        h.cancel()
+    del handles, h
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["from __del__"]
+    for h in others:
+        h.cancel()
+
+
+def _handles_holding(lp, n, special, obj):
+    """n far timers; the context of timer `special` alone holds obj, so obj
+    goes when that handle itself is freed (cancel() keeps the context)."""
+    import contextvars
+    var = contextvars.ContextVar("held")
+    handles = []
+    for i in range(n):
+        ctx = contextvars.copy_context()
+        if i == special:
+            ctx.run(var.set, obj)
+        handles.append(lp.call_later(3600, print, i, context=ctx))
+    return handles
+
+
+def test_loop_closed_from_del_while_timers_are_dropped(loop_factory):
+    # asyncloop drops cancelled timers in bulk inside cancel() once they are
+    # most of the heap; a handle freed there may close the loop.
+    lp = loop_factory()
+    handles = _handles_holding(lp, 300, 5, _OnDelete(lambda: lp.close()))
+    try:
+        for h in handles:
+            h.cancel()
+        del handles, h
+        gc.collect()
+    finally:
+        lp.close()
+    assert lp.is_closed()
+
+
+def test_del_closing_running_loop_while_timers_are_dropped(loop_factory):
+    lp = loop_factory()
+    errors = []
+    handles = _handles_holding(lp, 300, 5, _OnDelete(lambda: lp.close()))
+
+    def cancel_all():
+        for h in handles:
+            h.cancel()
+        handles.clear()
+
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: errors.append(u.exc_value)
+    try:
+        lp.call_soon(cancel_all)
+        lp.call_later(0.01, lp.stop)
+        lp.run_forever()
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+        lp.close()
+    # close() refused from inside the running loop, as asyncio does
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
