@@ -44,15 +44,36 @@ def _run_script(path):
     import importlib.machinery
     import types
 
-    with io.open_code(path) as f:
-        code = compile(f.read(), path, "exec")
+    try:
+        with io.open_code(path) as f:
+            code = compile(f.read(), path, "exec")
+    except SyntaxError as exc:
+        # Reported as the interpreter reports a script that does not
+        # compile: the error alone, no traceback through this launcher.
+        _exit_uncaught(exc.with_traceback(None))
     main = types.ModuleType("__main__")
     main.__file__ = path
     main.__cached__ = None
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    try:
+        exec(code, main.__dict__)
+    except (SystemExit, KeyboardInterrupt):
+        # Left to the interpreter: its exit status, and for Ctrl-C its
+        # death by SIGINT, are not ours to imitate.
+        raise
+    except BaseException as exc:
+        # The traceback starts at the script, as with `python script.py`.
+        tb = exc.__traceback__
+        _exit_uncaught(exc.with_traceback(tb.tb_next if tb is not None else None))
+
+
+def _exit_uncaught(exc):
+    # As the interpreter ends on an uncaught exception: sys.excepthook (the
+    # script may have installed its own), then status 1.
+    sys.excepthook(type(exc), exc, exc.__traceback__)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,32 @@ def test_python_m_asyncloop_exit_code(asyncloop_mod, tmp_path):
     assert proc.returncode == 3, describe(proc)
 
 
+FAILING_SCRIPTS = {
+    "raises": "def f():\n    raise ValueError('bad value')\n\nprint('before')\nf()\n",
+    "syntax": "print('never')\nx = (1 +\n",
+    "chained": ("try:\n    {}['k']\nexcept KeyError as e:\n"
+                "    raise RuntimeError('wrapped') from e\n"),
+    "own_hook": ("import sys\n"
+                 "sys.excepthook = lambda t, v, tb: print('hook:', t.__name__, v, "
+                 "file=sys.stderr)\n"
+                 "raise LookupError('via hook')\n"),
+    "exit_message": "import sys\nsys.exit('leaving with a message')\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAILING_SCRIPTS))
+def test_python_m_asyncloop_failure_output(asyncloop_mod, tmp_path, name):
+    # A script that fails reports exactly as under `python script.py`: same
+    # status, stdout and stderr (no frames of the launcher in tracebacks).
+    (tmp_path / "fails.py").write_text(FAILING_SCRIPTS[name])
+    ours = _run_m(["fails.py"], cwd=tmp_path)
+    plain = subprocess.run([sys.executable, "fails.py"], capture_output=True, text=True,
+                           timeout=60, env=pythonpath_env(), cwd=tmp_path)
+    assert plain.returncode != 0
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (plain.returncode, plain.stdout, plain.stderr)
+
+
 def test_python_m_asyncloop_usage(asyncloop_mod, tmp_path):
     proc = _run_m([], cwd=tmp_path)
     assert proc.returncode == 2
