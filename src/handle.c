@@ -4,9 +4,8 @@
    bounded free list so that call_soon allocates nothing in steady state. */
 #include "internal.h"
 
-HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
-                           PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
-                           PyObject *context)
+HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                           PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
     int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
@@ -15,15 +14,18 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
         *free_list = (HandleObject *)h->callback;
         if (is_timer) {
             st->n_free_timers--;
-        } else {
+        }
+        else {
             st->n_free_handles--;
         }
         /* Still a GC object, untracked: this re-initialises its type (taking
            a reference to the heap type) and its reference count. */
         PyObject_Init((PyObject *)h, tp);
-    } else if (is_timer) {
+    }
+    else if (is_timer) {
         h = (HandleObject *)PyObject_GC_New(TimerHandleObject, tp);
-    } else {
+    }
+    else {
         h = PyObject_GC_New(HandleObject, tp);
     }
     if (h == NULL) {
@@ -50,7 +52,8 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
             Py_DECREF(h);
             return NULL;
         }
-    } else {
+    }
+    else {
         Py_INCREF(context);
     }
     h->context = context;
@@ -59,11 +62,13 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
     if (nargs == 1) {
         h->args[0] = Py_NewRef(args[0]);
         h->args_kind = ARGS_ONE;
-    } else if (nargs == 2 && is_timer) {
+    }
+    else if (nargs == 2 && is_timer) {
         h->args[0] = Py_NewRef(args[0]);
         ((TimerHandleObject *)h)->arg2 = Py_NewRef(args[1]);
         h->args_kind = ARGS_TWO;
-    } else if (nargs > 0) {
+    }
+    else if (nargs > 0) {
         PyObject *t = PyTuple_New(nargs);
         if (t == NULL) {
             Py_DECREF(h);
@@ -237,11 +242,10 @@ static PyObject *__format_callback_source(__state *st, HandleObject *h)
     if (st->format_source_has_debug) {
         PyObject *stack[3] = {h->callback, args, h->loop->debug ? Py_True : Py_False};
         PyObject *kwnames = PyTuple_Pack(1, st->str_debug);
-        res = kwnames
-                  ? PyObject_Vectorcall(st->format_callback_source, stack, 2, kwnames)
-                  : NULL;
+        res = kwnames ? PyObject_Vectorcall(st->format_callback_source, stack, 2, kwnames) : NULL;
         Py_XDECREF(kwnames);
-    } else {
+    }
+    else {
         PyObject *stack[2] = {h->callback, args};
         res = PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
     }
@@ -308,7 +312,8 @@ int __handle_run(HandleObject *h)
         if (h->args_kind != ARGS_TUPLE) {
             /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
             res = PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
-        } else {
+        }
+        else {
             res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args[0], 0),
                                       PyTuple_GET_SIZE(h->args[0]), NULL);
         }
@@ -319,7 +324,8 @@ int __handle_run(HandleObject *h)
     int rc = 0;
     if (res != NULL) {
         Py_DECREF(res);
-    } else {
+    }
+    else {
         rc = __handle_report_error(h);
     }
     h->running = 0;
@@ -407,20 +413,18 @@ static PyObject *Handle_repr(HandleObject *h)
         return PyUnicode_FromString("<Handle>");
     }
     __state *st = h->loop->state;
-    PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL,
-             *res = NULL;
+    PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL, *res = NULL;
     if (parts == NULL) {
         return NULL;
     }
-    if ((item = PyUnicode_FromString(
-             Py_TYPE(h) == st->TimerHandleType ? "TimerHandle" : "Handle")) == NULL ||
+    if ((item = PyUnicode_FromString(Py_TYPE(h) == st->TimerHandleType ? "TimerHandle"
+                                                                       : "Handle")) == NULL ||
         PyList_Append(parts, item) < 0) {
         goto done;
     }
     Py_CLEAR(item);
     if (h->cancelled) {
-        if ((item = PyUnicode_FromString("cancelled")) == NULL ||
-            PyList_Append(parts, item) < 0) {
+        if ((item = PyUnicode_FromString("cancelled")) == NULL || PyList_Append(parts, item) < 0) {
             goto done;
         }
         Py_CLEAR(item);
@@ -438,16 +442,15 @@ static PyObject *Handle_repr(HandleObject *h)
         Py_CLEAR(item);
     }
     if (h->callback != NULL && h->loop != NULL) {
-        if ((item = __format_callback_source(st, h)) == NULL ||
-            PyList_Append(parts, item) < 0) {
+        if ((item = __format_callback_source(st, h)) == NULL || PyList_Append(parts, item) < 0) {
             goto done;
         }
         Py_CLEAR(item);
     }
     if (h->source_traceback != NULL && PyList_Check(h->source_traceback) &&
         PyList_GET_SIZE(h->source_traceback) > 0) {
-        PyObject *frame = PyList_GET_ITEM(h->source_traceback,
-                                          PyList_GET_SIZE(h->source_traceback) - 1);
+        PyObject *frame =
+            PyList_GET_ITEM(h->source_traceback, PyList_GET_SIZE(h->source_traceback) - 1);
         PyObject *file = PySequence_GetItem(frame, 0);
         PyObject *line = file ? PySequence_GetItem(frame, 1) : NULL;
         if (line != NULL) {
@@ -501,8 +504,7 @@ static PyObject *Handle_get_source_traceback(HandleObject *h, void *Py_UNUSED(cl
     return Py_NewRef(h->source_traceback ? h->source_traceback : Py_None);
 }
 
-static int Handle_set_source_traceback(HandleObject *h, PyObject *value,
-                                       void *Py_UNUSED(closure))
+static int Handle_set_source_traceback(HandleObject *h, PyObject *value, void *Py_UNUSED(closure))
 {
     Py_XSETREF(h->source_traceback, Py_XNewRef(value == Py_None ? NULL : value));
     return 0;
@@ -531,8 +533,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
         if ((PyObject *)a != other) {
             eq = __timer_when(a) == __timer_when(b) && a->cancelled == b->cancelled;
             if (eq) {
-                PyObject *x = Handle_get_callback(a, NULL),
-                         *y = Handle_get_callback(b, NULL);
+                PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
                 eq = PyObject_RichCompareBool(x, y, Py_EQ);
                 Py_DECREF(x);
                 Py_DECREF(y);
@@ -541,8 +542,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
                 }
             }
             if (eq) {
-                PyObject *x = Handle_get_args(a, NULL),
-                         *y = x ? Handle_get_args(b, NULL) : NULL;
+                PyObject *x = Handle_get_args(a, NULL), *y = x ? Handle_get_args(b, NULL) : NULL;
                 eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
                 Py_XDECREF(x);
                 Py_XDECREF(y);
@@ -605,8 +605,8 @@ static PyGetSetDef Handle_getset[] = {
     {"_cancelled", (getter)Handle_get_cancelled, NULL, NULL, NULL},
     {"_loop", (getter)Handle_get_loop, NULL, NULL, NULL},
     {"_context", (getter)Handle_get_context, NULL, NULL, NULL},
-    {"_source_traceback", (getter)Handle_get_source_traceback,
-     (setter)Handle_set_source_traceback, NULL, NULL},
+    {"_source_traceback", (getter)Handle_get_source_traceback, (setter)Handle_set_source_traceback,
+     NULL, NULL},
     {NULL},
 };
 
@@ -656,8 +656,8 @@ static PyType_Slot Timer_slots[] = {
 PyType_Spec __timer_handle_spec = {
     .name = "asyncloop._core.TimerHandle",
     .basicsize = sizeof(TimerHandleObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Timer_slots,
 };
 

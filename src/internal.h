@@ -45,9 +45,8 @@ typedef struct {
     PyObject *extract_stack;          /* asyncio.format_helpers.extract_stack */
     PyObject *set_task_name;          /* asyncio.tasks._set_task_name, or NULL */
     PyObject *logger;                 /* asyncio.log.logger */
-    PyObject
-        *ThreadPoolExecutor; /* concurrent.futures.ThreadPoolExecutor, on first use */
-    PyObject *wrap_future;   /* asyncio.wrap_future */
+    PyObject *ThreadPoolExecutor;     /* concurrent.futures.ThreadPoolExecutor, on first use */
+    PyObject *wrap_future;            /* asyncio.wrap_future */
     PyObject *sys_module;
     PyObject *signal_module;
     PyObject *debug_stack_depth; /* asyncio.constants.DEBUG_STACK_DEPTH */
@@ -211,9 +210,8 @@ extern unsigned long __asyncloop_fork_generation;
 /* handle.c */
 extern PyType_Spec __handle_spec;
 extern PyType_Spec __timer_handle_spec;
-HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop,
-                           PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
-                           PyObject *context);
+HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                           PyObject *const *args, Py_ssize_t nargs, PyObject *context);
 int __handle_run(HandleObject *h);
 int __handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void __handle_free_list_clear(__state *st);
@@ -298,11 +296,9 @@ void __signal_wakeup_close(LoopObject *loop);
 int __signal_run_setup(LoopObject *loop);
 int __signal_run_cleanup(LoopObject *loop);
 int __signal_remove_all(LoopObject *loop);
-PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
-                                    Py_ssize_t nargs);
+PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
-PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args,
-                               Py_ssize_t nargs);
+PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* errors.c */
 PyObject *__uv_error(int err);

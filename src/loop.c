@@ -161,8 +161,8 @@ int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *meth
         return -1;
     }
     if (!PyCallable_Check(callback)) {
-        PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R",
-                     method, callback);
+        PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method,
+                     callback);
         return -1;
     }
     return 0;
@@ -171,8 +171,8 @@ int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *meth
 PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context)
 {
     /* Looked up on the instance so that subclasses can override it. */
-    return PyObject_CallMethodOneArg((PyObject *)loop,
-                                     loop->state->str_call_exception_handler, context);
+    return PyObject_CallMethodOneArg((PyObject *)loop, loop->state->str_call_exception_handler,
+                                     context);
 }
 
 /* Splits vectorcall keywords: only `context` is accepted. */
@@ -188,17 +188,17 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
         if (key == st->str_context_seen || key == st->str_context) {
             *context = args[nargs + i];
-        } else if (PyUnicode_Check(key) &&
-                   PyUnicode_Compare(key, st->str_context) == 0) {
+        }
+        else if (PyUnicode_Check(key) && PyUnicode_Compare(key, st->str_context) == 0) {
             /* asyncio's C Task passes its own "context" string, not the
                interned one: remember it so the next call is a pointer test. */
             Py_XSETREF(st->str_context_seen, Py_NewRef(key));
             *context = args[nargs + i];
-        } else {
+        }
+        else {
             if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError,
-                             "%s() got an unexpected keyword argument '%S'", method,
-                             key);
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                             method, key);
             }
             return -1;
         }
@@ -212,16 +212,16 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
 /* Forced inline: gcc otherwise keeps one shared copy (+43 instructions per
    call_soon in callgrind). */
 static inline __attribute__((always_inline)) PyObject *
-__loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
-                 PyObject *kwnames, int threadsafe)
+__loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames,
+                 int threadsafe)
 {
     __state *st = self->state;
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     if (nargs < 1) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() missing 1 required positional argument: 'callback'", method);
+        PyErr_Format(PyExc_TypeError, "%s() missing 1 required positional argument: 'callback'",
+                     method);
         return NULL;
     }
     if (__parse_context_kw(st, method, args, nargs, kwnames, &context) < 0 ||
@@ -233,8 +233,7 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
                         __loop_check_callback(self, args[0], method) < 0)) {
         return NULL;
     }
-    HandleObject *h =
-        __handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
+    HandleObject *h = __handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -258,8 +257,8 @@ static PyObject *Loop_call_soon(LoopObject *self, PyObject *const *args, size_t 
     return __loop_call_soon(self, args, nargsf, kwnames, 0);
 }
 
-static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args,
-                                           size_t nargsf, PyObject *kwnames)
+static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames)
 {
     return __loop_call_soon(self, args, nargsf, kwnames, 1);
 }
@@ -279,11 +278,11 @@ static int __timer_when(PyObject *delay_or_when, double base, double *out)
         }
         sum = PyNumber_Add(b, delay_or_when);
         Py_DECREF(b);
-    } else {
+    }
+    else {
         if (!PyNumber_Check(delay_or_when)) {
             /* heapq would fail comparing it; asyncio fails at `<`. */
-            PyErr_Format(PyExc_TypeError,
-                         "'<' not supported between instances of '%s' and 'float'",
+            PyErr_Format(PyExc_TypeError, "'<' not supported between instances of '%s' and 'float'",
                          Py_TYPE(delay_or_when)->tp_name);
             return -1;
         }
@@ -301,13 +300,12 @@ static int __timer_when(PyObject *delay_or_when, double base, double *out)
     return 0;
 }
 
-static PyObject *__loop_schedule_timer(LoopObject *self, double when,
-                                       PyObject *const *args, Py_ssize_t nargs,
-                                       PyObject *context)
+static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *context)
 {
     __state *st = self->state;
-    HandleObject *h = __handle_new(st, st->TimerHandleType, self, args[0], args + 1,
-                                   nargs - 1, context);
+    HandleObject *h =
+        __handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -323,23 +321,21 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when,
 }
 
 /* call_later (relative) and call_at, in asyncio's order of checks. */
-static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args,
-                                   size_t nargsf, PyObject *kwnames, int relative)
+static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames, int relative)
 {
     const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     double when;
     if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() missing %zd required positional argument%s: '%s'%s", method,
-                     2 - nargs, nargs == 0 ? "s" : "",
+        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: '%s'%s",
+                     method, 2 - nargs, nargs == 0 ? "s" : "",
                      nargs == 0 ? (relative ? "delay" : "when") : "callback",
                      nargs == 0 ? " and 'callback'" : "");
         return NULL;
     }
-    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames,
-                           &context) < 0) {
+    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames, &context) < 0) {
         return NULL;
     }
 #if PY_VERSION_HEX >= 0x030B0000
@@ -357,8 +353,8 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args,
         return NULL;
     }
     /* Both report "call_at": asyncio's call_later goes through call_at. */
-    if (self->debug && (__loop_check_thread(self) < 0 ||
-                        __loop_check_callback(self, args[1], "call_at") < 0)) {
+    if (self->debug &&
+        (__loop_check_thread(self) < 0 || __loop_check_callback(self, args[1], "call_at") < 0)) {
         return NULL;
     }
     if (!relative && __timer_when(args[0], 0.0, &when) < 0) {
@@ -415,13 +411,16 @@ static int __loop_poll(LoopObject *self)
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
-    } else if (self->timers.len > 0) {
+    }
+    else if (self->timers.len > 0) {
         double dt = self->timers.items[0].when - __now();
         if (dt <= 0) {
             timeout_ms = 0;
-        } else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
+        }
+        else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
             timeout_ms = MAX_POLL_TIMEOUT_MS;
-        } else {
+        }
+        else {
             /* Round up: libuv counts milliseconds, a timer must not fire
                early, and the heap is checked against the precise clock. */
             timeout_ms = (int64_t)ceil(dt * 1e3);
@@ -560,18 +559,17 @@ static int __loop_set_coro_tracking(LoopObject *self, int enabled)
     }
     PyObject *res;
     if (enabled) {
-        PyObject *depth =
-            PyObject_CallMethodNoArgs(st->sys_module, st->str_get_coro_depth);
+        PyObject *depth = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_coro_depth);
         if (depth == NULL) {
             return -1;
         }
         Py_XSETREF(self->coro_saved_depth, depth);
         res = PyObject_CallMethodOneArg(st->sys_module, st->str_set_coro_depth,
                                         st->debug_stack_depth);
-    } else {
+    }
+    else {
         res = PyObject_CallMethodOneArg(st->sys_module, st->str_set_coro_depth,
-                                        self->coro_saved_depth ? self->coro_saved_depth
-                                                               : Py_None);
+                                        self->coro_saved_depth ? self->coro_saved_depth : Py_None);
     }
     if (res == NULL) {
         return -1;
@@ -629,8 +627,7 @@ static int __loop_run_cleanup(LoopObject *self)
         PyObject *hooks = self->old_agen_hooks;
         self->old_agen_hooks = NULL;
         PyObject *set =
-            failed ? NULL
-                   : PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
+            failed ? NULL : PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
         res = set ? PyObject_Call(set, hooks, NULL) : NULL;
         if (res == NULL) {
             failed = 1;
@@ -664,8 +661,7 @@ static int __loop_run_setup(LoopObject *self)
     if (__loop_set_coro_tracking(self, self->debug) < 0) {
         goto fail;
     }
-    PyObject *hooks =
-        PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
+    PyObject *hooks = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
     if (hooks == NULL) {
         goto fail;
     }
@@ -681,12 +677,12 @@ static int __loop_run_setup(LoopObject *self)
         }
         PyErr_Clear();
         Py_CLEAR(self->old_agen_hooks);
-    } else {
+    }
+    else {
         PyObject *argv[2] = {firstiter, finalizer};
         PyObject *kwnames = PyTuple_Pack(2, st->str_firstiter, st->str_finalizer);
         PyObject *set = PyObject_GetAttr(st->sys_module, st->str_set_asyncgen_hooks);
-        PyObject *res =
-            (kwnames && set) ? PyObject_Vectorcall(set, argv, 0, kwnames) : NULL;
+        PyObject *res = (kwnames && set) ? PyObject_Vectorcall(set, argv, 0, kwnames) : NULL;
         Py_XDECREF(kwnames);
         Py_XDECREF(set);
         Py_DECREF(firstiter);
@@ -782,8 +778,8 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
         Py_DECREF(fut);
         return NULL;
     }
-    PyObject *res = PyObject_CallMethodOneArg(fut, st->str_add_done_callback,
-                                              st->run_until_complete_cb);
+    PyObject *res =
+        PyObject_CallMethodOneArg(fut, st->str_add_done_callback, st->run_until_complete_cb);
     if (res == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -798,8 +794,7 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
                task, which the caller cannot reach, logs nothing. */
             PyObject *done = PyObject_CallMethodNoArgs(fut, st->str_done);
             PyObject *cancelled =
-                done == Py_True ? PyObject_CallMethodNoArgs(fut, st->str_cancelled)
-                                : NULL;
+                done == Py_True ? PyObject_CallMethodNoArgs(fut, st->str_cancelled) : NULL;
             if (cancelled == Py_False) {
                 Py_XDECREF(PyObject_CallMethodNoArgs(fut, st->str_exception_meth));
             }
@@ -815,8 +810,7 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
         return NULL;
     }
     Py_DECREF(res);
-    res = PyObject_CallMethodOneArg(fut, st->str_remove_done_callback,
-                                    st->run_until_complete_cb);
+    res = PyObject_CallMethodOneArg(fut, st->str_remove_done_callback, st->run_until_complete_cb);
     if (res == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -831,8 +825,7 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
     Py_DECREF(done);
     if (is_done <= 0) {
         if (is_done == 0) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "Event loop stopped before Future completed.");
+            PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
         }
         Py_DECREF(fut);
         return NULL;
@@ -921,11 +914,10 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
         self->default_executor = NULL;
         PyObject *argv[2] = {executor, Py_False};
         PyObject *kwnames = PyTuple_Pack(1, st->str_wait);
-        PyObject *r =
-            kwnames
-                ? PyObject_VectorcallMethod(st->str_shutdown, argv,
-                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
-                : NULL;
+        PyObject *r = kwnames
+                          ? PyObject_VectorcallMethod(st->str_shutdown, argv,
+                                                      1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                          : NULL;
         Py_XDECREF(kwnames);
         Py_DECREF(executor);
         if (r == NULL) {
@@ -953,22 +945,21 @@ static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignore
                                st->kwnames_loop);
 }
 
-static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
-                                  size_t nargsf, PyObject *kwnames)
+static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
 {
     __state *st = self->state;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *name = Py_None, *context = Py_None;
     if (nargs != 1) {
         if (nargs == 0) {
-            PyErr_SetString(
-                PyExc_TypeError,
-                "create_task() missing 1 required positional argument: 'coro'");
-        } else {
-            PyErr_Format(
-                PyExc_TypeError,
-                "create_task() takes 2 positional arguments but %zd were given",
-                nargs + 1);
+            PyErr_SetString(PyExc_TypeError,
+                            "create_task() missing 1 required positional argument: 'coro'");
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "create_task() takes 2 positional arguments but %zd were given",
+                         nargs + 1);
         }
         return NULL;
     }
@@ -998,11 +989,13 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
             }
             res = PyObject_Vectorcall(self->task_factory, argv + 1,
                                       2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-        } else {
+        }
+        else {
             PyObject *kw = PyTuple_New(nkw + 1);
             if (kw == NULL) {
                 res = NULL;
-            } else {
+            }
+            else {
                 for (Py_ssize_t i = 0; i < nkw; i++) {
                     PyTuple_SET_ITEM(kw, i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
                     argv[2 + i] = args[1 + i];
@@ -1010,8 +1003,8 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
                 PyTuple_SET_ITEM(kw, nkw, Py_NewRef(st->str_loop));
                 argv[1] = coro;
                 argv[2 + nkw] = (PyObject *)self;
-                res = PyObject_Vectorcall(st->Task, argv + 1,
-                                          1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+                res =
+                    PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
                 Py_DECREF(kw);
             }
         }
@@ -1025,15 +1018,15 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
         if (key == st->str_name || PyUnicode_Compare(key, st->str_name) == 0) {
             name = args[1 + i];
-        } else if (st->create_task_has_context &&
-                   (key == st->str_context ||
-                    PyUnicode_Compare(key, st->str_context) == 0)) {
+        }
+        else if (st->create_task_has_context &&
+                 (key == st->str_context || PyUnicode_Compare(key, st->str_context) == 0)) {
             context = args[1 + i];
-        } else {
+        }
+        else {
             if (!PyErr_Occurred()) {
                 PyErr_Format(PyExc_TypeError,
-                             "create_task() got an unexpected keyword argument '%S'",
-                             key);
+                             "create_task() got an unexpected keyword argument '%S'", key);
             }
             return NULL;
         }
@@ -1049,26 +1042,27 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
             argv[3] = name;
             argv[4] = context;
             kw = st->kwnames_loop_name_context;
-        } else if (name != Py_None) {
+        }
+        else if (name != Py_None) {
             argv[3] = name;
             kw = st->kwnames_loop_name;
-        } else if (context != Py_None) {
+        }
+        else if (context != Py_None) {
             argv[3] = context;
             kw = st->kwnames_loop_context;
         }
         /* Task is created from C, so in debug mode its creation traceback
            already ends at the caller: nothing to drop, unlike asyncio. */
-        return PyObject_Vectorcall(st->Task, argv + 1,
-                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+        return PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
     }
     if (context == Py_None) {
         PyObject *argv[3] = {NULL, (PyObject *)self, coro};
-        task = PyObject_Vectorcall(self->task_factory, argv + 1,
-                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    } else {
+        task = PyObject_Vectorcall(self->task_factory, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   NULL);
+    }
+    else {
         PyObject *argv[4] = {NULL, (PyObject *)self, coro, context};
-        task = PyObject_Vectorcall(self->task_factory, argv + 1,
-                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        task = PyObject_Vectorcall(self->task_factory, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                    st->kwnames_context);
     }
     if (task == NULL) {
@@ -1078,7 +1072,8 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args,
     if (st->set_task_name != NULL) {
         PyObject *argv[2] = {task, name};
         res = PyObject_Vectorcall(st->set_task_name, argv, 2, NULL);
-    } else {
+    }
+    else {
         res = PyObject_CallMethodOneArg(task, st->str_set_name, name);
     }
     if (res == NULL) {
@@ -1109,16 +1104,14 @@ static PyObject *Loop_get_task_factory(LoopObject *self, PyObject *Py_UNUSED(ign
 static PyObject *Loop_set_exception_handler(LoopObject *self, PyObject *handler)
 {
     if (handler != Py_None && !PyCallable_Check(handler)) {
-        PyErr_Format(PyExc_TypeError, "A callable object or None is expected, got %R",
-                     handler);
+        PyErr_Format(PyExc_TypeError, "A callable object or None is expected, got %R", handler);
         return NULL;
     }
     Py_XSETREF(self->exception_handler, handler == Py_None ? NULL : Py_NewRef(handler));
     Py_RETURN_NONE;
 }
 
-static PyObject *Loop_get_exception_handler(LoopObject *self,
-                                            PyObject *Py_UNUSED(ignored))
+static PyObject *Loop_get_exception_handler(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
     return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
 }
@@ -1137,8 +1130,7 @@ static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
     self->debug = (char)on;
     if (self->running) {
         /* Tracking is per thread: switch it from the loop's thread. */
-        PyObject *meth =
-            PyObject_GetAttrString((PyObject *)self, "_set_coroutine_origin_tracking");
+        PyObject *meth = PyObject_GetAttrString((PyObject *)self, "_set_coroutine_origin_tracking");
         if (meth == NULL) {
             return NULL;
         }
@@ -1169,8 +1161,7 @@ static PyObject *Loop_check_thread_meth(LoopObject *self, PyObject *Py_UNUSED(ig
     Py_RETURN_NONE;
 }
 
-static PyObject *Loop_check_callback_meth(LoopObject *self, PyObject *const *args,
-                                          Py_ssize_t nargs)
+static PyObject *Loop_check_callback_meth(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyUnicode_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "_check_callback(callback, method)");
@@ -1192,8 +1183,7 @@ static int __loop_check_default_executor(LoopObject *self)
     return 0;
 }
 
-static PyObject *Loop_check_default_executor_meth(LoopObject *self,
-                                                  PyObject *Py_UNUSED(ignored))
+static PyObject *Loop_check_default_executor_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (__loop_check_default_executor(self) < 0) {
         return NULL;
@@ -1203,15 +1193,13 @@ static PyObject *Loop_check_default_executor_meth(LoopObject *self,
 
 /* --- executors ---------------------------------------------------------- */
 
-static PyObject *Loop_run_in_executor(LoopObject *self, PyObject *const *args,
-                                      Py_ssize_t nargs)
+static PyObject *Loop_run_in_executor(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     __state *st = self->state;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
-                     "run_in_executor() missing %zd required positional argument%s: %s",
-                     2 - nargs, nargs == 0 ? "s" : "",
-                     nargs == 0 ? "'executor' and 'func'" : "'func'");
+                     "run_in_executor() missing %zd required positional argument%s: %s", 2 - nargs,
+                     nargs == 0 ? "s" : "", nargs == 0 ? "'executor' and 'func'" : "'func'");
         return NULL;
     }
     if (__loop_check_closed(self) < 0) {
@@ -1288,9 +1276,9 @@ static PyObject *Loop_repr(LoopObject *self)
     if (dot != NULL) {
         name = dot + 1;
     }
-    return PyUnicode_FromFormat(
-        "<%s running=%s closed=%s debug=%s>", name, self->running ? "True" : "False",
-        self->closed ? "True" : "False", self->debug ? "True" : "False");
+    return PyUnicode_FromFormat("<%s running=%s closed=%s debug=%s>", name,
+                                self->running ? "True" : "False", self->closed ? "True" : "False",
+                                self->debug ? "True" : "False");
 }
 
 static __state *__find_state(PyTypeObject *type, PyObject **module)
@@ -1396,16 +1384,14 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->coro_saved_depth);
     Py_VISIT(self->wakeup_saved);
     for (size_t i = 0; i < self->ready.len; i++) {
-        HandleObject *h =
-            self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
+        HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
         int rc = __loop_visit_handle(h, visit, arg);
         if (rc) {
             return rc;
         }
     }
     for (Py_ssize_t i = 0; i < self->timers.len; i++) {
-        int rc =
-            __loop_visit_handle((HandleObject *)self->timers.items[i].h, visit, arg);
+        int rc = __loop_visit_handle((HandleObject *)self->timers.items[i].h, visit, arg);
         if (rc) {
             return rc;
         }
@@ -1442,8 +1428,7 @@ static void Loop_finalize(LoopObject *self)
         return;
     }
     PyObject *exc = __err_fetch();
-    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) <
-        0) {
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
     if (!self->running) {
@@ -1544,26 +1529,23 @@ static PyGetSetDef Loop_getset[] = {
     {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
     {"_task_factory", (getter)Loop_get_task_factory_attr, NULL, NULL, NULL},
     {"_signal_handlers", (getter)Loop_get_signal_handlers, NULL, NULL, NULL},
-    {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL,
-     NULL},
+    {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL, NULL},
     {NULL},
 };
 
 static PyMemberDef Loop_members[] = {
-    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration),
-     0, "In debug mode, callbacks slower than this many seconds are logged."},
+    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
+     "In debug mode, callbacks slower than this many seconds are logged."},
     {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
     {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
-    {"_executor_shutdown_called", T_BOOL,
-     offsetof(LoopObject, executor_shutdown_called), 0, NULL},
+    {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0, NULL},
     {NULL},
 };
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 
 static PyMethodDef Loop_methods[] = {
-    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS,
-     "Run until stop() is called."},
+    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
     {"run_until_complete", (PyCFunction)Loop_run_until_complete, METH_O,
      "Run until the future (or coroutine, or awaitable) is done; return its result."},
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
@@ -1571,12 +1553,11 @@ static PyMethodDef Loop_methods[] = {
     {"close", (PyCFunction)Loop_close, METH_NOARGS, "Close the event loop."},
     {"is_running", (PyCFunction)Loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)Loop_is_closed, METH_NOARGS, NULL},
-    {"time", (PyCFunction)Loop_time, METH_NOARGS,
-     "The loop's monotonic clock, in float seconds."},
+    {"time", (PyCFunction)Loop_time, METH_NOARGS, "The loop's monotonic clock, in float seconds."},
     {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, FASTKW,
      "call_soon(callback, *args, context=None)"},
-    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe,
-     FASTKW, "call_soon_threadsafe(callback, *args, context=None)"},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe, FASTKW,
+     "call_soon_threadsafe(callback, *args, context=None)"},
     {"call_later", (PyCFunction)(void (*)(void))Loop_call_later, FASTKW,
      "call_later(delay, callback, *args, context=None)"},
     {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, FASTKW,
@@ -1587,25 +1568,20 @@ static PyMethodDef Loop_methods[] = {
     {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O, NULL},
     {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS, NULL},
     {"set_exception_handler", (PyCFunction)Loop_set_exception_handler, METH_O, NULL},
-    {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS,
-     NULL},
+    {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS, NULL},
     {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, NULL},
     {"set_debug", (PyCFunction)Loop_set_debug, METH_O, NULL},
-    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor,
-     METH_FASTCALL, "run_in_executor(executor, func, *args)"},
-    {"add_signal_handler", (PyCFunction)(void (*)(void))__loop_add_signal_handler,
-     METH_FASTCALL, "add_signal_handler(sig, callback, *args)"},
+    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor, METH_FASTCALL,
+     "run_in_executor(executor, func, *args)"},
+    {"add_signal_handler", (PyCFunction)(void (*)(void))__loop_add_signal_handler, METH_FASTCALL,
+     "add_signal_handler(sig, callback, *args)"},
     {"remove_signal_handler", (PyCFunction)__loop_remove_signal_handler, METH_O, NULL},
-    {"_handle_signal", (PyCFunction)(void (*)(void))__loop_handle_signal, METH_FASTCALL,
-     NULL},
+    {"_handle_signal", (PyCFunction)(void (*)(void))__loop_handle_signal, METH_FASTCALL, NULL},
     {"_check_closed", (PyCFunction)Loop_check_closed_meth, METH_NOARGS, NULL},
     {"_check_thread", (PyCFunction)Loop_check_thread_meth, METH_NOARGS, NULL},
-    {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth,
-     METH_FASTCALL, NULL},
-    {"_check_default_executor", (PyCFunction)Loop_check_default_executor_meth,
-     METH_NOARGS, NULL},
-    {"_set_coroutine_origin_tracking", (PyCFunction)Loop_set_coro_tracking_meth, METH_O,
-     NULL},
+    {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth, METH_FASTCALL, NULL},
+    {"_check_default_executor", (PyCFunction)Loop_check_default_executor_meth, METH_NOARGS, NULL},
+    {"_set_coroutine_origin_tracking", (PyCFunction)Loop_set_coro_tracking_meth, METH_O, NULL},
     {"_run_once", (PyCFunction)Loop_run_once_meth, METH_NOARGS, NULL},
     {"_pending_counts", (PyCFunction)Loop_pending_counts, METH_NOARGS, NULL},
     {NULL, NULL},
@@ -1628,7 +1604,7 @@ static PyType_Slot Loop_slots[] = {
 PyType_Spec __loop_spec = {
     .name = "asyncloop._core.Loop",
     .basicsize = sizeof(LoopObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
-             Py_TPFLAGS_IMMUTABLETYPE,
+    .flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = Loop_slots,
 };

@@ -68,9 +68,8 @@ static int __inspect_create_task(__state *st)
 static PyObject *debug_counters(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     __state *st = PyModule_GetState(module);
-    return Py_BuildValue("{s:n,s:n,s:n,s:i}", "handles", st->live_handles, "loops",
-                         st->live_loops, "uv_handles", st->live_uv_handles,
-                         "free_handles", st->n_free_handles);
+    return Py_BuildValue("{s:n,s:n,s:n,s:i}", "handles", st->live_handles, "loops", st->live_loops,
+                         "uv_handles", st->live_uv_handles, "free_handles", st->n_free_handles);
 }
 
 static PyMethodDef module_methods[] = {
@@ -79,18 +78,18 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL},
 };
 
-#define INTERN(field, text)                                                            \
-    do {                                                                               \
-        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                  \
-            return -1;                                                                 \
-        }                                                                              \
+#define INTERN(field, text)                                                                        \
+    do {                                                                                           \
+        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                              \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
-#define IMPORT(field, module, name)                                                    \
-    do {                                                                               \
-        if ((st->field = __import_attr(module, name)) == NULL) {                       \
-            return -1;                                                                 \
-        }                                                                              \
+#define IMPORT(field, module, name)                                                                \
+    do {                                                                                           \
+        if ((st->field = __import_attr(module, name)) == NULL) {                                   \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static int module_exec(PyObject *module)
@@ -138,8 +137,7 @@ static int module_exec(PyObject *module)
     if ((st->empty_tuple = PyTuple_New(0)) == NULL ||
         (st->kwnames_loop = PyTuple_Pack(1, st->str_loop)) == NULL ||
         (st->kwnames_loop_name = PyTuple_Pack(2, st->str_loop, st->str_name)) == NULL ||
-        (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) ==
-            NULL ||
+        (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) == NULL ||
         (st->kwnames_loop_name_context =
              PyTuple_Pack(3, st->str_loop, st->str_name, st->str_context)) == NULL ||
         (st->kwnames_context = PyTuple_Pack(1, st->str_context)) == NULL) {
@@ -178,13 +176,12 @@ static int module_exec(PyObject *module)
         return -1;
     }
 
-    st->HandleType =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
     if (st->HandleType == NULL) {
         return -1;
     }
-    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        module, &__timer_handle_spec, (PyObject *)st->HandleType);
+    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__timer_handle_spec,
+                                                                   (PyObject *)st->HandleType);
     if (st->TimerHandleType == NULL) {
         return -1;
     }
@@ -197,8 +194,7 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
-    if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) <
-        0) {
+    if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
     if (!atfork_registered) {

@@ -83,8 +83,7 @@ static PyObject *__set_wakeup_fd(__state *st, int fd)
     PyObject *func = PyObject_GetAttr(st->signal_module, st->str_set_wakeup_fd);
     PyObject *res =
         (kwnames && func)
-            ? PyObject_Vectorcall(func, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                  kwnames)
+            ? PyObject_Vectorcall(func, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
             : NULL;
     Py_XDECREF(kwnames);
     Py_XDECREF(func);
@@ -139,16 +138,14 @@ int __signal_run_cleanup(LoopObject *loop)
     PyObject *saved = loop->wakeup_saved;
     loop->wakeup_saved = NULL;
     int rc = 0;
-    int has_handlers =
-        loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
+    int has_handlers = loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
     if (!has_handlers) {
         long fd = PyLong_AsLong(saved);
         if (fd == loop->wakeup_fds[1]) {
             fd = -1;
         }
-        PyObject *res = (fd == -1 && PyErr_Occurred())
-                            ? NULL
-                            : __set_wakeup_fd(loop->state, (int)fd);
+        PyObject *res =
+            (fd == -1 && PyErr_Occurred()) ? NULL : __set_wakeup_fd(loop->state, (int)fd);
         if (res == NULL) {
             rc = -1;
         }
@@ -165,8 +162,7 @@ static int __check_signal(__state *st, PyObject *sig, int *signum)
         PyErr_Format(PyExc_TypeError, "sig must be an int, not %R", sig);
         return -1;
     }
-    PyObject *valid =
-        PyObject_CallMethodNoArgs(st->signal_module, st->str_valid_signals);
+    PyObject *valid = PyObject_CallMethodNoArgs(st->signal_module, st->str_valid_signals);
     if (valid == NULL) {
         return -1;
     }
@@ -214,8 +210,7 @@ static void __release_wakeup_fd(LoopObject *loop)
     }
     PyObject *res = __set_wakeup_fd(loop->state, -1);
     if (res == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError) ||
-            PyErr_ExceptionMatches(PyExc_OSError)) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
             PyObject *exc = __err_fetch();
             __log_info(loop->state, "set_wakeup_fd(-1) failed: %s", exc);
             Py_XDECREF(exc);
@@ -225,15 +220,13 @@ static void __release_wakeup_fd(LoopObject *loop)
     Py_XDECREF(res);
 }
 
-PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
-                                    Py_ssize_t nargs)
+PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     __state *st = self->state;
     int signum;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
-                     "add_signal_handler() missing %zd required positional argument%s",
-                     2 - nargs,
+                     "add_signal_handler() missing %zd required positional argument%s", 2 - nargs,
                      nargs == 0 ? "s: 'sig' and 'callback'" : ": 'callback'");
         return NULL;
     }
@@ -243,8 +236,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
         return NULL;
     }
     if (is_coro) {
-        PyErr_SetString(PyExc_TypeError,
-                        "coroutines cannot be used with add_signal_handler()");
+        PyErr_SetString(PyExc_TypeError, "coroutines cannot be used with add_signal_handler()");
         return NULL;
     }
     if (__check_signal(st, sig, &signum) < 0) {
@@ -261,8 +253,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
     }
     PyObject *old = __set_wakeup_fd(st, self->wakeup_fds[1]);
     if (old == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError) ||
-            PyErr_ExceptionMatches(PyExc_OSError)) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
             PyObject *exc = __err_fetch();
             PyObject *msg = PyObject_Str(exc);
             Py_DECREF(exc);
@@ -274,12 +265,10 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
         return NULL;
     }
     Py_DECREF(old);
-    if (self->signal_handlers == NULL &&
-        (self->signal_handlers = PyDict_New()) == NULL) {
+    if (self->signal_handlers == NULL && (self->signal_handlers = PyDict_New()) == NULL) {
         return NULL;
     }
-    HandleObject *h =
-        __handle_new(st, st->HandleType, self, callback, args + 2, nargs - 2, NULL);
+    HandleObject *h = __handle_new(st, st->HandleType, self, callback, args + 2, nargs - 2, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -293,15 +282,15 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
         return NULL;
     }
     PyObject *handler = PyObject_GetAttr((PyObject *)self, st->str_handle_signal);
-    PyObject *res = handler ? PyObject_CallMethodObjArgs(
-                                  st->signal_module, st->str_signal, sig, handler, NULL)
-                            : NULL;
+    PyObject *res =
+        handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig, handler, NULL)
+                : NULL;
     Py_XDECREF(handler);
     if (res != NULL) {
         Py_DECREF(res);
         /* Restart interrupted system calls, as asyncio does. */
-        res = PyObject_CallMethodObjArgs(st->signal_module, st->str_siginterrupt, sig,
-                                         Py_False, NULL);
+        res = PyObject_CallMethodObjArgs(st->signal_module, st->str_siginterrupt, sig, Py_False,
+                                         NULL);
     }
     if (res == NULL) {
         PyObject *exc = __err_fetch();
@@ -317,7 +306,8 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args,
         if (einval) {
             Py_DECREF(exc);
             PyErr_Format(PyExc_RuntimeError, "sig %d cannot be caught", signum);
-        } else {
+        }
+        else {
             __err_restore(exc);
         }
         return NULL;
@@ -349,12 +339,13 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
     PyObject *handler;
     if (signum == SIGINT) {
         handler = PyObject_GetAttr(st->signal_module, st->str_default_int_handler);
-    } else {
+    }
+    else {
         handler = PyObject_GetAttrString(st->signal_module, "SIG_DFL");
     }
-    PyObject *res = handler ? PyObject_CallMethodObjArgs(
-                                  st->signal_module, st->str_signal, sig, handler, NULL)
-                            : NULL;
+    PyObject *res =
+        handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig, handler, NULL)
+                : NULL;
     Py_XDECREF(handler);
     if (res == NULL) {
         if (__oserror_is_einval()) {
@@ -372,14 +363,12 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
 
 /* The Python-level handler: runs from PyErr_CheckSignals in the main
    thread, and queues the user's callback as asyncio's _handle_signal. */
-PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args,
-                               Py_ssize_t nargs)
+PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || self->signal_handlers == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *h =
-        PyDict_GetItemWithError(self->signal_handlers, args[0]); /* borrowed */
+    PyObject *h = PyDict_GetItemWithError(self->signal_handlers, args[0]); /* borrowed */
     if (h == NULL) {
         if (PyErr_Occurred()) {
             return NULL;

@@ -125,7 +125,8 @@ void __heap_compact(__heap *heap)
         if (e.h->base.cancelled && dropped < heap->cancelled) {
             e.h->base.scheduled = 0;
             gone[dropped++] = e.h;
-        } else {
+        }
+        else {
             heap->items[kept++] = e;
         }
     }
