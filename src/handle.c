@@ -168,7 +168,10 @@ static void Handle_dealloc(HandleObject *h)
 {
     PyTypeObject *tp = Py_TYPE(h);
     PyObject_GC_UnTrack(h);
-    if (h->weakreflist != NULL) {
+    /* A chain of handles each holding the next as an argument would
+       otherwise recurse once per handle, as nested tuples would. */
+    Py_TRASHCAN_BEGIN(h, Handle_dealloc) if (h->weakreflist != NULL)
+    {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
     assert(!h->scheduled);
@@ -179,6 +182,7 @@ static void Handle_dealloc(HandleObject *h)
     LoopObject *loop = h->loop;
     h->loop = NULL;
     __state *st = loop ? loop->state : NULL;
+    int kept = 0;
     if (st != NULL) {
         st->live_handles--;
         /* Keep the memory for the next handle of the same type. */
@@ -186,22 +190,21 @@ static void Handle_dealloc(HandleObject *h)
             h->callback = (PyObject *)st->free_handles;
             st->free_handles = h;
             st->n_free_handles++;
-            Py_DECREF(tp);
-            Py_DECREF(loop);
-            return;
+            kept = 1;
         }
-        if (tp == st->TimerHandleType && st->n_free_timers < HANDLE_FREELIST_MAX) {
+        else if (tp == st->TimerHandleType && st->n_free_timers < HANDLE_FREELIST_MAX) {
             h->callback = (PyObject *)st->free_timers;
             st->free_timers = h;
             st->n_free_timers++;
-            Py_DECREF(tp);
-            Py_DECREF(loop);
-            return;
+            kept = 1;
         }
     }
-    PyObject_GC_Del(h);
+    if (!kept) {
+        PyObject_GC_Del(h);
+    }
     Py_DECREF(tp);
     Py_XDECREF(loop);
+    Py_TRASHCAN_END
 }
 
 void __handle_free_list_clear(__state *st)
@@ -281,10 +284,15 @@ static int __handle_report_error(HandleObject *h)
         PyDict_SetItem(context, st->str_handle, (PyObject *)h) < 0) {
         goto done;
     }
-    if (h->source_traceback != NULL && PyObject_IsTrue(h->source_traceback) == 1 &&
-        PyDict_SetItem(context, st->str_source_traceback, h->source_traceback) < 0) {
+    /* A strong reference: its __bool__ may reset _source_traceback. */
+    PyObject *stb = Py_XNewRef(h->source_traceback);
+    int add_stb = stb != NULL ? PyObject_IsTrue(stb) : 0;
+    if (add_stb < 0 ||
+        (add_stb == 1 && PyDict_SetItem(context, st->str_source_traceback, stb) < 0)) {
+        Py_XDECREF(stb);
         goto done;
     }
+    Py_XDECREF(stb);
     PyObject *res = __loop_call_exception_handler(h->loop, context);
     if (res != NULL) {
         Py_DECREF(res);
@@ -307,7 +315,9 @@ int __handle_run(HandleObject *h)
     if (h->callback == NULL) {
         return 0; /* cleared by the GC or cancelled */
     }
-    h->running = 1;
+    /* A depth, not a flag: h._run() from inside its own callback nests, and
+       cancel() must not clear the arguments the outer call still uses. */
+    h->running++;
     if (PyContext_Enter(ctx) == 0) {
         if (h->args_kind != ARGS_TUPLE) {
             /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
@@ -328,8 +338,7 @@ int __handle_run(HandleObject *h)
     else {
         rc = __handle_report_error(h);
     }
-    h->running = 0;
-    if (h->cancelled) {
+    if (--h->running == 0 && h->cancelled) {
         __handle_clear_call(h); /* cancel() from inside its own callback */
     }
     return rc;
@@ -385,9 +394,19 @@ static PyObject *Handle_run_method(HandleObject *h, PyObject *Py_UNUSED(ignored)
     if (h->cancelled || h->callback == NULL) {
         Py_RETURN_NONE;
     }
+    /* Handles whose callbacks are other handles' _run recurse in C only:
+       bound the depth as Python calls are. */
+    if (h->running == UINT16_MAX) {
+        PyErr_SetString(PyExc_RecursionError, "maximum recursion depth exceeded");
+        return NULL;
+    }
+    if (Py_EnterRecursiveCall(" while running a handle")) {
+        return NULL;
+    }
     Py_INCREF(h);
     int rc = __handle_run(h);
     Py_DECREF(h);
+    Py_LeaveRecursiveCall();
     if (rc < 0) {
         return NULL;
     }
@@ -447,22 +466,26 @@ static PyObject *Handle_repr(HandleObject *h)
         }
         Py_CLEAR(item);
     }
-    if (h->source_traceback != NULL && PyList_Check(h->source_traceback) &&
-        PyList_GET_SIZE(h->source_traceback) > 0) {
-        PyObject *frame =
-            PyList_GET_ITEM(h->source_traceback, PyList_GET_SIZE(h->source_traceback) - 1);
+    /* Strong references throughout: the list and its items can change
+       under us (a __getitem__ that resets _source_traceback). */
+    PyObject *stb = Py_XNewRef(h->source_traceback);
+    if (stb != NULL && PyList_Check(stb) && PyList_GET_SIZE(stb) > 0) {
+        PyObject *frame = Py_NewRef(PyList_GET_ITEM(stb, PyList_GET_SIZE(stb) - 1));
         PyObject *file = PySequence_GetItem(frame, 0);
         PyObject *line = file ? PySequence_GetItem(frame, 1) : NULL;
         if (line != NULL) {
             item = PyUnicode_FromFormat("created at %S:%S", file, line);
         }
+        Py_DECREF(frame);
         Py_XDECREF(file);
         Py_XDECREF(line);
         if (item == NULL || PyList_Append(parts, item) < 0) {
+            Py_DECREF(stb);
             goto done;
         }
         Py_CLEAR(item);
     }
+    Py_XDECREF(stb);
     if ((sep = PyUnicode_FromString(" ")) == NULL ||
         (joined = PyUnicode_Join(sep, parts)) == NULL) {
         goto done;

@@ -129,7 +129,7 @@ struct __handle {
     PyObject *weakreflist;
     uint8_t scheduled; /* TimerHandle: in the timer heap (asyncio's _scheduled) */
     uint8_t cancelled;
-    uint8_t running;     /* cancel() defers clearing while set */
+    uint16_t running;    /* cancel() defers clearing while set */
     uint8_t args_kind;   /* ARGS_* */
     uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as +inf */
     PyObject *args[1];   /* last: TimerHandle.arg2 follows it */

@@ -360,6 +360,10 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
     if (!relative && __timer_when(args[0], 0.0, &when) < 0) {
         return NULL;
     }
+    /* Converting `when` can run code (__float__) that closed the loop. */
+    if (__loop_check_closed(self) < 0) {
+        return NULL;
+    }
     return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
 }
 
@@ -730,9 +734,19 @@ static PyObject *Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
+/* One iteration, as a run_forever that stops at once: the same checks
+   (closed, running, forked) and the same state while it polls, so that
+   close() from another thread is refused as during run_forever. */
 static PyObject *Loop_run_once_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_run_once(self) < 0) {
+    if (__loop_run_setup(self) < 0) {
+        return NULL;
+    }
+    int rc = __loop_run_once(self);
+    if (__loop_run_cleanup(self) < 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;

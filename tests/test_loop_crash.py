@@ -296,6 +296,68 @@ attempt(t.cancel)
 del t, fut
 gc.collect()
 """,
+    # Found by fuzzing (seeded random misuse under ASan), one each:
+    "handle_rerun_and_cancelled_inside_its_callback": """
+class O:
+    def __getattr__(self, name):
+        h._run()     # nested run of the same handle
+        h.cancel()   # must not free the arguments the outer call is using
+        raise AttributeError(name)
+class Default:
+    pass
+h = loop.call_soon(getattr, O(), "missing", Default())
+run_briefly()
+""",
+    "long_chain_of_handles_freed": """
+h = None
+for i in range(300_000):
+    h = loop.call_soon(id, h)
+loop.close()
+del h
+""",
+    "handles_running_each_other": """
+nxt = loop.call_soon(int)
+for i in range(100_000):
+    nxt = loop.call_soon(nxt._run)
+attempt(nxt._run)
+""",
+    "source_traceback_changed_while_read": """
+class B:
+    def __bool__(self):
+        h._source_traceback = None
+        return True
+def boom():
+    raise ValueError("x")
+h = loop.call_soon(boom)
+h._source_traceback = B()
+run_briefly()
+class F:
+    def __getitem__(self, i):
+        g._source_traceback = None
+        return "file"
+g = loop.call_soon(print)
+g._source_traceback = [F()]
+repr(g)
+""",
+    "run_once_on_closed_loop": """
+lp = new_loop()
+lp.close()
+attempt(lp._run_once)
+lp2 = new_loop()
+class When:
+    def __float__(self):
+        lp2.close()
+        return lp2.time() + 0.05
+attempt(lp2.call_at, When(), print, "x")
+attempt(lp2._run_once)
+lp3 = new_loop()
+lp3.call_later(0.3, int)
+t = threading.Thread(target=lambda: (time.sleep(0.05), attempt(lp3.close)))
+t.start()
+attempt(lp3._run_once)
+t.join()
+lp3.close()
+""",
 }
 
 
