@@ -222,7 +222,8 @@ void __handle_free_list_clear(__state *st);
    is still referenced elsewhere becomes an ordinary tracked GC object. */
 static inline void __handle_disown(HandleObject *h)
 {
-    if (Py_REFCNT(h) > 1 && !PyObject_GC_IsTracked((PyObject *)h)) {
+    /* A weak reference can hand out a strong one later: shared too. */
+    if ((Py_REFCNT(h) > 1 || h->weakreflist != NULL) && !PyObject_GC_IsTracked((PyObject *)h)) {
         PyObject_GC_Track(h);
     }
 }

@@ -237,6 +237,13 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
     if (h == NULL) {
         return NULL;
     }
+    /* Making h can run code (finalizers of a collection) that closed the
+       loop: nothing may be queued on a closed loop. */
+    if (self->closed) {
+        Py_DECREF(h);
+        (void)__loop_check_closed(self);
+        return NULL;
+    }
     /* From another thread too, the GIL serialises this append with the
        loop thread, which touches the queue only while holding it; the loop
        checks the queue before it releases the GIL to poll, so only a loop
@@ -307,6 +314,11 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     HandleObject *h =
         __handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
+        return NULL;
+    }
+    if (self->closed) {
+        Py_DECREF(h);
+        (void)__loop_check_closed(self);
         return NULL;
     }
     TimerHandleObject *t = (TimerHandleObject *)h;
@@ -1378,7 +1390,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
    references is reported here as the loop's (see handle.c). */
 static inline int __loop_visit_handle(HandleObject *h, visitproc visit, void *arg)
 {
-    if (Py_REFCNT(h) == 1 && !PyObject_GC_IsTracked((PyObject *)h)) {
+    if (Py_REFCNT(h) == 1 && h->weakreflist == NULL && !PyObject_GC_IsTracked((PyObject *)h)) {
         return __handle_traverse(h, visit, arg);
     }
     Py_VISIT(h);

@@ -294,3 +294,25 @@ def test_del_closing_running_loop_while_timers_are_dropped(loop_factory):
         lp.close()
     # close() refused from inside the running loop, as asyncio does
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+
+
+def test_handle_revived_from_weakref_after_run_is_collected(loop_factory):
+    # A handle queued while the loop ran, reached again through a weak
+    # reference once it stopped: a cycle through it is still collected.
+    loop = loop_factory()
+    box = []
+
+    def cb():
+        h = loop.call_soon(print, box)
+        box.append(weakref.ref(h))
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    box[0] = box[0]()
+    loop_ref = weakref.ref(loop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del loop, cb, box
+        _collect()
+    assert loop_ref() is None
