@@ -126,9 +126,9 @@ static void __handle_clear_call(HandleObject *h)
    traversal in every young collection).
 
    The loop's tp_traverse reports the references of a queued, untracked
-   handle with a reference count of one as its own, through this function:
-   only the loop holds such a handle, and nothing can hand out a new
-   reference to it. This includes h->loop, so a loop referenced only by its
+   handle with a reference count of one and no weak references as its own,
+   through this function: only the loop holds such a handle, and nothing
+   can hand out a new reference to it. This includes h->loop, so a loop referenced only by its
    own queue is still found to be garbage.
 
    An untracked handle also referenced elsewhere (call_later's result kept
