@@ -202,6 +202,49 @@ static void __log_info(__state *st, const char *fmt, PyObject *arg)
     Py_XDECREF(res);
 }
 
+/* The Python-level handler must not keep the loop alive: an unclosed loop
+   with signal handlers is collected (and closed, with a ResourceWarning) as
+   asyncio's is. So it holds the loop weakly where the loop allows it. */
+static PyObject *__signal_trampoline(PyObject *weak_loop, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *loop;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyWeakref_GetRef(weak_loop, &loop) < 0) {
+        return NULL;
+    }
+#else
+    loop = Py_XNewRef(PyWeakref_GetObject(weak_loop)); /* borrowed, then owned */
+    if (loop == Py_None) {
+        Py_CLEAR(loop);
+    }
+#endif
+    if (loop == NULL) {
+        Py_RETURN_NONE; /* the loop is gone; close() restores the handler */
+    }
+    PyObject *res = __loop_handle_signal((LoopObject *)loop, args, nargs);
+    Py_DECREF(loop);
+    return res;
+}
+
+static PyMethodDef __signal_trampoline_def = {
+    "_handle_signal", (PyCFunction)(void (*)(void))__signal_trampoline, METH_FASTCALL, NULL};
+
+static PyObject *__signal_handler_for(LoopObject *self)
+{
+    PyObject *weak = PyWeakref_NewRef((PyObject *)self, NULL);
+    if (weak == NULL) {
+        /* A loop type without weak references: the bound method. */
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        return PyObject_GetAttr((PyObject *)self, self->state->str_handle_signal);
+    }
+    PyObject *fn = PyCFunction_New(&__signal_trampoline_def, weak);
+    Py_DECREF(weak);
+    return fn;
+}
+
 /* signal.set_wakeup_fd(-1) once no handler is left, unless a run holds it. */
 static void __release_wakeup_fd(LoopObject *loop)
 {
@@ -281,7 +324,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     if (rc < 0) {
         return NULL;
     }
-    PyObject *handler = PyObject_GetAttr((PyObject *)self, st->str_handle_signal);
+    PyObject *handler = __signal_handler_for(self);
     PyObject *res =
         handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig, handler, NULL)
                 : NULL;

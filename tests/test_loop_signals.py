@@ -365,3 +365,22 @@ def test_fork_child_runs_new_loop(loop_kind, variant):
     proc = run_child(FORK_SCRIPT, loop_kind, variant, timeout=60)
     assert proc.returncode == 0, describe(proc)
     assert "child exit code 0" in proc.stdout
+
+
+def test_unclosed_loop_with_signal_handler_is_collected(loop_factory):
+    # The installed Python-level handler must not keep the loop alive: an
+    # unclosed loop is collected and closed, its handler removed, as on asyncio.
+    import gc
+    import warnings
+    import weakref
+    lp = loop_factory()
+    lp.add_signal_handler(signal.SIGUSR1, print, "usr1")
+    lp.call_soon(print, "pending")
+    ref = weakref.ref(lp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del lp
+        for _ in range(3):
+            gc.collect()
+    assert ref() is None
+    assert signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, 0)
