@@ -60,11 +60,28 @@ int __signal_wakeup_open(LoopObject *loop)
     return 0;
 }
 
+/* The loop running in the main thread with the wakeup fd it replaced, to
+   restore at the end of its run (borrowed; set only during that run). A
+   process-wide static, as the wakeup fd itself is; only the main
+   interpreter's main thread touches it. */
+static LoopObject *__wakeup_saver = NULL;
+
 void __signal_wakeup_close(LoopObject *loop)
 {
     if (loop->wakeup_fds[0] < 0) {
         return;
     }
+    /* The running loop must not restore this pipe once it is closed: the
+       fd number may by then belong to an unrelated file. */
+    LoopObject *saver = __wakeup_saver;
+    if (saver != NULL && saver != loop && saver->wakeup_saved != NULL &&
+        PyLong_AsLong(saver->wakeup_saved) == loop->wakeup_fds[1]) {
+        PyObject *none = PyLong_FromLong(-1);
+        if (none != NULL) {
+            Py_SETREF(saver->wakeup_saved, none);
+        }
+    }
+    PyErr_Clear();
     uv_close((uv_handle_t *)&loop->wakeup_poll, __on_wakeup_close);
     close(loop->wakeup_fds[0]);
     close(loop->wakeup_fds[1]);
@@ -127,6 +144,7 @@ int __signal_run_setup(LoopObject *loop)
         return -1;
     }
     Py_XSETREF(loop->wakeup_saved, old);
+    __wakeup_saver = loop;
     return 0;
 }
 
@@ -137,6 +155,9 @@ int __signal_run_cleanup(LoopObject *loop)
     }
     PyObject *saved = loop->wakeup_saved;
     loop->wakeup_saved = NULL;
+    if (__wakeup_saver == loop) {
+        __wakeup_saver = NULL;
+    }
     int rc = 0;
     int has_handlers = loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
     if (!has_handlers) {

@@ -384,3 +384,25 @@ def test_unclosed_loop_with_signal_handler_is_collected(loop_factory):
             gc.collect()
     assert ref() is None
     assert signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, 0)
+
+
+def test_wakeup_fd_of_a_loop_closed_during_another_run_is_not_restored(loop_factory):
+    # Loop b's handler points the wakeup fd at b's pipe; loop a runs (taking
+    # the wakeup fd over), b is closed meanwhile. When a's run ends it must
+    # not bring back b's closed fd, whose number may be reused by then.
+    a, b = loop_factory(), loop_factory()
+    try:
+        b.add_signal_handler(signal.SIGUSR1, print)
+
+        def during_run():
+            b.close()
+            a.stop()
+
+        a.call_soon(during_run)
+        a.run_forever()
+        fd = signal.set_wakeup_fd(-1)
+        assert fd == -1
+    finally:
+        b.close()
+        a.close()
+        signal.set_wakeup_fd(-1)
