@@ -86,6 +86,14 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyOb
     if (!loop->running) {
         PyObject_GC_Track(h);
     }
+    /* The caller checked the loop, but making h can run code (a context
+       copy's collection, a `when` with __float__) that closed it since:
+       nothing is queued on a closed loop. */
+    if (loop->closed) {
+        Py_DECREF(h);
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
 
     if (loop->debug) {
         /* asyncio records where a handle was made, in debug mode only. */

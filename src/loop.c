@@ -237,13 +237,6 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
     if (h == NULL) {
         return NULL;
     }
-    /* Making h can run code (finalizers of a collection) that closed the
-       loop: nothing may be queued on a closed loop. */
-    if (self->closed) {
-        Py_DECREF(h);
-        (void)__loop_check_closed(self);
-        return NULL;
-    }
     /* From another thread too, the GIL serialises this append with the
        loop thread, which touches the queue only while holding it; the loop
        checks the queue before it releases the GIL to poll, so only a loop
@@ -316,11 +309,6 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     if (h == NULL) {
         return NULL;
     }
-    if (self->closed) {
-        Py_DECREF(h);
-        (void)__loop_check_closed(self);
-        return NULL;
-    }
     TimerHandleObject *t = (TimerHandleObject *)h;
     h->when_is_nan = isnan(when) != 0;
     t->deadline = h->when_is_nan ? INFINITY : when;
@@ -370,10 +358,6 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
         return NULL;
     }
     if (!relative && __timer_when(args[0], 0.0, &when) < 0) {
-        return NULL;
-    }
-    /* Converting `when` can run code (__float__) that closed the loop. */
-    if (__loop_check_closed(self) < 0) {
         return NULL;
     }
     return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);

@@ -75,13 +75,16 @@ void __signal_wakeup_close(LoopObject *loop)
        fd number may by then belong to an unrelated file. */
     LoopObject *saver = __wakeup_saver;
     if (saver != NULL && saver != loop && saver->wakeup_saved != NULL &&
-        PyLong_AsLong(saver->wakeup_saved) == loop->wakeup_fds[1]) {
-        PyObject *none = PyLong_FromLong(-1);
-        if (none != NULL) {
-            Py_SETREF(saver->wakeup_saved, none);
+        PyLong_CheckExact(saver->wakeup_saved)) {
+        /* Not to lose an exception already set (close() on an error path). */
+        PyObject *exc = __err_fetch();
+        if (PyLong_AsLong(saver->wakeup_saved) == loop->wakeup_fds[1]) {
+            /* -1 is a cached small int: this cannot fail. */
+            Py_SETREF(saver->wakeup_saved, PyLong_FromLong(-1));
         }
+        PyErr_Clear();
+        __err_restore(exc);
     }
-    PyErr_Clear();
     uv_close((uv_handle_t *)&loop->wakeup_poll, __on_wakeup_close);
     close(loop->wakeup_fds[0]);
     close(loop->wakeup_fds[1]);
