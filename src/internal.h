@@ -57,6 +57,8 @@ typedef struct {
     PyObject *kwnames_loop_context; /* ("loop", "context") */
     PyObject *kwnames_loop_name_context;
     PyObject *kwnames_context; /* ("context",) */
+    PyObject *kwnames_name;    /* ("name",) */
+    PyObject *kwnames_name_context;
 
     /* What the running CPython's BaseEventLoop.create_task accepts. */
     int create_task_has_context;

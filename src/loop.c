@@ -947,9 +947,35 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
 
 /* --- futures and tasks -------------------------------------------------- */
 
+/* Whether Future() and Task() without loop= would pick this loop: it runs
+   in this thread and is the one asyncio sees running. From 3.12 on,
+   _asyncio's Future and Task find the running loop faster than they parse
+   a loop= keyword (200 ns against 310 on 3.12); before 3.12 it is slower. */
+static inline int __loop_is_current(LoopObject *self)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!self->running || self->thread_id != PyThread_get_thread_ident()) {
+        return 0;
+    }
+    PyObject *running = PyObject_CallNoArgs(self->state->get_running_loop);
+    if (running == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(running); /* compared by identity only */
+    return running == (PyObject *)self;
+#else
+    (void)self;
+    return 0;
+#endif
+}
+
 static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
     __state *st = self->state;
+    if (__loop_is_current(self)) {
+        return PyObject_CallNoArgs(st->Future);
+    }
     PyObject *argv[2] = {NULL, (PyObject *)self};
     return PyObject_Vectorcall(st->Future, argv + 1, PY_VECTORCALL_ARGUMENTS_OFFSET,
                                st->kwnames_loop);
@@ -1063,6 +1089,15 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
         }
         /* Task is created from C, so in debug mode its creation traceback
            already ends at the caller: nothing to drop, unlike asyncio. */
+        if (__loop_is_current(self)) {
+            /* The same call without loop=, which Task finds faster. */
+            argv[2] = coro;
+            kw = kw == st->kwnames_loop           ? NULL
+                 : kw == st->kwnames_loop_name    ? st->kwnames_name
+                 : kw == st->kwnames_loop_context ? st->kwnames_context
+                                                  : st->kwnames_name_context;
+            return PyObject_Vectorcall(st->Task, argv + 2, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+        }
         return PyObject_Vectorcall(st->Task, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
     }
     if (context == Py_None) {

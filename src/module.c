@@ -140,7 +140,9 @@ static int module_exec(PyObject *module)
         (st->kwnames_loop_context = PyTuple_Pack(2, st->str_loop, st->str_context)) == NULL ||
         (st->kwnames_loop_name_context =
              PyTuple_Pack(3, st->str_loop, st->str_name, st->str_context)) == NULL ||
-        (st->kwnames_context = PyTuple_Pack(1, st->str_context)) == NULL) {
+        (st->kwnames_context = PyTuple_Pack(1, st->str_context)) == NULL ||
+        (st->kwnames_name = PyTuple_Pack(1, st->str_name)) == NULL ||
+        (st->kwnames_name_context = PyTuple_Pack(2, st->str_name, st->str_context)) == NULL) {
         return -1;
     }
 
@@ -269,6 +271,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_loop_context);
     Py_CLEAR(st->kwnames_loop_name_context);
     Py_CLEAR(st->kwnames_context);
+    Py_CLEAR(st->kwnames_name);
+    Py_CLEAR(st->kwnames_name_context);
     /* Interned names stay valid for the interpreter; drop our references. */
     PyObject **names[] = {
         &st->str_context,

@@ -31,6 +31,41 @@ def test_create_future(loop):
     assert not fut.done()
 
 
+def test_futures_and_tasks_bind_to_their_own_loop(loop, loop_factory):
+    """Made on the running loop, on another loop that is not running, and
+    from another thread while the loop runs: each belongs to the loop whose
+    method made it (the running loop's own are made without loop=)."""
+    other = loop_factory()
+    made = {}
+
+    async def main():
+        made["fut"] = loop.create_future()
+        made["task"] = loop.create_task(_value(1), name="own")
+        made["other_fut"] = other.create_future()
+        made["other_task"] = other.create_task(_value(2))
+        done = threading.Event()
+
+        def in_thread():
+            made["thread_fut"] = loop.create_future()
+            done.set()
+
+        threading.Thread(target=in_thread).start()
+        await loop.run_in_executor(None, done.wait, GUARD)
+        return await made["task"]
+
+    try:
+        assert loop.run_until_complete(main()) == 1
+        assert made["fut"].get_loop() is loop
+        assert made["task"].get_loop() is loop
+        assert made["task"].get_name() == "own"
+        assert made["thread_fut"].get_loop() is loop
+        assert made["other_fut"].get_loop() is other
+        assert made["other_task"].get_loop() is other
+        assert other.run_until_complete(made["other_task"]) == 2
+    finally:
+        other.close()
+
+
 def test_future_callbacks_run_through_loop(loop):
     fut = loop.create_future()
     calls = []
