@@ -316,6 +316,22 @@ done:
 
 /* Runs the callback in its Context. 0: done (errors went to the exception
    handler); -1: an exception must leave the loop. */
+/* asyncio.sleep()'s timer callback, futures._set_result_unless_cancelled:
+   the same two method calls, made without entering a Python frame. */
+static PyObject *__set_result_unless_cancelled(__state *st, PyObject *fut, PyObject *result)
+{
+    PyObject *res = PyObject_CallMethodNoArgs(fut, st->str_cancelled);
+    if (res == NULL) {
+        return NULL;
+    }
+    int cancelled = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    if (cancelled != 0) {
+        return cancelled < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    return PyObject_CallMethodOneArg(fut, st->str_set_result, result);
+}
+
 int __handle_run(HandleObject *h)
 {
     PyObject *ctx = h->context; /* borrowed: h is kept alive by the caller */
@@ -327,7 +343,12 @@ int __handle_run(HandleObject *h)
        cancel() must not clear the arguments the outer call still uses. */
     h->running++;
     if (PyContext_Enter(ctx) == 0) {
-        if (h->args_kind != ARGS_TUPLE) {
+        if (h->args_kind == ARGS_TWO && h->loop != NULL &&
+            h->callback == h->loop->state->set_result_unless_cancelled) {
+            res = __set_result_unless_cancelled(h->loop->state, h->args[0],
+                                                ((TimerHandleObject *)h)->arg2);
+        }
+        else if (h->args_kind != ARGS_TUPLE) {
             /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
             res = PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
         }

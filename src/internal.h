@@ -31,22 +31,23 @@ typedef struct {
     PyTypeObject *HandleType;
     PyTypeObject *TimerHandleType;
 
-    PyObject *Future;                 /* asyncio.Future */
-    PyObject *Task;                   /* asyncio.Task */
-    PyObject *ensure_future;          /* asyncio.ensure_future */
-    PyObject *isfuture;               /* asyncio.isfuture */
-    PyObject *iscoroutine;            /* asyncio.iscoroutine */
-    PyObject *iscoroutinefunction;    /* asyncio.iscoroutinefunction */
-    PyObject *get_running_loop;       /* asyncio.events._get_running_loop */
-    PyObject *set_running_loop;       /* asyncio.events._set_running_loop */
-    PyObject *run_until_complete_cb;  /* asyncio.base_events._run_until_complete_cb */
-    PyObject *format_handle;          /* asyncio.base_events._format_handle */
-    PyObject *format_callback_source; /* asyncio.format_helpers */
-    PyObject *extract_stack;          /* asyncio.format_helpers.extract_stack */
-    PyObject *set_task_name;          /* asyncio.tasks._set_task_name, or NULL */
-    PyObject *logger;                 /* asyncio.log.logger */
-    PyObject *ThreadPoolExecutor;     /* concurrent.futures.ThreadPoolExecutor, on first use */
-    PyObject *wrap_future;            /* asyncio.wrap_future */
+    PyObject *Future;                      /* asyncio.Future */
+    PyObject *Task;                        /* asyncio.Task */
+    PyObject *ensure_future;               /* asyncio.ensure_future */
+    PyObject *isfuture;                    /* asyncio.isfuture */
+    PyObject *iscoroutine;                 /* asyncio.iscoroutine */
+    PyObject *iscoroutinefunction;         /* asyncio.iscoroutinefunction */
+    PyObject *get_running_loop;            /* asyncio.events._get_running_loop */
+    PyObject *set_running_loop;            /* asyncio.events._set_running_loop */
+    PyObject *run_until_complete_cb;       /* asyncio.base_events._run_until_complete_cb */
+    PyObject *format_handle;               /* asyncio.base_events._format_handle */
+    PyObject *format_callback_source;      /* asyncio.format_helpers */
+    PyObject *extract_stack;               /* asyncio.format_helpers.extract_stack */
+    PyObject *set_task_name;               /* asyncio.tasks._set_task_name, or NULL */
+    PyObject *logger;                      /* asyncio.log.logger */
+    PyObject *ThreadPoolExecutor;          /* concurrent.futures.ThreadPoolExecutor, on first use */
+    PyObject *wrap_future;                 /* asyncio.wrap_future */
+    PyObject *set_result_unless_cancelled; /* asyncio.futures._set_result_unless_cancelled */
     PyObject *sys_module;
     PyObject *signal_module;
     PyObject *debug_stack_depth; /* asyncio.constants.DEBUG_STACK_DEPTH */
@@ -82,6 +83,7 @@ typedef struct {
     PyObject *str_done;
     PyObject *str_cancelled;
     PyObject *str_set_name;
+    PyObject *str_set_result;
     PyObject *str_submit;
     PyObject *str_shutdown;
     PyObject *str_wait;

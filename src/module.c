@@ -113,6 +113,7 @@ static int module_exec(PyObject *module)
     INTERN(str_done, "done");
     INTERN(str_cancelled, "cancelled");
     INTERN(str_set_name, "set_name");
+    INTERN(str_set_result, "set_result");
     INTERN(str_submit, "submit");
     INTERN(str_shutdown, "shutdown");
     INTERN(str_wait, "wait");
@@ -160,6 +161,7 @@ static int module_exec(PyObject *module)
     IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
     IMPORT(logger, "asyncio.log", "logger");
     IMPORT(wrap_future, "asyncio", "wrap_future");
+    IMPORT(set_result_unless_cancelled, "asyncio.futures", "_set_result_unless_cancelled");
     IMPORT(debug_stack_depth, "asyncio.constants", "DEBUG_STACK_DEPTH");
     if ((st->coroutines_module = PyImport_ImportModule("asyncio.coroutines")) == NULL ||
         (st->sys_module = PyImport_ImportModule("sys")) == NULL ||
@@ -232,6 +234,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->logger);
     Py_VISIT(st->ThreadPoolExecutor);
     Py_VISIT(st->wrap_future);
+    Py_VISIT(st->set_result_unless_cancelled);
     Py_VISIT(st->sys_module);
     Py_VISIT(st->signal_module);
     Py_VISIT(st->debug_stack_depth);
@@ -261,6 +264,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->logger);
     Py_CLEAR(st->ThreadPoolExecutor);
     Py_CLEAR(st->wrap_future);
+    Py_CLEAR(st->set_result_unless_cancelled);
     Py_CLEAR(st->sys_module);
     Py_CLEAR(st->signal_module);
     Py_CLEAR(st->debug_stack_depth);
@@ -291,6 +295,7 @@ static int module_clear(PyObject *module)
         &st->str_done,
         &st->str_cancelled,
         &st->str_set_name,
+        &st->str_set_result,
         &st->str_submit,
         &st->str_shutdown,
         &st->str_finalizer,

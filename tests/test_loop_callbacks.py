@@ -499,6 +499,49 @@ def test_timer_scheduled_from_timer(loop):
     assert calls == ["first", "second"]
 
 
+def test_set_result_unless_cancelled_timer(loop):
+    """asyncio.sleep()'s timer callback, futures._set_result_unless_cancelled
+    (asyncloop runs it without a Python frame): the future's own cancelled()
+    and set_result() are what decide and act, a cancelled future is left
+    alone, and an error from set_result() reaches the exception handler
+    with the handle, as asyncio reports it."""
+    import asyncio
+    from asyncio import futures
+
+    calls = []
+
+    class Fut(asyncio.Future):
+        def cancelled(self):
+            calls.append("cancelled?")
+            return super().cancelled()
+
+        def set_result(self, result):
+            calls.append(("set_result", result))
+            super().set_result(result)
+
+    plain = loop.create_future()
+    sub = Fut(loop=loop)
+    gone = loop.create_future()
+    gone.cancel()
+    done = loop.create_future()
+    done.set_result("first")
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    handles = [loop.call_later(0, futures._set_result_unless_cancelled, f, r)
+               for f, r in ((plain, 1), (sub, 2), (gone, 3), (done, 4))]
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert plain.result() == 1
+    assert sub.result() == 2
+    assert calls == ["cancelled?", ("set_result", 2)]
+    assert gone.cancelled()
+    assert done.result() == "first"
+    assert len(errors) == 1
+    assert isinstance(errors[0]["exception"], asyncio.InvalidStateError)
+    assert errors[0]["handle"] is handles[3]
+    assert errors[0]["message"].startswith("Exception in callback")
+
+
 def test_far_timer_does_not_block_near(loop):
     calls = []
     loop.call_later(3600, calls.append, "far")
