@@ -141,14 +141,19 @@ async def bench_call_later_cancel(n):
     return n
 
 
-def _sleepers(n, woke, go=None):
-    """The coroutines of timers_firing and timers_parked: min(n, 10 000)
-    tasks each sleeping n/tasks times, after `go` is set if given.
+def _sleepers(n, woke, go=None, base=1e-3):
+    """The coroutines of the timers_* benchmarks: min(n, 10 000) tasks each
+    sleeping n/tasks times, after `go` is set if given.
 
-    Delays are spread over 0..1 ms so the timer queue really has to order
-    them; a multiplicative hash spreads them so that creation order and
-    wake-up order differ. The sleeps put a floor of ~1 ms per round on the
-    wall time, small next to the cost of handling 10 000 timers per round.
+    Delays are spread over base..base+1 ms so the timer queue really has to
+    order them; a multiplicative hash spreads them so that creation order and
+    wake-up order differ. The sleeps put a floor of ~base+1 ms per round on
+    the wall time, small next to the cost of handling 10 000 timers per round.
+
+    base is 1 ms so that every sleep arms a timer on every loop: uvloop rounds
+    a delay to whole milliseconds and runs one that rounds to 0 (under 0.5 ms)
+    as call_soon. With delays of 0..1 ms about half of uvloop's sleeps were
+    no timers at all; timers_submillisecond keeps that case.
     Returns the coroutines and the number of sleeps they will make.
     """
     tasks = min(n, 10_000)
@@ -162,23 +167,34 @@ def _sleepers(n, woke, go=None):
             before = loop.time()
             await asyncio.sleep(delay)
             # A timer may fire up to one clock tick early (libuv's clock has
-            # 1 ms resolution) but never wildly so.
+            # 1 ms resolution, uvloop rounds delays to it) but never wildly so.
             if loop.time() - before < delay - 0.0015:
                 raise AssertionError("asyncio.sleep() returned too early")
             woke[0] += 1
 
-    return [sleeper(((i * 7919) % 1000) * 1e-6) for i in range(tasks)], tasks * rounds
+    return [sleeper(base + ((i * 7919) % 1000) * 1e-6) for i in range(tasks)], tasks * rounds
 
 
-async def bench_timers_firing(n):
-    """Thousands of tasks sleeping on timers at once (10 000 in the full run),
-    created by the timed run itself. n is the total number of sleeps."""
+async def _gather_sleepers(n, base):
     woke = [0]
-    coros, expected = _sleepers(n, woke)
+    coros, expected = _sleepers(n, woke, base=base)
     await asyncio.gather(*coros)
     if woke[0] != expected:
         raise AssertionError(f"timers: {woke[0]} of {expected} fired")
     return expected
+
+
+async def bench_timers_firing(n):
+    """Thousands of tasks sleeping on timers at once (10 000 in the full run,
+    each sleeping 1-2 ms), created by the timed run itself. n is the total
+    number of sleeps."""
+    return await _gather_sleepers(n, 1e-3)
+
+
+async def bench_timers_submillisecond(n):
+    """timers_firing with delays of 0-1 ms: on uvloop, about half of these
+    sleeps (those under 0.5 ms) are call_soon, not timers."""
+    return await _gather_sleepers(n, 0.0)
 
 
 async def prepare_timers_parked(n):
@@ -451,7 +467,9 @@ BENCHMARKS = [
     Bench("call_later_cancel", "async", bench_call_later_cancel, 150_000, 30_000, "timers",
           "create a timer, cancel it"),
     Bench("timers_firing", "async", bench_timers_firing, 30_000, 10_000, "sleeps",
-          "10 000 tasks each sleeping 0-1 ms, repeatedly"),
+          "10 000 tasks each sleeping 1-2 ms, repeatedly"),
+    Bench("timers_submillisecond", "async", bench_timers_submillisecond, 30_000, 10_000,
+          "sleeps", "timers_firing with 0-1 ms sleeps (uvloop: < 0.5 ms is call_soon)"),
     Bench("timers_parked", "async", bench_timers_parked, 30_000, 10_000, "sleeps",
           "timers_firing with its tasks created before timing",
           prepare=prepare_timers_parked),
