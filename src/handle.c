@@ -37,10 +37,12 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyOb
     h->source_traceback = h->repr = h->weakreflist = NULL;
     h->scheduled = h->cancelled = h->running = h->when_is_nan = 0;
     h->args_kind = ARGS_NONE;
+    h->is_timer = (uint8_t)is_timer;
     h->args[0] = NULL;
     if (is_timer) {
         TimerHandleObject *t = (TimerHandleObject *)h;
         t->arg2 = NULL;
+        t->when_obj = NULL;
         t->deadline = 0.0;
         t->seq = 0;
     }
@@ -158,6 +160,9 @@ int __handle_traverse(HandleObject *h, visitproc visit, void *arg)
     }
     Py_VISIT(h->source_traceback);
     Py_VISIT(h->repr);
+    if (h->is_timer) {
+        Py_VISIT(((TimerHandleObject *)h)->when_obj);
+    }
     return 0;
 }
 
@@ -169,6 +174,9 @@ static int Handle_clear(HandleObject *h)
     Py_CLEAR(h->context);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
+    if (h->is_timer) {
+        Py_CLEAR(((TimerHandleObject *)h)->when_obj);
+    }
     return 0;
 }
 
@@ -178,8 +186,8 @@ static void Handle_dealloc(HandleObject *h)
     PyObject_GC_UnTrack(h);
     /* A chain of handles each holding the next as an argument would
        otherwise recurse once per handle, as nested tuples would. */
-    Py_TRASHCAN_BEGIN(h, Handle_dealloc) if (h->weakreflist != NULL)
-    {
+    Py_TRASHCAN_BEGIN(h, Handle_dealloc)
+    if (h->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
     assert(!h->scheduled);
@@ -314,8 +322,6 @@ done:
     return rc;
 }
 
-/* Runs the callback in its Context. 0: done (errors went to the exception
-   handler); -1: an exception must leave the loop. */
 /* asyncio.sleep()'s timer callback, futures._set_result_unless_cancelled:
    the same two method calls, made without entering a Python frame. */
 static PyObject *__set_result_unless_cancelled(__state *st, PyObject *fut, PyObject *result)
@@ -332,6 +338,50 @@ static PyObject *__set_result_unless_cancelled(__state *st, PyObject *fut, PyObj
     return PyObject_CallMethodOneArg(fut, st->str_set_result, result);
 }
 
+/* The callback with its arguments, in whatever context is current. */
+static PyObject *__handle_call(HandleObject *h)
+{
+    if (h->args_kind == ARGS_TWO && h->loop != NULL &&
+        h->callback == h->loop->state->set_result_unless_cancelled) {
+        return __set_result_unless_cancelled(h->loop->state, h->args[0],
+                                             ((TimerHandleObject *)h)->arg2);
+    }
+    if (h->args_kind != ARGS_TUPLE) {
+        /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
+        return PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
+    }
+    return PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args[0], 0),
+                               PyTuple_GET_SIZE(h->args[0]), NULL);
+}
+
+/* context= given something other than a contextvars.Context: asyncio calls
+   its run(callback, *args), so an object with such a method works there and
+   one without fails with AttributeError. The same here. */
+static PyObject *__handle_call_via_run(HandleObject *h, PyObject *ctx)
+{
+    __state *st = PyType_GetModuleState(Py_TYPE(h));
+    PyObject *run = PyObject_GetAttr(ctx, st->str_run);
+    if (run == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = h->args_kind == ARGS_TUPLE ? PyTuple_GET_SIZE(h->args[0]) : h->args_kind;
+    PyObject *const *args = h->args_kind == ARGS_TUPLE ? &PyTuple_GET_ITEM(h->args[0], 0) : h->args;
+    PyObject *argv = PyTuple_New(n + 1);
+    PyObject *res = NULL;
+    if (argv != NULL) {
+        PyTuple_SET_ITEM(argv, 0, Py_NewRef(h->callback));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(argv, i + 1, Py_NewRef(args[i]));
+        }
+        res = PyObject_Call(run, argv, NULL);
+        Py_DECREF(argv);
+    }
+    Py_DECREF(run);
+    return res;
+}
+
+/* Runs the callback in its Context. 0: done (errors went to the exception
+   handler); -1: an exception must leave the loop. */
 int __handle_run(HandleObject *h)
 {
     PyObject *ctx = h->context; /* borrowed: h is kept alive by the caller */
@@ -342,20 +392,11 @@ int __handle_run(HandleObject *h)
     /* A depth, not a flag: h._run() from inside its own callback nests, and
        cancel() must not clear the arguments the outer call still uses. */
     h->running++;
-    if (PyContext_Enter(ctx) == 0) {
-        if (h->args_kind == ARGS_TWO && h->loop != NULL &&
-            h->callback == h->loop->state->set_result_unless_cancelled) {
-            res = __set_result_unless_cancelled(h->loop->state, h->args[0],
-                                                ((TimerHandleObject *)h)->arg2);
-        }
-        else if (h->args_kind != ARGS_TUPLE) {
-            /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
-            res = PyObject_Vectorcall(h->callback, h->args, h->args_kind, NULL);
-        }
-        else {
-            res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args[0], 0),
-                                      PyTuple_GET_SIZE(h->args[0]), NULL);
-        }
+    if (!PyContext_CheckExact(ctx)) {
+        res = __handle_call_via_run(h, ctx);
+    }
+    else if (PyContext_Enter(ctx) == 0) {
+        res = __handle_call(h);
         if (PyContext_Exit(ctx) < 0) {
             Py_CLEAR(res);
         }
@@ -447,9 +488,11 @@ static double __timer_when(HandleObject *h)
     return h->when_is_nan ? Py_NAN : ((TimerHandleObject *)h)->deadline;
 }
 
+/* when() as asyncio returns it: the object given, if not a float. */
 static PyObject *Handle_when(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(__timer_when(h));
+    PyObject *when = ((TimerHandleObject *)h)->when_obj;
+    return when != NULL ? Py_NewRef(when) : PyFloat_FromDouble(__timer_when(h));
 }
 
 static PyObject *Handle_repr(HandleObject *h)
@@ -478,11 +521,11 @@ static PyObject *Handle_repr(HandleObject *h)
         Py_CLEAR(item);
     }
     if (Py_TYPE(h) == st->TimerHandleType) {
-        PyObject *when = PyFloat_FromDouble(__timer_when(h));
+        PyObject *when = Handle_when(h, NULL);
         if (when == NULL) {
             goto done;
         }
-        item = PyUnicode_FromFormat("when=%R", when);
+        item = PyUnicode_FromFormat("when=%S", when);
         Py_DECREF(when);
         if (item == NULL || PyList_Append(parts, item) < 0) {
             goto done;
@@ -569,11 +612,43 @@ static PyObject *Timer_get_scheduled(HandleObject *h, void *Py_UNUSED(closure))
 
 static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
 {
-    return PyFloat_FromDouble(__timer_when(h));
+    return Handle_when(h, NULL);
 }
 
 /* asyncio's TimerHandle orders and hashes by `when`; equality also compares
    the callback, arguments and cancelled state. */
+/* asyncio's TimerHandle.__eq__: same when, callback, args and state. */
+static int __timer_eq(HandleObject *a, HandleObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    int eq;
+    TimerHandleObject *ta = (TimerHandleObject *)a, *tb = (TimerHandleObject *)b;
+    if (ta->when_obj == NULL && tb->when_obj == NULL) {
+        eq = __timer_when(a) == __timer_when(b);
+    }
+    else {
+        PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
+        eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+    }
+    if (eq > 0) {
+        PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
+        eq = PyObject_RichCompareBool(x, y, Py_EQ);
+        Py_DECREF(x);
+        Py_DECREF(y);
+    }
+    if (eq > 0) {
+        PyObject *x = Handle_get_args(a, NULL), *y = x ? Handle_get_args(b, NULL) : NULL;
+        eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+    }
+    return eq > 0 ? a->cancelled == b->cancelled : eq;
+}
+
 static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
 {
     if (Py_TYPE(other) != Py_TYPE(a)) {
@@ -581,52 +656,38 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
     }
     HandleObject *b = (HandleObject *)other;
     if (op == Py_EQ || op == Py_NE) {
-        int eq = 1;
-        if ((PyObject *)a != other) {
-            eq = __timer_when(a) == __timer_when(b) && a->cancelled == b->cancelled;
-            if (eq) {
-                PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
-                eq = PyObject_RichCompareBool(x, y, Py_EQ);
-                Py_DECREF(x);
-                Py_DECREF(y);
-                if (eq < 0) {
-                    return NULL;
-                }
-            }
-            if (eq) {
-                PyObject *x = Handle_get_args(a, NULL), *y = x ? Handle_get_args(b, NULL) : NULL;
-                eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
-                Py_XDECREF(x);
-                Py_XDECREF(y);
-                if (eq < 0) {
-                    return NULL;
-                }
-            }
+        int eq = __timer_eq(a, b);
+        if (eq < 0) {
+            return NULL;
         }
         return PyBool_FromLong(op == Py_EQ ? eq : !eq);
     }
+    /* <, >: the whens compared; <=, >=: that, or __eq__. */
+    int strict = op == Py_LT || op == Py_LE ? Py_LT : Py_GT;
     int r;
-    double wa = __timer_when(a), wb = __timer_when(b);
-    switch (op) {
-    case Py_LT:
-        r = wa < wb;
-        break;
-    case Py_LE:
-        r = wa < wb || wa == wb;
-        break;
-    case Py_GT:
-        r = wa > wb;
-        break;
-    default:
-        r = wa > wb || wa == wb;
-        break;
+    TimerHandleObject *ta = (TimerHandleObject *)a, *tb = (TimerHandleObject *)b;
+    if (ta->when_obj == NULL && tb->when_obj == NULL) {
+        double wa = __timer_when(a), wb = __timer_when(b);
+        r = strict == Py_LT ? wa < wb : wa > wb;
+    }
+    else {
+        PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
+        r = y ? PyObject_RichCompareBool(x, y, strict) : -1;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+    }
+    if (r == 0 && op != strict) {
+        r = __timer_eq(a, b);
+    }
+    if (r < 0) {
+        return NULL;
     }
     return PyBool_FromLong(r);
 }
 
 static Py_hash_t Timer_hash(HandleObject *h)
 {
-    PyObject *w = PyFloat_FromDouble(__timer_when(h));
+    PyObject *w = Handle_when(h, NULL);
     if (w == NULL) {
         return -1;
     }

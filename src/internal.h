@@ -84,6 +84,7 @@ typedef struct {
     PyObject *str_cancelled;
     PyObject *str_set_name;
     PyObject *str_set_result;
+    PyObject *str_run;
     PyObject *str_submit;
     PyObject *str_shutdown;
     PyObject *str_wait;
@@ -136,12 +137,16 @@ struct __handle {
     uint16_t running;    /* cancel() defers clearing while set */
     uint8_t args_kind;   /* ARGS_* */
     uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as +inf */
+    uint8_t is_timer;    /* a TimerHandleObject */
     PyObject *args[1];   /* last: TimerHandle.arg2 follows it */
 };
 
 typedef struct {
     HandleObject base;
     PyObject *arg2; /* args[1], contiguous with base.args[0] */
+    /* The `when` given to call_at (or time() + delay) if it is not an exact
+       float, as asyncio's when() returns it; NULL otherwise. */
+    PyObject *when_obj;
     double deadline;
     uint64_t seq; /* ties in scheduling order */
 } TimerHandleObject;

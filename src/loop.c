@@ -263,45 +263,37 @@ static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *ar
     return __loop_call_soon(self, args, nargsf, kwnames, 1);
 }
 
-/* when = loop.time() + delay, computed as asyncio does for odd numbers. */
-static int __timer_when(PyObject *delay_or_when, double base, double *out)
+/* The heap key of a deadline that is not an exact float. An int too large
+   for a double is kept by asyncio as it is, and compares beyond every float:
+   keyed as an infinity of its sign. */
+static int __timer_key(PyObject *when, double *out)
 {
-    if (PyFloat_CheckExact(delay_or_when)) {
-        *out = base + PyFloat_AS_DOUBLE(delay_or_when);
-        return 0;
-    }
-    PyObject *sum;
-    if (base != 0.0) {
-        PyObject *b = PyFloat_FromDouble(base);
-        if (b == NULL) {
-            return -1;
-        }
-        sum = PyNumber_Add(b, delay_or_when);
-        Py_DECREF(b);
-    }
-    else {
-        if (!PyNumber_Check(delay_or_when)) {
-            /* heapq would fail comparing it; asyncio fails at `<`. */
-            PyErr_Format(PyExc_TypeError, "'<' not supported between instances of '%s' and 'float'",
-                         Py_TYPE(delay_or_when)->tp_name);
-            return -1;
-        }
-        sum = Py_NewRef(delay_or_when);
-    }
-    if (sum == NULL) {
+    if (!PyNumber_Check(when)) {
+        /* heapq would fail comparing it; asyncio fails at `<`. */
+        PyErr_Format(PyExc_TypeError, "'<' not supported between instances of '%s' and 'float'",
+                     Py_TYPE(when)->tp_name);
         return -1;
     }
-    double v = PyFloat_AsDouble(sum);
-    Py_DECREF(sum);
+    double v = PyFloat_AsDouble(when);
     if (v == -1.0 && PyErr_Occurred()) {
-        return -1;
+        if (!PyLong_Check(when) || !PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        PyObject *zero = PyLong_FromLong(0);
+        int negative = zero ? PyObject_RichCompareBool(when, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (negative < 0) {
+            return -1;
+        }
+        v = negative ? -INFINITY : INFINITY;
     }
     *out = v;
     return 0;
 }
 
-static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *const *args,
-                                       Py_ssize_t nargs, PyObject *context)
+static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *when_obj,
+                                       PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
     __state *st = self->state;
     HandleObject *h =
@@ -312,6 +304,7 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     TimerHandleObject *t = (TimerHandleObject *)h;
     h->when_is_nan = isnan(when) != 0;
     t->deadline = h->when_is_nan ? INFINITY : when;
+    t->when_obj = Py_XNewRef(when_obj);
     t->seq = self->timer_seq++;
     if (__heap_push(&self->timers, t) < 0) {
         Py_DECREF(h);
@@ -320,14 +313,15 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     return (PyObject *)h;
 }
 
-/* call_later (relative) and call_at, in asyncio's order of checks. */
+/* call_later (relative) and call_at, in asyncio's order of checks: call_later
+   computes time() + delay, then call_at checks the loop, then the deadline
+   goes to the heap. */
 static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames, int relative)
 {
     const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    double when;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: '%s'%s",
                      method, 2 - nargs, nargs == 0 ? "s" : "",
@@ -345,22 +339,49 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
         return NULL;
     }
 #endif
-    /* call_later computes time() + delay before call_at checks the loop. */
-    if (relative && __timer_when(args[0], __now(), &when) < 0) {
-        return NULL;
+    double when = 0.0;
+    PyObject *when_obj = NULL; /* the deadline as an object, if not a float */
+    if (!relative) {
+        when_obj = PyFloat_CheckExact(args[0]) ? NULL : Py_NewRef(args[0]);
     }
+    else if (PyFloat_CheckExact(args[0])) {
+        when = __now() + PyFloat_AS_DOUBLE(args[0]);
+    }
+    else {
+        PyObject *now = PyFloat_FromDouble(__now());
+        if (now == NULL) {
+            return NULL;
+        }
+        when_obj = PyNumber_Add(now, args[0]);
+        Py_DECREF(now);
+        if (when_obj == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *res = NULL;
     if (__loop_check_closed(self) < 0) {
-        return NULL;
+        goto done;
     }
     /* Both report "call_at": asyncio's call_later goes through call_at. */
     if (self->debug &&
         (__loop_check_thread(self) < 0 || __loop_check_callback(self, args[1], "call_at") < 0)) {
-        return NULL;
+        goto done;
     }
-    if (!relative && __timer_when(args[0], 0.0, &when) < 0) {
-        return NULL;
+    if (!relative && when_obj == NULL) {
+        when = PyFloat_AS_DOUBLE(args[0]);
     }
-    return __loop_schedule_timer(self, when, args + 1, nargs - 1, context);
+    else if (when_obj != NULL) {
+        if (__timer_key(when_obj, &when) < 0) {
+            goto done;
+        }
+        if (PyFloat_CheckExact(when_obj)) {
+            Py_CLEAR(when_obj); /* time() + an int: a float, kept as the key */
+        }
+    }
+    res = __loop_schedule_timer(self, when, when_obj, args + 1, nargs - 1, context);
+done:
+    Py_XDECREF(when_obj);
+    return res;
 }
 
 static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,

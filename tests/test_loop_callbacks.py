@@ -268,6 +268,35 @@ def test_context_none_means_copy(loop):
     assert seen == ["outer"]
 
 
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_soon_threadsafe"])
+def test_context_other_than_context(loop, method):
+    """As asyncio: context= is used through its run(callback, *args), so any
+    object with such a method works, and one without is reported to the
+    exception handler with the AttributeError asyncio gets."""
+    calls = []
+
+    class Runner:
+        def run(self, cb, *args):
+            calls.append(("run", args))
+            return cb(*args)
+
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    schedule = getattr(loop, method)
+    if method == "call_later":
+        def schedule(cb, *args, context, _f=loop.call_later):
+            return _f(0, cb, *args, context=context)
+    schedule(calls.append, "one", context=Runner())
+    schedule(lambda *a: calls.append(a), 1, 2, 3, 4, context=Runner())
+    bad = schedule(calls.append, "never", context=object())
+    run_briefly(loop, 3)
+    assert calls == [("run", ("one",)), "one", ("run", (1, 2, 3, 4)), (1, 2, 3, 4)]
+    assert len(errors) == 1
+    assert type(errors[0]["exception"]) is AttributeError
+    assert "run" in str(errors[0]["exception"])
+    assert errors[0]["handle"] is bad
+
+
 def test_same_context_shared_by_callbacks(loop):
     ctx = contextvars.Context()
     seen = []
@@ -297,6 +326,43 @@ def test_call_at_when(loop):
     h2 = loop.call_at(12345, print)
     assert h2.when() == 12345
     h2.cancel()
+
+
+def test_timer_when_is_the_object_given(loop):
+    """when(), _when, repr, ordering and hash use the deadline given to
+    call_at as asyncio keeps it: an int stays an int, even one too large for
+    a float (it never fires; a hugely negative one is due at once)."""
+    h = loop.call_at(5, print)
+    assert h.when() == 5 and type(h.when()) is int
+    assert "when=5 " in repr(h)
+    same = loop.call_at(5.0, print)
+    assert h == same and hash(h) == hash(same) and h <= same and not h < same
+    far = loop.call_at(10 ** 400, print)
+    assert far.when() == 10 ** 400
+    assert h < far and far > same and not far <= h
+    calls = []
+    loop.call_at(-10 ** 400, calls.append, "past")
+    later = loop.call_later(3, print)
+    assert type(later.when()) is float
+    run_briefly(loop)
+    assert calls == ["past"]
+    for t in (h, same, far, later):
+        t.cancel()
+
+
+def test_timer_deadline_checks_in_asyncio_order(loop):
+    """call_later computes time() + delay first, then the loop is checked:
+    on a closed loop a delay that makes a strange sum is RuntimeError, and
+    one that cannot be added is TypeError."""
+    loop.close()
+    for call in (lambda: loop.call_later(1j, print), lambda: loop.call_at(1j, print),
+                 lambda: loop.call_at("x", print)):
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            call()
+    with pytest.raises(TypeError):
+        loop.call_later("x", print)
+    with pytest.raises(OverflowError):
+        loop.call_later(10 ** 400, print)
 
 
 def test_call_later_args(loop):
