@@ -5,6 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <math.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -238,6 +239,13 @@ static inline void __handle_disown(HandleObject *h)
 }
 
 /* timer.c */
+/* A NaN deadline is keyed +inf, after every other, and is due as soon as it
+   is at the top: asyncio's `when >= end_time` is false for NaN, so it runs a
+   NaN timer whenever heapq brings it to the top. */
+static inline int __heap_top_is_nan(const __heap *heap)
+{
+    return heap->items[0].when == INFINITY && heap->items[0].h->base.when_is_nan;
+}
 int __heap_push(__heap *heap, TimerHandleObject *h);
 TimerHandleObject *__heap_pop(__heap *heap);
 void __heap_compact(__heap *heap);

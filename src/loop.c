@@ -435,7 +435,7 @@ static int __loop_poll(LoopObject *self)
     }
     else if (self->timers.len > 0) {
         double dt = self->timers.items[0].when - __now();
-        if (dt <= 0) {
+        if (dt <= 0 || __heap_top_is_nan(&self->timers)) {
             timeout_ms = 0;
         }
         else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
@@ -507,7 +507,8 @@ static int __loop_run_once(LoopObject *self)
     }
     if (self->timers.len > 0) {
         double now = __now();
-        while (self->timers.len > 0 && self->timers.items[0].when <= now) {
+        while (self->timers.len > 0 &&
+               (self->timers.items[0].when <= now || __heap_top_is_nan(&self->timers))) {
             /* The heap's reference moves to the queue; a cancelled one is
                skipped there, as in asyncio. */
             HandleObject *h = (HandleObject *)__heap_pop(&self->timers);

@@ -350,6 +350,34 @@ def test_timer_when_is_the_object_given(loop):
         t.cancel()
 
 
+def test_nan_deadline_is_due_at_once(loop, is_stock):
+    """asyncio runs a timer whose deadline is NaN as soon as it reaches the
+    top of its heap (`when >= end_time` is false for NaN): asyncio.timeout()
+    and wait_for() with a NaN timeout time out at once. It sorts after the
+    other due timers on asyncloop (on asyncio, where heapq happens to leave
+    it), and when() stays NaN."""
+    import asyncio
+    import math
+
+    if is_stock and PY >= (3, 13):
+        pytest.skip("asyncio 3.13 fails in its selector on a NaN timeout (ValueError)")
+    calls = []
+    h = loop.call_later(float("nan"), calls.append, "nan")
+    assert math.isnan(h.when())
+    loop.call_at(loop.time() - 1, calls.append, "due")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert sorted(calls) == ["due", "nan"]
+
+    async def main():
+        try:
+            await asyncio.wait_for(asyncio.sleep(GUARD), float("nan"))
+        except asyncio.TimeoutError:
+            return "timed out"
+
+    assert loop.run_until_complete(main()) == "timed out"
+
+
 def test_timer_deadline_checks_in_asyncio_order(loop):
     """call_later computes time() + delay first, then the loop is checked:
     on a closed loop a delay that makes a strange sum is RuntimeError, and
