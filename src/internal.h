@@ -318,6 +318,21 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
 PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
 PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 
+/* args.c */
+typedef PyObject *(*__fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames);
+/* Calls fn with the keywords that name its first npos parameters moved into
+   place; keywords listed in kwonly (NULL-terminated, may be NULL; {"*"}:
+   any) are passed on, any other is a TypeError. */
+PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const char *method,
+                                     const char *const *names, Py_ssize_t npos,
+                                     const char *const *kwonly, PyObject *const *args,
+                                     Py_ssize_t nargs, PyObject *kwnames);
+/* The single argument of a method f(self, name), given by position or by
+   keyword; *out is borrowed. */
+int __one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames, PyObject **out);
+
 /* errors.c */
 PyObject *__uv_error(int err);
 int __set_uv_error(int err);

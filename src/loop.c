@@ -208,6 +208,13 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
 
 /* --- scheduling --------------------------------------------------------- */
 
+static const char *const __kwonly_context[] = {"context", NULL};
+
+static PyObject *Loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames);
+static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames);
+
 /* call_soon and call_soon_threadsafe, in asyncio's order of checks. */
 /* Forced inline: gcc otherwise keeps one shared copy (+43 instructions per
    call_soon in callgrind). */
@@ -220,9 +227,11 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     if (nargs < 1) {
-        PyErr_Format(PyExc_TypeError, "%s() missing 1 required positional argument: 'callback'",
-                     method);
-        return NULL;
+        static const char *const names[] = {"callback"};
+        return __call_with_keywords_bound(
+            (PyObject *)self,
+            (__fastcall_method)(threadsafe ? Loop_call_soon_threadsafe : Loop_call_soon), method,
+            names, 1, __kwonly_context, args, nargs, kwnames);
     }
     if (__parse_context_kw(st, method, args, nargs, kwnames, &context) < 0 ||
         __loop_check_closed(self) < 0 || (threadsafe && __loop_check_fork(self) < 0)) {
@@ -313,6 +322,11 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     return (PyObject *)h;
 }
 
+static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames);
+static PyObject *Loop_call_at(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames);
+
 /* call_later (relative) and call_at, in asyncio's order of checks: call_later
    computes time() + delay, then call_at checks the loop, then the deadline
    goes to the heap. */
@@ -323,11 +337,11 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
     if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: '%s'%s",
-                     method, 2 - nargs, nargs == 0 ? "s" : "",
-                     nargs == 0 ? (relative ? "delay" : "when") : "callback",
-                     nargs == 0 ? " and 'callback'" : "");
-        return NULL;
+        static const char *const later_names[] = {"delay", "callback"};
+        static const char *const at_names[] = {"when", "callback"};
+        return __call_with_keywords_bound(
+            (PyObject *)self, (__fastcall_method)(relative ? Loop_call_later : Loop_call_at),
+            method, relative ? later_names : at_names, 2, __kwonly_context, args, nargs, kwnames);
     }
     if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames, &context) < 0) {
         return NULL;
@@ -1011,8 +1025,12 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
     PyObject *name = Py_None, *context = Py_None;
     if (nargs != 1) {
         if (nargs == 0) {
-            PyErr_SetString(PyExc_TypeError,
-                            "create_task() missing 1 required positional argument: 'coro'");
+            static const char *const names[] = {"coro"};
+            static const char *const kwonly[] = {"name", "context", NULL};
+            static const char *const any[] = {"*", NULL};
+            return __call_with_keywords_bound(
+                (PyObject *)self, (__fastcall_method)Loop_create_task, "create_task", names, 1,
+                st->create_task_varkw ? any : kwonly, args, nargs, kwnames);
         }
         else {
             PyErr_Format(PyExc_TypeError,
@@ -1611,9 +1629,54 @@ static PyMemberDef Loop_members[] = {
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 
+/* Methods of one argument, which asyncio's signatures let come by keyword
+   too: run_until_complete(future=f). */
+#define ONE_ARG_METHOD(wrapper, impl, method, name)                                                \
+    static PyObject *wrapper(LoopObject *self, PyObject *const *args, size_t nargsf,               \
+                             PyObject *kwnames)                                                    \
+    {                                                                                              \
+        PyObject *arg; /* borrowed */                                                              \
+        if (__one_arg(method, name, args, PyVectorcall_NARGS(nargsf), kwnames, &arg) < 0) {        \
+            return NULL;                                                                           \
+        }                                                                                          \
+        return impl(self, arg);                                                                    \
+    }
+
+ONE_ARG_METHOD(Loop_run_until_complete_kw, Loop_run_until_complete, "run_until_complete", "future")
+ONE_ARG_METHOD(Loop_set_task_factory_kw, Loop_set_task_factory, "set_task_factory", "factory")
+ONE_ARG_METHOD(Loop_set_exception_handler_kw, Loop_set_exception_handler, "set_exception_handler",
+               "handler")
+ONE_ARG_METHOD(Loop_set_debug_kw, Loop_set_debug, "set_debug", "enabled")
+ONE_ARG_METHOD(Loop_remove_signal_handler_kw, __loop_remove_signal_handler, "remove_signal_handler",
+               "sig")
+
+static PyObject *Loop_run_in_executor_kw(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        static const char *const names[] = {"executor", "func"};
+        return __call_with_keywords_bound(
+            (PyObject *)self, (__fastcall_method)Loop_run_in_executor_kw, "run_in_executor", names,
+            2, NULL, args, PyVectorcall_NARGS(nargsf), kwnames);
+    }
+    return Loop_run_in_executor(self, args, PyVectorcall_NARGS(nargsf));
+}
+
+static PyObject *Loop_add_signal_handler_kw(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                            PyObject *kwnames)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        static const char *const names[] = {"sig", "callback"};
+        return __call_with_keywords_bound(
+            (PyObject *)self, (__fastcall_method)Loop_add_signal_handler_kw, "add_signal_handler",
+            names, 2, NULL, args, PyVectorcall_NARGS(nargsf), kwnames);
+    }
+    return __loop_add_signal_handler(self, args, PyVectorcall_NARGS(nargsf));
+}
+
 static PyMethodDef Loop_methods[] = {
     {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
-    {"run_until_complete", (PyCFunction)Loop_run_until_complete, METH_O,
+    {"run_until_complete", (PyCFunction)(void (*)(void))Loop_run_until_complete_kw, FASTKW,
      "Run until the future (or coroutine, or awaitable) is done; return its result."},
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
      "Stop running the loop after the current iteration."},
@@ -1632,17 +1695,19 @@ static PyMethodDef Loop_methods[] = {
     {"create_future", (PyCFunction)Loop_create_future, METH_NOARGS, NULL},
     {"create_task", (PyCFunction)(void (*)(void))Loop_create_task, FASTKW,
      "create_task(coro, *, name=None, context=None)"},
-    {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O, NULL},
+    {"set_task_factory", (PyCFunction)(void (*)(void))Loop_set_task_factory_kw, FASTKW, NULL},
     {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS, NULL},
-    {"set_exception_handler", (PyCFunction)Loop_set_exception_handler, METH_O, NULL},
+    {"set_exception_handler", (PyCFunction)(void (*)(void))Loop_set_exception_handler_kw, FASTKW,
+     NULL},
     {"get_exception_handler", (PyCFunction)Loop_get_exception_handler, METH_NOARGS, NULL},
     {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, NULL},
-    {"set_debug", (PyCFunction)Loop_set_debug, METH_O, NULL},
-    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor, METH_FASTCALL,
+    {"set_debug", (PyCFunction)(void (*)(void))Loop_set_debug_kw, FASTKW, NULL},
+    {"run_in_executor", (PyCFunction)(void (*)(void))Loop_run_in_executor_kw, FASTKW,
      "run_in_executor(executor, func, *args)"},
-    {"add_signal_handler", (PyCFunction)(void (*)(void))__loop_add_signal_handler, METH_FASTCALL,
+    {"add_signal_handler", (PyCFunction)(void (*)(void))Loop_add_signal_handler_kw, FASTKW,
      "add_signal_handler(sig, callback, *args)"},
-    {"remove_signal_handler", (PyCFunction)__loop_remove_signal_handler, METH_O, NULL},
+    {"remove_signal_handler", (PyCFunction)(void (*)(void))Loop_remove_signal_handler_kw, FASTKW,
+     NULL},
     {"_handle_signal", (PyCFunction)(void (*)(void))__loop_handle_signal, METH_FASTCALL, NULL},
     {"_check_closed", (PyCFunction)Loop_check_closed_meth, METH_NOARGS, NULL},
     {"_check_thread", (PyCFunction)Loop_check_thread_meth, METH_NOARGS, NULL},

@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import re
 import signal
 
 import pytest
@@ -375,3 +376,77 @@ def test_add_signal_handler_closed_loop(loop):
 def test_shutdown_default_executor_bad_kwarg(loop):
     assert_raises_like_asyncio(
         loop, lambda lp: lp.shutdown_default_executor(bogus=1), TypeError, message=False)
+
+
+# ------------------------------------ positional parameters by keyword --
+# asyncio's loop methods are Python functions: their positional parameters
+# can be passed by keyword, and Python's binding errors apply.
+
+def _kw_calls():
+    async def coro():
+        return 42
+
+    return {
+        "call_soon": lambda lp: type(lp.call_soon(callback=print)).__name__,
+        "call_soon_threadsafe": lambda lp: type(
+            lp.call_soon_threadsafe(callback=print, context=None)).__name__,
+        "call_later": lambda lp: type(lp.call_later(delay=0, callback=print)).__name__,
+        "call_later_mixed": lambda lp: type(lp.call_later(0, callback=print)).__name__,
+        "call_at": lambda lp: type(lp.call_at(when=0, callback=print)).__name__,
+        "create_task": lambda lp: lp.run_until_complete(lp.create_task(coro=coro(), name="n")),
+        "run_until_complete": lambda lp: lp.run_until_complete(future=coro()),
+        "run_in_executor": lambda lp: lp.run_until_complete(
+            lp.run_in_executor(None, abs, -3) and lp.run_in_executor(executor=None, func=list)),
+        "set_debug": lambda lp: (lp.set_debug(enabled=False), lp.get_debug()),
+        "set_task_factory": lambda lp: lp.set_task_factory(factory=None),
+        "set_exception_handler": lambda lp: lp.set_exception_handler(handler=None),
+        "signal_handlers": lambda lp: (
+            lp.add_signal_handler(sig=signal.SIGUSR1, callback=print),
+            lp.remove_signal_handler(sig=signal.SIGUSR1)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_kw_calls()))
+def test_positional_parameters_by_keyword(loop, name):
+    action = _kw_calls()[name]
+    ref_loop = asyncio.new_event_loop()
+    try:
+        expected = action(ref_loop)
+    finally:
+        ref_loop.close()
+    assert action(loop) == expected
+
+
+@pytest.mark.parametrize("action", [
+    lambda lp: lp.call_soon(),
+    lambda lp: lp.call_later(callback=print),
+    lambda lp: lp.call_at(),
+    lambda lp: lp.create_task(name="x"),
+    lambda lp: lp.set_debug(),
+    lambda lp: lp.set_debug(True, enabled=True),
+    lambda lp: lp.set_debug(1, 2),
+    lambda lp: lp.set_debug(x=1),
+    lambda lp: lp.run_until_complete(),
+    lambda lp: lp.run_in_executor(None, print, x=1),
+    lambda lp: lp.run_in_executor(func=print),
+    lambda lp: lp.add_signal_handler(signal.SIGUSR1, print, x=1),
+    lambda lp: lp.remove_signal_handler(signum=signal.SIGUSR1),
+], ids=["call_soon()", "call_later(callback=)", "call_at()", "create_task(name=)",
+        "set_debug()", "set_debug(True, enabled=)", "set_debug(1, 2)", "set_debug(x=)",
+        "run_until_complete()", "run_in_executor(x=)", "run_in_executor(func=)",
+        "add_signal_handler(x=)", "remove_signal_handler(signum=)"])
+def test_keyword_binding_errors(loop, action):
+    """The same TypeError as Python's own binding; messages are compared
+    without the class name asyncio's qualified names carry."""
+    ref_loop = asyncio.new_event_loop()
+    try:
+        ref = capture(action, ref_loop)
+    finally:
+        ref_loop.close()
+    got = capture(action, loop)
+    assert type(ref) is TypeError and type(got) is TypeError, (ref, got)
+
+    def unqualified(exc):  # "BaseEventLoop.call_soon() ..." -> "call_soon() ..."
+        return re.sub(r"^\w+\.(?=\w+\()", "", str(exc))
+
+    assert unqualified(got) == unqualified(ref)
