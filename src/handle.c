@@ -712,12 +712,19 @@ static PyMethodDef Timer_methods[] = {
     {NULL, NULL},
 };
 
+/* asyncio's Handle._repr: the representation kept by cancel() in debug mode. */
+static PyObject *Handle_get_repr_attr(HandleObject *h, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(h->repr ? h->repr : Py_None);
+}
+
 static PyGetSetDef Handle_getset[] = {
     {"_callback", (getter)Handle_get_callback, NULL, NULL, NULL},
     {"_args", (getter)Handle_get_args, NULL, NULL, NULL},
     {"_cancelled", (getter)Handle_get_cancelled, NULL, NULL, NULL},
     {"_loop", (getter)Handle_get_loop, NULL, NULL, NULL},
     {"_context", (getter)Handle_get_context, NULL, NULL, NULL},
+    {"_repr", (getter)Handle_get_repr_attr, NULL, NULL, NULL},
     {"_source_traceback", (getter)Handle_get_source_traceback, (setter)Handle_set_source_traceback,
      NULL, NULL},
     {NULL},

@@ -204,6 +204,12 @@ struct __loop {
     char executor_shutdown_called;
     char coro_tracking;
     double slow_callback_duration;
+    /* What set_debug() and slow_callback_duration were given, returned as
+       given as asyncio does (NULL: False / the float); slow_generic: the
+       object is compared as it is, not as slow_callback_duration. */
+    PyObject *debug_obj;
+    PyObject *slow_obj;
+    char slow_generic;
 
     PyObject *task_factory;
     PyObject *exception_handler;

@@ -417,6 +417,8 @@ static PyObject *Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 
 /* --- one iteration ------------------------------------------------------ */
 
+static PyObject *Loop_get_slow_callback_duration(LoopObject *self, void *Py_UNUSED(c));
+
 static int __loop_run_handle_debug(LoopObject *self, HandleObject *h)
 {
     __state *st = self->state;
@@ -425,7 +427,19 @@ static int __loop_run_handle_debug(LoopObject *self, HandleObject *h)
     int rc = __handle_run(h);
     double dt = __now() - t0;
     Py_CLEAR(self->current_handle);
-    if (rc == 0 && dt >= self->slow_callback_duration) {
+    int slow = rc == 0 && dt >= self->slow_callback_duration;
+    if (rc == 0 && self->slow_generic) {
+        /* asyncio's `dt >= self.slow_callback_duration`, with its errors. */
+        PyObject *limit = Loop_get_slow_callback_duration(self, NULL);
+        PyObject *took = limit ? PyFloat_FromDouble(dt) : NULL;
+        slow = took ? PyObject_RichCompareBool(took, limit, Py_GE) : -1;
+        Py_XDECREF(limit);
+        Py_XDECREF(took);
+        if (slow < 0) {
+            return -1;
+        }
+    }
+    if (slow) {
         PyObject *what = PyObject_CallOneArg(st->format_handle, (PyObject *)h);
         PyObject *res = NULL;
         if (what != NULL) {
@@ -1203,7 +1217,7 @@ static PyObject *Loop_get_exception_handler(LoopObject *self, PyObject *Py_UNUSE
 
 static PyObject *Loop_get_debug(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->debug);
+    return self->debug_obj ? Py_NewRef(self->debug_obj) : PyBool_FromLong(self->debug);
 }
 
 static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
@@ -1213,6 +1227,7 @@ static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
         return NULL;
     }
     self->debug = (char)on;
+    Py_XSETREF(self->debug_obj, Py_NewRef(enabled));
     if (self->running) {
         /* Tracking is per thread: switch it from the loop's thread. */
         PyObject *meth = PyObject_GetAttrString((PyObject *)self, "_set_coroutine_origin_tracking");
@@ -1462,6 +1477,8 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->module);
     Py_VISIT(self->task_factory);
     Py_VISIT(self->exception_handler);
+    Py_VISIT(self->debug_obj);
+    Py_VISIT(self->slow_obj);
     Py_VISIT(self->default_executor);
     Py_VISIT(self->current_handle);
     Py_VISIT(self->signal_handlers);
@@ -1488,6 +1505,8 @@ static int Loop_clear(LoopObject *self)
 {
     Py_CLEAR(self->task_factory);
     Py_CLEAR(self->exception_handler);
+    Py_CLEAR(self->debug_obj);
+    Py_CLEAR(self->slow_obj);
     Py_CLEAR(self->default_executor);
     Py_CLEAR(self->current_handle);
     Py_CLEAR(self->signal_handlers);
@@ -1546,7 +1565,7 @@ static void Loop_dealloc(LoopObject *self)
 
 static PyObject *Loop_get_debug_attr(LoopObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->debug);
+    return Loop_get_debug(self, NULL);
 }
 
 static int Loop_set_debug_attr(LoopObject *self, PyObject *v, void *Py_UNUSED(c))
@@ -1556,6 +1575,43 @@ static int Loop_set_debug_attr(LoopObject *self, PyObject *v, void *Py_UNUSED(c)
         return -1;
     }
     self->debug = (char)on;
+    Py_XSETREF(self->debug_obj, Py_XNewRef(v));
+    return 0;
+}
+
+/* slow_callback_duration: any object, as on asyncio, which compares it
+   with each callback's duration in debug mode. */
+static PyObject *Loop_get_slow_callback_duration(LoopObject *self, void *Py_UNUSED(c))
+{
+    if (self->slow_generic && self->slow_obj == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%s' object has no attribute 'slow_callback_duration'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return self->slow_obj ? Py_NewRef(self->slow_obj)
+                          : PyFloat_FromDouble(self->slow_callback_duration);
+}
+
+static int Loop_set_slow_callback_duration(LoopObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    double d = 0.0;
+    int generic = 1; /* deleted, or not a real number */
+    if (v != NULL && PyFloat_CheckExact(v)) {
+        d = PyFloat_AS_DOUBLE(v);
+        generic = 0;
+    }
+    else if (v != NULL && (PyLong_Check(v) || PyFloat_Check(v))) {
+        d = PyFloat_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear(); /* too large: compared as it is */
+        }
+        else {
+            generic = 0;
+        }
+    }
+    self->slow_callback_duration = d;
+    self->slow_generic = (char)generic;
+    Py_XSETREF(self->slow_obj, Py_XNewRef(v));
     return 0;
 }
 
@@ -1608,6 +1664,9 @@ static PyObject *Loop_pending_counts(LoopObject *self, PyObject *Py_UNUSED(ignor
 
 static PyGetSetDef Loop_getset[] = {
     {"_debug", (getter)Loop_get_debug_attr, (setter)Loop_set_debug_attr, NULL, NULL},
+    {"slow_callback_duration", (getter)Loop_get_slow_callback_duration,
+     (setter)Loop_set_slow_callback_duration,
+     "In debug mode, callbacks slower than this many seconds are logged.", NULL},
     {"_closed", (getter)Loop_get_closed, NULL, NULL, NULL},
     {"_stopping", (getter)Loop_get_stopping, NULL, NULL, NULL},
     {"_thread_id", (getter)Loop_get_thread_id, NULL, NULL, NULL},
@@ -1619,8 +1678,6 @@ static PyGetSetDef Loop_getset[] = {
 };
 
 static PyMemberDef Loop_members[] = {
-    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
-     "In debug mode, callbacks slower than this many seconds are logged."},
     {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
     {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
     {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0, NULL},

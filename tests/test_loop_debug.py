@@ -199,3 +199,48 @@ def test_debug_handles_repr_and_run(loop):
     loop.call_later(0.02, loop.stop)
     loop.run_forever()
     assert calls == [1, 2]
+
+
+def test_set_debug_keeps_the_object_given(loop):
+    """get_debug() returns what set_debug() was given, as asyncio's does;
+    debug mode follows its truth."""
+    for value in (None, "x", [], 0, 1.5, True):
+        loop.set_debug(value)
+        assert loop.get_debug() is value
+    loop.set_debug(False)
+
+
+def test_slow_callback_duration_any_object(loop):
+    """slow_callback_duration keeps the object it is given; in debug mode a
+    value that does not compare with a float makes the run fail as it does
+    on asyncio, and a deleted one is an AttributeError."""
+    from decimal import Decimal
+
+    for value in (1, True, 0.25, Decimal("0.5"), 10 ** 400, "x"):
+        loop.slow_callback_duration = value
+        assert loop.slow_callback_duration is value
+    loop.set_debug(True)
+    loop.call_soon(lambda: None)
+    loop.call_soon(loop.stop)
+    with pytest.raises(TypeError):
+        loop.run_forever()
+    del loop.slow_callback_duration
+    with pytest.raises(AttributeError):
+        loop.slow_callback_duration
+    loop.slow_callback_duration = 10 ** 400  # never slow: nothing logged
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.set_debug(False)
+
+
+def test_handle_repr_kept_at_cancel(loop):
+    """Handle._repr, as asyncio's: None, then in debug mode what cancel()
+    saw."""
+    h = loop.call_soon(print, "x")
+    assert h._repr is None
+    loop.set_debug(True)
+    h2 = loop.call_soon(print, "y")
+    h2.cancel()
+    assert h2._repr is not None and "print" in h2._repr
+    h.cancel()
+    loop.set_debug(False)
