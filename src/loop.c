@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <string.h>
 
 /* --- the ready queue ---------------------------------------------------- */
 
@@ -197,7 +198,22 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
         }
         else {
             if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                /* The positional parameters, given positionally already. */
+                int again = PyUnicode_Check(key) &&
+                            (PyUnicode_CompareWithASCIIString(key, "callback") == 0 ||
+                             PyUnicode_CompareWithASCIIString(key, "delay") == 0 ||
+                             PyUnicode_CompareWithASCIIString(key, "when") == 0);
+                if (again && strcmp(method, "call_later") != 0 &&
+                    PyUnicode_CompareWithASCIIString(key, "delay") == 0) {
+                    again = 0;
+                }
+                if (again && strcmp(method, "call_at") != 0 &&
+                    PyUnicode_CompareWithASCIIString(key, "when") == 0) {
+                    again = 0;
+                }
+                PyErr_Format(PyExc_TypeError,
+                             again ? "%s() got multiple values for argument '%S'"
+                                   : "%s() got an unexpected keyword argument '%S'",
                              method, key);
             }
             return -1;

@@ -431,10 +431,17 @@ def test_positional_parameters_by_keyword(loop, name):
     lambda lp: lp.run_in_executor(func=print),
     lambda lp: lp.add_signal_handler(signal.SIGUSR1, print, x=1),
     lambda lp: lp.remove_signal_handler(signum=signal.SIGUSR1),
+    lambda lp: lp.call_soon(print, callback=print),
+    lambda lp: lp.call_soon_threadsafe(print, 1, callback=print),
+    lambda lp: lp.call_later(0, print, delay=1),
+    lambda lp: lp.call_at(0, print, when=1),
+    lambda lp: lp.call_later(0, print, when=1),
 ], ids=["call_soon()", "call_later(callback=)", "call_at()", "create_task(name=)",
         "set_debug()", "set_debug(True, enabled=)", "set_debug(1, 2)", "set_debug(x=)",
         "run_until_complete()", "run_in_executor(x=)", "run_in_executor(func=)",
-        "add_signal_handler(x=)", "remove_signal_handler(signum=)"])
+        "add_signal_handler(x=)", "remove_signal_handler(signum=)",
+        "call_soon(f, callback=)", "call_soon_threadsafe(f, 1, callback=)",
+        "call_later(0, f, delay=)", "call_at(0, f, when=)", "call_later(0, f, when=)"])
 def test_keyword_binding_errors(loop, action):
     """The same TypeError as Python's own binding; messages are compared
     without the class name asyncio's qualified names carry."""
