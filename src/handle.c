@@ -359,8 +359,7 @@ static PyObject *__handle_call(HandleObject *h)
    one without fails with AttributeError. The same here. */
 static PyObject *__handle_call_via_run(HandleObject *h, PyObject *ctx)
 {
-    __state *st = PyType_GetModuleState(Py_TYPE(h));
-    PyObject *run = PyObject_GetAttr(ctx, st->str_run);
+    PyObject *run = PyObject_GetAttrString(ctx, "run"); /* a cold path */
     if (run == NULL) {
         return NULL;
     }

@@ -85,7 +85,6 @@ typedef struct {
     PyObject *str_cancelled;
     PyObject *str_set_name;
     PyObject *str_set_result;
-    PyObject *str_run;
     PyObject *str_submit;
     PyObject *str_shutdown;
     PyObject *str_wait;

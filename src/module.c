@@ -114,7 +114,6 @@ static int module_exec(PyObject *module)
     INTERN(str_cancelled, "cancelled");
     INTERN(str_set_name, "set_name");
     INTERN(str_set_result, "set_result");
-    INTERN(str_run, "run");
     INTERN(str_submit, "submit");
     INTERN(str_shutdown, "shutdown");
     INTERN(str_wait, "wait");
@@ -297,7 +296,6 @@ static int module_clear(PyObject *module)
         &st->str_cancelled,
         &st->str_set_name,
         &st->str_set_result,
-        &st->str_run,
         &st->str_submit,
         &st->str_shutdown,
         &st->str_finalizer,
