@@ -136,7 +136,7 @@ struct __handle {
     uint8_t cancelled;
     uint16_t running;    /* cancel() defers clearing while set */
     uint8_t args_kind;   /* ARGS_* */
-    uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as +inf */
+    uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as -inf */
     uint8_t is_timer;    /* a TimerHandleObject */
     PyObject *args[1];   /* last: TimerHandle.arg2 follows it */
 };
@@ -244,13 +244,6 @@ static inline void __handle_disown(HandleObject *h)
 }
 
 /* timer.c */
-/* A NaN deadline is keyed +inf, after every other, and is due as soon as it
-   is at the top: asyncio's `when >= end_time` is false for NaN, so it runs a
-   NaN timer whenever heapq brings it to the top. */
-static inline int __heap_top_is_nan(const __heap *heap)
-{
-    return heap->items[0].when == INFINITY && heap->items[0].h->base.when_is_nan;
-}
 int __heap_push(__heap *heap, TimerHandleObject *h);
 TimerHandleObject *__heap_pop(__heap *heap);
 void __heap_compact(__heap *heap);

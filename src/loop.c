@@ -327,8 +327,11 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
         return NULL;
     }
     TimerHandleObject *t = (TimerHandleObject *)h;
+    /* asyncio's `when >= end_time` is false for NaN: its heap runs a NaN
+       timer as soon as heapq brings it to the top, which the first pop
+       does, whatever the other timers. Keyed -inf: due at once. */
     h->when_is_nan = isnan(when) != 0;
-    t->deadline = h->when_is_nan ? INFINITY : when;
+    t->deadline = h->when_is_nan ? -INFINITY : when;
     t->when_obj = Py_XNewRef(when_obj);
     t->seq = self->timer_seq++;
     if (__heap_push(&self->timers, t) < 0) {
@@ -479,7 +482,7 @@ static int __loop_poll(LoopObject *self)
     }
     else if (self->timers.len > 0) {
         double dt = self->timers.items[0].when - __now();
-        if (dt <= 0 || __heap_top_is_nan(&self->timers)) {
+        if (dt <= 0) {
             timeout_ms = 0;
         }
         else if (dt * 1e3 >= (double)MAX_POLL_TIMEOUT_MS) {
@@ -551,8 +554,7 @@ static int __loop_run_once(LoopObject *self)
     }
     if (self->timers.len > 0) {
         double now = __now();
-        while (self->timers.len > 0 &&
-               (self->timers.items[0].when <= now || __heap_top_is_nan(&self->timers))) {
+        while (self->timers.len > 0 && self->timers.items[0].when <= now) {
             /* The heap's reference moves to the queue; a cancelled one is
                skipped there, as in asyncio. */
             HandleObject *h = (HandleObject *)__heap_pop(&self->timers);

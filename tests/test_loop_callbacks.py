@@ -351,11 +351,11 @@ def test_timer_when_is_the_object_given(loop):
 
 
 def test_nan_deadline_is_due_at_once(loop, is_stock):
-    """asyncio runs a timer whose deadline is NaN as soon as it reaches the
-    top of its heap (`when >= end_time` is false for NaN): asyncio.timeout()
-    and wait_for() with a NaN timeout time out at once. It sorts after the
-    other due timers on asyncloop (on asyncio, where heapq happens to leave
-    it), and when() stays NaN."""
+    """asyncio's `when >= end_time` is false for NaN, so its heap runs a NaN
+    timer as soon as it reaches the top, which the next pop brings about
+    even with other timers pending: asyncio.timeout() and wait_for() with a
+    NaN timeout time out instead of waiting for the other timers.
+    when() stays NaN."""
     import asyncio
     import math
 
@@ -369,13 +369,30 @@ def test_nan_deadline_is_due_at_once(loop, is_stock):
     loop.run_forever()
     assert sorted(calls) == ["due", "nan"]
 
+    far = loop.call_later(GUARD, print)  # a timer pending before the NaN one
+    fired = []
+    loop.call_later(float("nan"), fired.append, "nan")
+    loop.call_later(0.01, fired.append, "0.01")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert sorted(fired) == ["0.01", "nan"]
+    far.cancel()
+
     async def main():
+        try:
+            async with asyncio.timeout(float("nan")):
+                await asyncio.sleep(GUARD)
+        except TimeoutError:
+            return "timed out"
+
+    async def main_wait_for():
         try:
             await asyncio.wait_for(asyncio.sleep(GUARD), float("nan"))
         except asyncio.TimeoutError:
             return "timed out"
 
-    assert loop.run_until_complete(main()) == "timed out"
+    if PY >= (3, 11):
+        assert loop.run_until_complete(main()) == "timed out"
+    assert loop.run_until_complete(main_wait_for()) == "timed out"
 
 
 def test_timer_deadline_checks_in_asyncio_order(loop):
