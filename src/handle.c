@@ -531,7 +531,7 @@ static PyObject *Handle_repr(HandleObject *h)
         }
         Py_CLEAR(item);
     }
-    if (h->callback != NULL && h->loop != NULL) {
+    if (h->callback != NULL && h->callback != Py_None && h->loop != NULL) {
         if ((item = __format_callback_source(st, h)) == NULL || PyList_Append(parts, item) < 0) {
             goto done;
         }

@@ -181,6 +181,16 @@ def test_handle_repr(loop):
     assert isinstance(repr(h), str)
 
 
+def test_handle_repr_none_callback(loop):
+    """A None callback shows as nothing, as asyncio's repr shows it."""
+    h = loop.call_soon(None)
+    t = loop.call_later(5, None)
+    assert repr(h) == "<Handle>"
+    assert repr(t).startswith("<TimerHandle when=") and "None" not in repr(t)
+    h.cancel()
+    t.cancel()
+
+
 def test_handle_repr_with_broken_repr_arg(loop):
     class Bad:
         def __repr__(self):
