@@ -7,6 +7,7 @@
    that names one of them goes through here first. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static Py_ssize_t __name_index(PyObject *key, const char *const *names, Py_ssize_t n)
@@ -23,46 +24,26 @@ static Py_ssize_t __name_index(PyObject *key, const char *const *names, Py_ssize
 }
 
 /* "f() missing 2 required positional arguments: 'a' and 'b'", as Python
-   words it. */
+   words it (for three or more: "'a', 'b', and 'c'"). */
 static void __missing(const char *method, const char *const *names, PyObject **slots,
                       Py_ssize_t npos)
 {
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return;
+    char text[256] = "";
+    Py_ssize_t n = 0, left = 0;
+    for (Py_ssize_t i = 0; i < npos; i++) {
+        left += slots[i] == NULL;
     }
     for (Py_ssize_t i = 0; i < npos; i++) {
-        if (slots[i] == NULL) {
-            PyObject *s = PyUnicode_FromFormat("'%s'", names[i]);
-            if (s == NULL || PyList_Append(list, s) < 0) {
-                Py_XDECREF(s);
-                Py_DECREF(list);
-                return;
-            }
-            Py_DECREF(s);
+        if (slots[i] != NULL) {
+            continue;
         }
+        const char *sep = n == 0 ? "" : left == n + 1 ? (n > 1 ? ", and " : " and ") : ", ";
+        size_t used = strlen(text);
+        snprintf(text + used, sizeof(text) - used, "%s'%s'", sep, names[i]);
+        n++;
     }
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    PyObject *text;
-    if (n == 1) {
-        text = Py_NewRef(PyList_GET_ITEM(list, 0));
-    }
-    else {
-        PyObject *last = PyList_GET_ITEM(list, n - 1);
-        PyObject *head = PyList_GetSlice(list, 0, n - 1);
-        PyObject *sep = PyUnicode_FromString(", ");
-        PyObject *joined = head && sep ? PyUnicode_Join(sep, head) : NULL;
-        text = joined ? PyUnicode_FromFormat("%U%s and %U", joined, n > 2 ? "," : "", last) : NULL;
-        Py_XDECREF(head);
-        Py_XDECREF(sep);
-        Py_XDECREF(joined);
-    }
-    if (text != NULL) {
-        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %U", method,
-                     n, n == 1 ? "" : "s", text);
-        Py_DECREF(text);
-    }
-    Py_DECREF(list);
+    PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %s", method, n,
+                 n == 1 ? "" : "s", text);
 }
 
 PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const char *method,

@@ -614,25 +614,27 @@ static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
     return Handle_when(h, NULL);
 }
 
-/* asyncio's TimerHandle orders and hashes by `when`; equality also compares
-   the callback, arguments and cancelled state. */
-/* asyncio's TimerHandle.__eq__: same when, callback, args and state. */
+/* asyncio's TimerHandle orders and hashes by `when` as it was given; equality
+   also compares the callback, arguments and cancelled state. Comparing
+   handles is no hot path (the heap compares its own keys): the whens are
+   compared as Python objects, so an int or NaN deadline behaves as on
+   asyncio. */
+static int __timer_when_compare(HandleObject *a, HandleObject *b, int op)
+{
+    PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
+    int r = y ? PyObject_RichCompareBool(x, y, op) : -1;
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    return r;
+}
+
+/* asyncio's TimerHandle.__eq__, in its order: when, callback, args, state. */
 static int __timer_eq(HandleObject *a, HandleObject *b)
 {
     if (a == b) {
         return 1;
     }
-    int eq;
-    TimerHandleObject *ta = (TimerHandleObject *)a, *tb = (TimerHandleObject *)b;
-    if (ta->when_obj == NULL && tb->when_obj == NULL) {
-        eq = __timer_when(a) == __timer_when(b);
-    }
-    else {
-        PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
-        eq = y ? PyObject_RichCompareBool(x, y, Py_EQ) : -1;
-        Py_XDECREF(x);
-        Py_XDECREF(y);
-    }
+    int eq = __timer_when_compare(a, b, Py_EQ);
     if (eq > 0) {
         PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
         eq = PyObject_RichCompareBool(x, y, Py_EQ);
@@ -663,18 +665,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
     }
     /* <, >: the whens compared; <=, >=: that, or __eq__. */
     int strict = op == Py_LT || op == Py_LE ? Py_LT : Py_GT;
-    int r;
-    TimerHandleObject *ta = (TimerHandleObject *)a, *tb = (TimerHandleObject *)b;
-    if (ta->when_obj == NULL && tb->when_obj == NULL) {
-        double wa = __timer_when(a), wb = __timer_when(b);
-        r = strict == Py_LT ? wa < wb : wa > wb;
-    }
-    else {
-        PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
-        r = y ? PyObject_RichCompareBool(x, y, strict) : -1;
-        Py_XDECREF(x);
-        Py_XDECREF(y);
-    }
+    int r = __timer_when_compare(a, b, strict);
     if (r == 0 && op != strict) {
         r = __timer_eq(a, b);
     }

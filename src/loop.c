@@ -4,7 +4,6 @@
 #include "internal.h"
 
 #include <math.h>
-#include <string.h>
 
 /* --- the ready queue ---------------------------------------------------- */
 
@@ -176,9 +175,11 @@ PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context)
                                      context);
 }
 
-/* Splits vectorcall keywords: only `context` is accepted. */
-static int __parse_context_kw(__state *st, const char *method, PyObject *const *args,
-                              Py_ssize_t nargs, PyObject *kwnames, PyObject **context)
+/* Splits vectorcall keywords: only `context` is accepted here. 1: another
+   keyword, for __call_with_keywords_bound to bind or reject as Python
+   would (call_later(0, callback=f), call_soon(f, callback=g)). */
+static int __parse_context_kw(__state *st, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames, PyObject **context)
 {
     *context = NULL;
     if (kwnames == NULL) {
@@ -197,26 +198,7 @@ static int __parse_context_kw(__state *st, const char *method, PyObject *const *
             *context = args[nargs + i];
         }
         else {
-            if (!PyErr_Occurred()) {
-                /* The positional parameters, given positionally already. */
-                int again = PyUnicode_Check(key) &&
-                            (PyUnicode_CompareWithASCIIString(key, "callback") == 0 ||
-                             PyUnicode_CompareWithASCIIString(key, "delay") == 0 ||
-                             PyUnicode_CompareWithASCIIString(key, "when") == 0);
-                if (again && strcmp(method, "call_later") != 0 &&
-                    PyUnicode_CompareWithASCIIString(key, "delay") == 0) {
-                    again = 0;
-                }
-                if (again && strcmp(method, "call_at") != 0 &&
-                    PyUnicode_CompareWithASCIIString(key, "when") == 0) {
-                    again = 0;
-                }
-                PyErr_Format(PyExc_TypeError,
-                             again ? "%s() got multiple values for argument '%S'"
-                                   : "%s() got an unexpected keyword argument '%S'",
-                             method, key);
-            }
-            return -1;
+            return PyErr_Occurred() ? -1 : 1;
         }
     }
     return 0;
@@ -242,15 +224,17 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    if (nargs < 1) {
+    int kw = nargs < 1 ? 1 : __parse_context_kw(st, args, nargs, kwnames, &context);
+    if (kw != 0) {
         static const char *const names[] = {"callback"};
-        return __call_with_keywords_bound(
-            (PyObject *)self,
-            (__fastcall_method)(threadsafe ? Loop_call_soon_threadsafe : Loop_call_soon), method,
-            names, 1, __kwonly_context, args, nargs, kwnames);
+        return kw < 0 ? NULL
+                      : __call_with_keywords_bound(
+                            (PyObject *)self,
+                            (__fastcall_method)(threadsafe ? Loop_call_soon_threadsafe
+                                                           : Loop_call_soon),
+                            method, names, 1, __kwonly_context, args, nargs, kwnames);
     }
-    if (__parse_context_kw(st, method, args, nargs, kwnames, &context) < 0 ||
-        __loop_check_closed(self) < 0 || (threadsafe && __loop_check_fork(self) < 0)) {
+    if (__loop_check_closed(self) < 0 || (threadsafe && __loop_check_fork(self) < 0)) {
         return NULL;
     }
     /* Only call_soon checks the thread: the other is for other threads. */
@@ -355,15 +339,17 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
     const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    if (nargs < 2) {
+    int kw =
+        nargs < 2 ? 1 : __parse_context_kw(self->state, args + 1, nargs - 1, kwnames, &context);
+    if (kw != 0) {
         static const char *const later_names[] = {"delay", "callback"};
         static const char *const at_names[] = {"when", "callback"};
-        return __call_with_keywords_bound(
-            (PyObject *)self, (__fastcall_method)(relative ? Loop_call_later : Loop_call_at),
-            method, relative ? later_names : at_names, 2, __kwonly_context, args, nargs, kwnames);
-    }
-    if (__parse_context_kw(self->state, method, args + 1, nargs - 1, kwnames, &context) < 0) {
-        return NULL;
+        return kw < 0 ? NULL
+                      : __call_with_keywords_bound(
+                            (PyObject *)self,
+                            (__fastcall_method)(relative ? Loop_call_later : Loop_call_at), method,
+                            relative ? later_names : at_names, 2, __kwonly_context, args, nargs,
+                            kwnames);
     }
 #if PY_VERSION_HEX >= 0x030B0000
     if (args[0] == Py_None) {
