@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static Py_ssize_t __name_index(PyObject *key, const char *const *names, Py_ssize_t n)
+static Py_ssize_t name_index(PyObject *key, const char *const *names, Py_ssize_t n)
 {
     if (!PyUnicode_Check(key)) {
         return -1;
@@ -25,8 +25,7 @@ static Py_ssize_t __name_index(PyObject *key, const char *const *names, Py_ssize
 
 /* "f() missing 2 required positional arguments: 'a' and 'b'", as Python
    words it (for three or more: "'a', 'b', and 'c'"). */
-static void __missing(const char *method, const char *const *names, PyObject **slots,
-                      Py_ssize_t npos)
+static void missing(const char *method, const char *const *names, PyObject **slots, Py_ssize_t npos)
 {
     char text[256] = "";
     Py_ssize_t n = 0, left = 0;
@@ -46,10 +45,10 @@ static void __missing(const char *method, const char *const *names, PyObject **s
                  n == 1 ? "" : "s", text);
 }
 
-PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const char *method,
-                                     const char *const *names, Py_ssize_t npos,
-                                     const char *const *kwonly, PyObject *const *args,
-                                     Py_ssize_t nargs, PyObject *kwnames)
+PyObject *al__call_with_keywords_bound(PyObject *self, al_fastcall_method fn, const char *method,
+                                       const char *const *names, Py_ssize_t npos,
+                                       const char *const *kwonly, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *kwnames)
 {
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     Py_ssize_t total = (nargs > npos ? nargs : npos) + nkw;
@@ -70,7 +69,7 @@ PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const
     }
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i); /* borrowed */
-        Py_ssize_t j = __name_index(key, names, npos);
+        Py_ssize_t j = name_index(key, names, npos);
         if (j >= 0) {
             if (j < nargs || argv[j] != NULL) {
                 PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", method,
@@ -80,7 +79,7 @@ PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const
             argv[j] = args[nargs + i];
         }
         else if (kwonly != NULL &&
-                 (strcmp(kwonly[0], "*") == 0 || __name_index(key, kwonly, PY_SSIZE_T_MAX) >= 0)) {
+                 (strcmp(kwonly[0], "*") == 0 || name_index(key, kwonly, PY_SSIZE_T_MAX) >= 0)) {
             if (PyList_Append(rest_names, key) < 0) {
                 goto done;
             }
@@ -94,7 +93,7 @@ PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const
     }
     for (Py_ssize_t i = nargs; i < npos; i++) {
         if (argv[i] == NULL) {
-            __missing(method, names, argv, npos);
+            missing(method, names, argv, npos);
             goto done;
         }
     }
@@ -110,8 +109,8 @@ done:
     return res;
 }
 
-int __one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
-              PyObject *kwnames, PyObject **out)
+int al__one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames, PyObject **out)
 {
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (nargs > 1) {

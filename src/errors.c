@@ -3,15 +3,15 @@
 
 /* On Unix a libuv error is a negated errno; OSError(errno, msg) picks the
    subclass (ConnectionResetError, BrokenPipeError, ...) from the errno. */
-PyObject *__uv_error(int err)
+PyObject *al__uv_error(int err)
 {
     int code = err < 0 ? -err : err;
     return PyObject_CallFunction(PyExc_OSError, "is", code, uv_strerror(err));
 }
 
-int __set_uv_error(int err)
+int al__set_uv_error(int err)
 {
-    PyObject *exc = __uv_error(err);
+    PyObject *exc = al__uv_error(err);
     if (exc != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);

@@ -4,8 +4,8 @@
    bounded free list so that call_soon allocates nothing in steady state. */
 #include "internal.h"
 
-HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
-                           PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
     int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
@@ -83,7 +83,7 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyOb
         h->args_kind = ARGS_TUPLE;
     }
     /* While the loop runs, not tracked: the caller queues h, and
-       __handle_disown tracks it if it is referenced elsewhere by the time
+       al__handle_disown tracks it if it is referenced elsewhere by the time
        the loop lets go of it or stops running. */
     if (!loop->running) {
         PyObject_GC_Track(h);
@@ -112,19 +112,19 @@ HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyOb
     return h;
 }
 
-static inline PyObject **__handle_arg2(HandleObject *h)
+static inline PyObject **handle_arg2(HandleObject *h)
 {
     return &((TimerHandleObject *)h)->arg2;
 }
 
-static void __handle_clear_call(HandleObject *h)
+static void handle_clear_call(HandleObject *h)
 {
     int kind = h->args_kind;
     h->args_kind = ARGS_NONE;
     Py_CLEAR(h->callback);
     Py_CLEAR(h->args[0]);
     if (kind == ARGS_TWO) {
-        Py_CLEAR(*__handle_arg2(h));
+        Py_CLEAR(*handle_arg2(h));
     }
 }
 
@@ -145,10 +145,10 @@ static void __handle_clear_call(HandleObject *h)
    by asyncio.sleep) is not reported: its references count as external,
    which can keep objects alive but never frees them early. That is safe
    while the loop runs, since a running loop is not garbage anyway. The
-   loop tracks such a handle (__handle_disown) when it lets go of it and,
+   loop tracks such a handle (al__handle_disown) when it lets go of it and,
    for those still queued, when it stops running; handles made while it is
    not running are tracked from the start. */
-int __handle_traverse(HandleObject *h, visitproc visit, void *arg)
+int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(h));
     Py_VISIT(h->callback);
@@ -156,7 +156,7 @@ int __handle_traverse(HandleObject *h, visitproc visit, void *arg)
     Py_VISIT(h->loop);
     Py_VISIT(h->args[0]);
     if (h->args_kind == ARGS_TWO) {
-        Py_VISIT(*__handle_arg2(h));
+        Py_VISIT(*handle_arg2(h));
     }
     Py_VISIT(h->source_traceback);
     Py_VISIT(h->repr);
@@ -170,7 +170,7 @@ int __handle_traverse(HandleObject *h, visitproc visit, void *arg)
    tp_clear breaks it, and dealloc needs it to reach the module state. */
 static int Handle_clear(HandleObject *h)
 {
-    __handle_clear_call(h);
+    handle_clear_call(h);
     Py_CLEAR(h->context);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
@@ -197,7 +197,7 @@ static void Handle_dealloc(HandleObject *h)
        type's module. */
     LoopObject *loop = h->loop;
     h->loop = NULL;
-    __state *st = loop ? loop->state : NULL;
+    al_state *st = loop ? loop->state : NULL;
     int kept = 0;
     if (st != NULL) {
         st->live_handles--;
@@ -223,7 +223,7 @@ static void Handle_dealloc(HandleObject *h)
     Py_TRASHCAN_END
 }
 
-void __handle_free_list_clear(__state *st)
+void al__handle_free_list_clear(al_state *st)
 {
     HandleObject **lists[2] = {&st->free_handles, &st->free_timers};
     for (int i = 0; i < 2; i++) {
@@ -237,7 +237,7 @@ void __handle_free_list_clear(__state *st)
 }
 
 /* The callback's positional arguments as a new tuple. */
-static PyObject *__handle_args(HandleObject *h)
+static PyObject *handle_args(HandleObject *h)
 {
     switch (h->args_kind) {
     case ARGS_TUPLE:
@@ -245,15 +245,15 @@ static PyObject *__handle_args(HandleObject *h)
     case ARGS_ONE:
         return PyTuple_Pack(1, h->args[0]);
     case ARGS_TWO:
-        return PyTuple_Pack(2, h->args[0], *__handle_arg2(h));
+        return PyTuple_Pack(2, h->args[0], *handle_arg2(h));
     default:
         return PyTuple_New(0);
     }
 }
 
-static PyObject *__format_callback_source(__state *st, HandleObject *h)
+static PyObject *handle_format_source(al_state *st, HandleObject *h)
 {
-    PyObject *args = __handle_args(h);
+    PyObject *args = handle_args(h);
     if (args == NULL) {
         return NULL;
     }
@@ -275,18 +275,18 @@ static PyObject *__format_callback_source(__state *st, HandleObject *h)
 /* A callback raised: SystemExit and KeyboardInterrupt leave the loop, any
    other exception goes to the loop's exception handler, as in asyncio's
    Handle._run. Returns -1 only if an exception must propagate. */
-static int __handle_report_error(HandleObject *h)
+static int handle_report_error(HandleObject *h)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         return -1;
     }
-    __state *st = h->loop->state;
-    PyObject *exc = __err_fetch();
+    al_state *st = h->loop->state;
+    PyObject *exc = al__err_fetch();
     PyObject *context = NULL, *msg = NULL, *cb = NULL;
     int rc = -1;
 
-    cb = __format_callback_source(st, h);
+    cb = handle_format_source(st, h);
     if (cb == NULL) {
         goto done;
     }
@@ -309,7 +309,7 @@ static int __handle_report_error(HandleObject *h)
         goto done;
     }
     Py_XDECREF(stb);
-    PyObject *res = __loop_call_exception_handler(h->loop, context);
+    PyObject *res = al__loop_call_exception_handler(h->loop, context);
     if (res != NULL) {
         Py_DECREF(res);
         rc = 0;
@@ -324,7 +324,7 @@ done:
 
 /* asyncio.sleep()'s timer callback, futures._set_result_unless_cancelled:
    the same two method calls, made without entering a Python frame. */
-static PyObject *__set_result_unless_cancelled(__state *st, PyObject *fut, PyObject *result)
+static PyObject *run_set_result_unless_cancelled(al_state *st, PyObject *fut, PyObject *result)
 {
     PyObject *res = PyObject_CallMethodNoArgs(fut, st->str_cancelled);
     if (res == NULL) {
@@ -339,12 +339,12 @@ static PyObject *__set_result_unless_cancelled(__state *st, PyObject *fut, PyObj
 }
 
 /* The callback with its arguments, in whatever context is current. */
-static PyObject *__handle_call(HandleObject *h)
+static PyObject *handle_call(HandleObject *h)
 {
     if (h->args_kind == ARGS_TWO && h->loop != NULL &&
         h->callback == h->loop->state->set_result_unless_cancelled) {
-        return __set_result_unless_cancelled(h->loop->state, h->args[0],
-                                             ((TimerHandleObject *)h)->arg2);
+        return run_set_result_unless_cancelled(h->loop->state, h->args[0],
+                                               ((TimerHandleObject *)h)->arg2);
     }
     if (h->args_kind != ARGS_TUPLE) {
         /* ARGS_ONE/ARGS_TWO: args[0] and arg2 lie next to each other. */
@@ -357,7 +357,7 @@ static PyObject *__handle_call(HandleObject *h)
 /* context= given something other than a contextvars.Context: asyncio calls
    its run(callback, *args), so an object with such a method works there and
    one without fails with AttributeError. The same here. */
-static PyObject *__handle_call_via_run(HandleObject *h, PyObject *ctx)
+static PyObject *handle_call_via_run(HandleObject *h, PyObject *ctx)
 {
     PyObject *run = PyObject_GetAttrString(ctx, "run"); /* a cold path */
     if (run == NULL) {
@@ -381,7 +381,7 @@ static PyObject *__handle_call_via_run(HandleObject *h, PyObject *ctx)
 
 /* Runs the callback in its Context. 0: done (errors went to the exception
    handler); -1: an exception must leave the loop. */
-int __handle_run(HandleObject *h)
+int al__handle_run(HandleObject *h)
 {
     PyObject *ctx = h->context; /* borrowed: h is kept alive by the caller */
     PyObject *res = NULL;
@@ -392,10 +392,10 @@ int __handle_run(HandleObject *h)
        cancel() must not clear the arguments the outer call still uses. */
     h->running++;
     if (!PyContext_CheckExact(ctx)) {
-        res = __handle_call_via_run(h, ctx);
+        res = handle_call_via_run(h, ctx);
     }
     else if (PyContext_Enter(ctx) == 0) {
-        res = __handle_call(h);
+        res = handle_call(h);
         if (PyContext_Exit(ctx) < 0) {
             Py_CLEAR(res);
         }
@@ -405,10 +405,10 @@ int __handle_run(HandleObject *h)
         Py_DECREF(res);
     }
     else {
-        rc = __handle_report_error(h);
+        rc = handle_report_error(h);
     }
     if (--h->running == 0 && h->cancelled) {
-        __handle_clear_call(h); /* cancel() from inside its own callback */
+        handle_clear_call(h); /* cancel() from inside its own callback */
     }
     return rc;
 }
@@ -435,14 +435,14 @@ static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
         h->repr = r;
     }
     if (!h->running) {
-        __handle_clear_call(h);
+        handle_clear_call(h);
     }
     /* Read again: releasing the callback may have run code (a __del__) that
        closed the loop and emptied its heap. */
-    if (h->scheduled && h->loop != NULL && __heap_wants_compaction(&h->loop->timers)) {
+    if (h->scheduled && h->loop != NULL && al__heap_wants_compaction(&h->loop->timers)) {
         /* The heap's reference to h goes too; the caller's keeps it. */
         Py_INCREF(h);
-        __heap_compact(&h->loop->timers);
+        al__heap_compact(&h->loop->timers);
         Py_DECREF(h);
     }
     Py_RETURN_NONE;
@@ -473,7 +473,7 @@ static PyObject *Handle_run_method(HandleObject *h, PyObject *Py_UNUSED(ignored)
         return NULL;
     }
     Py_INCREF(h);
-    int rc = __handle_run(h);
+    int rc = al__handle_run(h);
     Py_DECREF(h);
     Py_LeaveRecursiveCall();
     if (rc < 0) {
@@ -482,7 +482,7 @@ static PyObject *Handle_run_method(HandleObject *h, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
-static double __timer_when(HandleObject *h)
+static double timer_when(HandleObject *h)
 {
     return h->when_is_nan ? Py_NAN : ((TimerHandleObject *)h)->deadline;
 }
@@ -491,7 +491,7 @@ static double __timer_when(HandleObject *h)
 static PyObject *Handle_when(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
     PyObject *when = ((TimerHandleObject *)h)->when_obj;
-    return when != NULL ? Py_NewRef(when) : PyFloat_FromDouble(__timer_when(h));
+    return when != NULL ? Py_NewRef(when) : PyFloat_FromDouble(timer_when(h));
 }
 
 static PyObject *Handle_repr(HandleObject *h)
@@ -502,7 +502,7 @@ static PyObject *Handle_repr(HandleObject *h)
     if (h->loop == NULL) {
         return PyUnicode_FromString("<Handle>");
     }
-    __state *st = h->loop->state;
+    al_state *st = h->loop->state;
     PyObject *parts = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL, *res = NULL;
     if (parts == NULL) {
         return NULL;
@@ -532,7 +532,7 @@ static PyObject *Handle_repr(HandleObject *h)
         Py_CLEAR(item);
     }
     if (h->callback != NULL && h->callback != Py_None && h->loop != NULL) {
-        if ((item = __format_callback_source(st, h)) == NULL || PyList_Append(parts, item) < 0) {
+        if ((item = handle_format_source(st, h)) == NULL || PyList_Append(parts, item) < 0) {
             goto done;
         }
         Py_CLEAR(item);
@@ -575,7 +575,7 @@ static PyObject *Handle_get_args(HandleObject *h, void *Py_UNUSED(closure))
     if (h->callback == NULL) {
         Py_RETURN_NONE;
     }
-    return __handle_args(h);
+    return handle_args(h);
 }
 
 static PyObject *Handle_get_callback(HandleObject *h, void *Py_UNUSED(closure))
@@ -619,7 +619,7 @@ static PyObject *Timer_get_when(HandleObject *h, void *Py_UNUSED(closure))
    handles is no hot path (the heap compares its own keys): the whens are
    compared as Python objects, so an int or NaN deadline behaves as on
    asyncio. */
-static int __timer_when_compare(HandleObject *a, HandleObject *b, int op)
+static int timer_when_compare(HandleObject *a, HandleObject *b, int op)
 {
     PyObject *x = Handle_when(a, NULL), *y = x ? Handle_when(b, NULL) : NULL;
     int r = y ? PyObject_RichCompareBool(x, y, op) : -1;
@@ -629,12 +629,12 @@ static int __timer_when_compare(HandleObject *a, HandleObject *b, int op)
 }
 
 /* asyncio's TimerHandle.__eq__, in its order: when, callback, args, state. */
-static int __timer_eq(HandleObject *a, HandleObject *b)
+static int timer_eq(HandleObject *a, HandleObject *b)
 {
     if (a == b) {
         return 1;
     }
-    int eq = __timer_when_compare(a, b, Py_EQ);
+    int eq = timer_when_compare(a, b, Py_EQ);
     if (eq > 0) {
         PyObject *x = Handle_get_callback(a, NULL), *y = Handle_get_callback(b, NULL);
         eq = PyObject_RichCompareBool(x, y, Py_EQ);
@@ -657,7 +657,7 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
     }
     HandleObject *b = (HandleObject *)other;
     if (op == Py_EQ || op == Py_NE) {
-        int eq = __timer_eq(a, b);
+        int eq = timer_eq(a, b);
         if (eq < 0) {
             return NULL;
         }
@@ -665,9 +665,9 @@ static PyObject *Timer_richcompare(HandleObject *a, PyObject *other, int op)
     }
     /* <, >: the whens compared; <=, >=: that, or __eq__. */
     int strict = op == Py_LT || op == Py_LE ? Py_LT : Py_GT;
-    int r = __timer_when_compare(a, b, strict);
+    int r = timer_when_compare(a, b, strict);
     if (r == 0 && op != strict) {
-        r = __timer_eq(a, b);
+        r = timer_eq(a, b);
     }
     if (r < 0) {
         return NULL;
@@ -733,7 +733,7 @@ static PyMemberDef Handle_members[] = {
 
 static PyType_Slot Handle_slots[] = {
     {Py_tp_dealloc, Handle_dealloc},
-    {Py_tp_traverse, __handle_traverse},
+    {Py_tp_traverse, al__handle_traverse},
     {Py_tp_clear, Handle_clear},
     {Py_tp_repr, Handle_repr},
     {Py_tp_methods, Handle_methods},
@@ -743,7 +743,7 @@ static PyType_Slot Handle_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec __handle_spec = {
+PyType_Spec al__handle_spec = {
     .name = "asyncloop._core.Handle",
     .basicsize = sizeof(HandleObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
@@ -753,7 +753,7 @@ PyType_Spec __handle_spec = {
 
 static PyType_Slot Timer_slots[] = {
     {Py_tp_dealloc, Handle_dealloc},
-    {Py_tp_traverse, __handle_traverse},
+    {Py_tp_traverse, al__handle_traverse},
     {Py_tp_clear, Handle_clear},
     {Py_tp_methods, Timer_methods},
     {Py_tp_getset, Timer_getset},
@@ -763,7 +763,7 @@ static PyType_Slot Timer_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec __timer_handle_spec = {
+PyType_Spec al__timer_handle_spec = {
     .name = "asyncloop._core.TimerHandle",
     .basicsize = sizeof(TimerHandleObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |

@@ -23,8 +23,8 @@
 /* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day at once. */
 #define MAX_POLL_TIMEOUT_MS (24 * 3600 * 1000LL)
 
-typedef struct __loop LoopObject;
-typedef struct __handle HandleObject;
+typedef struct al_loop LoopObject;
+typedef struct al_handle HandleObject;
 
 /* Module state (PEP 489/573): types, cached asyncio objects, interned names. */
 typedef struct {
@@ -116,7 +116,7 @@ typedef struct {
     Py_ssize_t live_handles;
     Py_ssize_t live_loops;
     Py_ssize_t live_uv_handles;
-} __state;
+} al_state;
 
 /* A Handle is 80 bytes (asyncio's is 88) and keeps one callback argument
    inline; a TimerHandle adds a second inline argument, contiguous with the
@@ -124,7 +124,7 @@ typedef struct {
    More arguments go to a tuple. */
 enum { ARGS_NONE = 0, ARGS_ONE = 1, ARGS_TWO = 2, ARGS_TUPLE = 3 };
 
-struct __handle {
+struct al_handle {
     PyObject_HEAD
     PyObject *callback; /* NULL once cancelled; next free on the free list */
     PyObject *context;  /* contextvars.Context the callback runs in */
@@ -157,7 +157,7 @@ typedef struct {
     size_t cap;
     size_t head;
     size_t len;
-} __ring;
+} al_ring;
 
 /* Binary min-heap of owned TimerHandle references on (deadline, seq), the
    key copied into the entry. */
@@ -165,19 +165,19 @@ typedef struct {
     double when;
     uint64_t seq;
     TimerHandleObject *h;
-} __heap_entry;
+} al_heap_entry;
 
 typedef struct {
-    __heap_entry *items;
+    al_heap_entry *items;
     Py_ssize_t len;
     Py_ssize_t cap;
     Py_ssize_t cancelled; /* cancelled handles still in items */
-} __heap;
+} al_heap;
 
-struct __loop {
+struct al_loop {
     PyObject_HEAD
     PyObject *module; /* strong: keeps the state valid until dealloc ends */
-    __state *state;   /* the module's state; its fields are NULL once cleared */
+    al_state *state;  /* the module's state; its fields are NULL once cleared */
     uv_loop_t uv;
     uv_timer_t poll_timer;  /* bounds a blocking poll by the next deadline */
     uv_async_t async;       /* wakes a blocked poll from another thread */
@@ -185,8 +185,8 @@ struct __loop {
     int wakeup_fds[2];      /* -1 until first needed */
     PyObject *wakeup_saved; /* previous signal.set_wakeup_fd, while running */
 
-    __ring ready;
-    __heap timers;
+    al_ring ready;
+    al_heap timers;
     uint64_t timer_seq;
 
     PyThreadState *released_tstate; /* set while the GIL is released */
@@ -220,22 +220,22 @@ struct __loop {
 };
 
 /* module.c */
-extern unsigned long __asyncloop_fork_generation;
+extern unsigned long al__fork_generation;
 
 /* handle.c */
-extern PyType_Spec __handle_spec;
-extern PyType_Spec __timer_handle_spec;
-HandleObject *__handle_new(__state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
-                           PyObject *const *args, Py_ssize_t nargs, PyObject *context);
-int __handle_run(HandleObject *h);
-int __handle_traverse(HandleObject *h, visitproc visit, void *arg);
-void __handle_free_list_clear(__state *st);
+extern PyType_Spec al__handle_spec;
+extern PyType_Spec al__timer_handle_spec;
+HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs, PyObject *context);
+int al__handle_run(HandleObject *h);
+int al__handle_traverse(HandleObject *h, visitproc visit, void *arg);
+void al__handle_free_list_clear(al_state *st);
 
 /* Handles are not tracked by the GC while only the loop holds them: the
    loop's tp_traverse reports what such a handle references (handle.c has
    the argument). The loop calls this as it lets go of a handle; one that
    is still referenced elsewhere becomes an ordinary tracked GC object. */
-static inline void __handle_disown(HandleObject *h)
+static inline void al__handle_disown(HandleObject *h)
 {
     /* A weak reference can hand out a strong one later: shared too. */
     if ((Py_REFCNT(h) > 1 || h->weakreflist != NULL) && !PyObject_GC_IsTracked((PyObject *)h)) {
@@ -244,30 +244,28 @@ static inline void __handle_disown(HandleObject *h)
 }
 
 /* timer.c */
-int __heap_push(__heap *heap, TimerHandleObject *h);
-TimerHandleObject *__heap_pop(__heap *heap);
-void __heap_compact(__heap *heap);
+int al__heap_push(al_heap *heap, TimerHandleObject *h);
+TimerHandleObject *al__heap_pop(al_heap *heap);
+void al__heap_compact(al_heap *heap);
 
 /* asyncio's rule for dropping cancelled timers in bulk: when they are more
    than half of more than 100. Checked at cancel() too, so that cancelled
    timers never hold more than the live ones, running loop or not. */
-static inline int __heap_wants_compaction(const __heap *heap)
+static inline int al__heap_wants_compaction(const al_heap *heap)
 {
     return heap->len > 100 && heap->cancelled * 2 > heap->len;
 }
-void __heap_clear(__heap *heap);
+void al__heap_clear(al_heap *heap);
 
 /* loop.c */
-extern PyType_Spec __loop_spec;
-int __ring_push(__ring *ring, HandleObject *h);
-int __ring_push_steal(__ring *ring, HandleObject *h);
-int __is_coroutine_like(__state *st, PyObject *obj);
-int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method);
-PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context);
-void __loop_hold_gil(LoopObject *loop);
+extern PyType_Spec al__loop_spec;
+int al__ring_push(al_ring *ring, HandleObject *h);
+int al__is_coroutine_like(al_state *st, PyObject *obj);
+PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
+void al__loop_hold_gil(LoopObject *loop);
 
 /* Save and restore the raised exception around cleanup code. */
-static inline PyObject *__err_fetch(void)
+static inline PyObject *al__err_fetch(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
     return PyErr_GetRaisedException();
@@ -288,7 +286,7 @@ static inline PyObject *__err_fetch(void)
 }
 
 /* Steals exc; a NULL exc leaves the error indicator alone. */
-static inline void __err_restore(PyObject *exc)
+static inline void al__err_restore(PyObject *exc)
 {
     if (exc == NULL) {
         return;
@@ -301,38 +299,37 @@ static inline void __err_restore(PyObject *exc)
 #endif
 }
 
-static inline double __now(void)
+static inline double al__now(void)
 {
     return (double)uv_hrtime() / 1e9;
 }
 
 /* signal.c */
-int __signal_wakeup_open(LoopObject *loop);
-void __signal_wakeup_close(LoopObject *loop);
-int __signal_run_setup(LoopObject *loop);
-int __signal_run_cleanup(LoopObject *loop);
-int __signal_remove_all(LoopObject *loop);
-PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
-PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
-PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+void al__signal_wakeup_close(LoopObject *loop);
+int al__signal_run_setup(LoopObject *loop);
+int al__signal_run_cleanup(LoopObject *loop);
+int al__signal_remove_all(LoopObject *loop);
+PyObject *al__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *al__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
+PyObject *al__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* args.c */
-typedef PyObject *(*__fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,
-                                       PyObject *kwnames);
+typedef PyObject *(*al_fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames);
 /* Calls fn with the keywords that name its first npos parameters moved into
    place; keywords listed in kwonly (NULL-terminated, may be NULL; {"*"}:
    any) are passed on, any other is a TypeError. */
-PyObject *__call_with_keywords_bound(PyObject *self, __fastcall_method fn, const char *method,
-                                     const char *const *names, Py_ssize_t npos,
-                                     const char *const *kwonly, PyObject *const *args,
-                                     Py_ssize_t nargs, PyObject *kwnames);
+PyObject *al__call_with_keywords_bound(PyObject *self, al_fastcall_method fn, const char *method,
+                                       const char *const *names, Py_ssize_t npos,
+                                       const char *const *kwonly, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *kwnames);
 /* The single argument of a method f(self, name), given by position or by
    keyword; *out is borrowed. */
-int __one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
-              PyObject *kwnames, PyObject **out);
+int al__one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames, PyObject **out);
 
 /* errors.c */
-PyObject *__uv_error(int err);
-int __set_uv_error(int err);
+PyObject *al__uv_error(int err);
+int al__set_uv_error(int err);
 
 #endif

@@ -8,7 +8,7 @@
 /* --- the ready queue ---------------------------------------------------- */
 
 /* Steals the reference to h. */
-int __ring_push_steal(__ring *ring, HandleObject *h)
+static int ring_push_steal(al_ring *ring, HandleObject *h)
 {
     if (ring->len == ring->cap) {
         size_t cap = ring->cap ? ring->cap * 2 : 256;
@@ -31,9 +31,9 @@ int __ring_push_steal(__ring *ring, HandleObject *h)
 }
 
 /* Takes a new reference to h. */
-int __ring_push(__ring *ring, HandleObject *h)
+int al__ring_push(al_ring *ring, HandleObject *h)
 {
-    if (__ring_push_steal(ring, h) < 0) {
+    if (ring_push_steal(ring, h) < 0) {
         return -1;
     }
     Py_INCREF(h);
@@ -41,7 +41,7 @@ int __ring_push(__ring *ring, HandleObject *h)
 }
 
 /* The reference passes to the caller. */
-static inline HandleObject *__ring_pop(__ring *ring)
+static inline HandleObject *ring_pop(al_ring *ring)
 {
     HandleObject *h = ring->items[ring->head];
     ring->head = (ring->head + 1) & (ring->cap - 1);
@@ -51,14 +51,14 @@ static inline HandleObject *__ring_pop(__ring *ring)
 
 /* Empties the queue. Releasing a handle can run arbitrary code that
    schedules again, so the storage is detached first. */
-static void __ring_clear(__ring *ring)
+static void ring_clear(al_ring *ring)
 {
-    __ring old = *ring;
+    al_ring old = *ring;
     ring->items = NULL;
     ring->cap = ring->head = ring->len = 0;
     for (size_t i = 0; i < old.len; i++) {
         HandleObject *h = old.items[(old.head + i) & (old.cap - 1)];
-        __handle_disown(h);
+        al__handle_disown(h);
         Py_DECREF(h);
     }
     PyMem_Free(old.items);
@@ -70,7 +70,7 @@ static void __ring_clear(__ring *ring)
    GIL released; an I/O callback that needs Python takes it back. uv_stop()
    then makes the rest of this uv_run non-blocking: libuv could otherwise
    poll again (with no timer left, forever) while we hold the GIL. */
-void __loop_hold_gil(LoopObject *loop)
+void al__loop_hold_gil(LoopObject *loop)
 {
     if (loop->released_tstate != NULL) {
         PyThreadState *ts = loop->released_tstate;
@@ -81,7 +81,7 @@ void __loop_hold_gil(LoopObject *loop)
     }
 }
 
-static void __on_poll_timer(uv_timer_t *timer)
+static void on_poll_timer(uv_timer_t *timer)
 {
     /* Ends the poll without the GIL. libuv runs due timers before it
        polls, so this may run first thing in uv_run: uv_stop() turns the
@@ -91,13 +91,13 @@ static void __on_poll_timer(uv_timer_t *timer)
     uv_stop(&loop->uv);
 }
 
-static void __on_async(uv_async_t *async)
+static void on_async(uv_async_t *async)
 {
     /* call_soon_threadsafe appended to the ready queue already. */
-    __loop_hold_gil((LoopObject *)async->data);
+    al__loop_hold_gil((LoopObject *)async->data);
 }
 
-static void __on_uv_close(uv_handle_t *handle)
+static void on_uv_close(uv_handle_t *handle)
 {
     LoopObject *loop = handle->data;
     loop->state->live_uv_handles--;
@@ -105,7 +105,7 @@ static void __on_uv_close(uv_handle_t *handle)
 
 /* --- argument checks shared with asyncio --------------------------------- */
 
-static inline int __loop_check_closed(LoopObject *loop)
+static inline int loop_check_closed(LoopObject *loop)
 {
     if (loop->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
@@ -114,7 +114,7 @@ static inline int __loop_check_closed(LoopObject *loop)
     return 0;
 }
 
-static int __loop_check_thread(LoopObject *loop)
+static int loop_check_thread(LoopObject *loop)
 {
     if (loop->running && PyThread_get_thread_ident() != loop->thread_id) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -125,9 +125,9 @@ static int __loop_check_thread(LoopObject *loop)
     return 0;
 }
 
-static int __loop_check_fork(LoopObject *loop)
+static int loop_check_fork(LoopObject *loop)
 {
-    if (loop->fork_generation != __asyncloop_fork_generation) {
+    if (loop->fork_generation != al__fork_generation) {
         PyErr_SetString(PyExc_RuntimeError,
                         "this event loop was created before fork(); it cannot be "
                         "used in the child process, create a new one there");
@@ -137,7 +137,7 @@ static int __loop_check_fork(LoopObject *loop)
 }
 
 /* asyncio.iscoroutine(obj) or asyncio.iscoroutinefunction(obj); -1 on error. */
-int __is_coroutine_like(__state *st, PyObject *obj)
+int al__is_coroutine_like(al_state *st, PyObject *obj)
 {
     PyObject *res = PyObject_CallOneArg(st->iscoroutine, obj);
     int r = res ? PyObject_IsTrue(res) : -1;
@@ -150,9 +150,9 @@ int __is_coroutine_like(__state *st, PyObject *obj)
     return r;
 }
 
-int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *method)
+static int loop_check_callback(LoopObject *loop, PyObject *callback, const char *method)
 {
-    int r = __is_coroutine_like(loop->state, callback);
+    int r = al__is_coroutine_like(loop->state, callback);
     if (r < 0) {
         return -1;
     }
@@ -168,7 +168,7 @@ int __loop_check_callback(LoopObject *loop, PyObject *callback, const char *meth
     return 0;
 }
 
-PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context)
+PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context)
 {
     /* Looked up on the instance so that subclasses can override it. */
     return PyObject_CallMethodOneArg((PyObject *)loop, loop->state->str_call_exception_handler,
@@ -176,10 +176,10 @@ PyObject *__loop_call_exception_handler(LoopObject *loop, PyObject *context)
 }
 
 /* Splits vectorcall keywords: only `context` is accepted here. 1: another
-   keyword, for __call_with_keywords_bound to bind or reject as Python
+   keyword, for al__call_with_keywords_bound to bind or reject as Python
    would (call_later(0, callback=f), call_soon(f, callback=g)). */
-static int __parse_context_kw(__state *st, PyObject *const *args, Py_ssize_t nargs,
-                              PyObject *kwnames, PyObject **context)
+static int parse_context_kw(al_state *st, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames, PyObject **context)
 {
     *context = NULL;
     if (kwnames == NULL) {
@@ -206,7 +206,7 @@ static int __parse_context_kw(__state *st, PyObject *const *args, Py_ssize_t nar
 
 /* --- scheduling --------------------------------------------------------- */
 
-static const char *const __kwonly_context[] = {"context", NULL};
+static const char *const kwonly_context[] = {"context", NULL};
 
 static PyObject *Loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames);
@@ -217,32 +217,33 @@ static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *ar
 /* Forced inline: gcc otherwise keeps one shared copy (+43 instructions per
    call_soon in callgrind). */
 static inline __attribute__((always_inline)) PyObject *
-__loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames,
-                 int threadsafe)
+loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames,
+               int threadsafe)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    int kw = nargs < 1 ? 1 : __parse_context_kw(st, args, nargs, kwnames, &context);
+    int kw = nargs < 1 ? 1 : parse_context_kw(st, args, nargs, kwnames, &context);
     if (kw != 0) {
         static const char *const names[] = {"callback"};
         return kw < 0 ? NULL
-                      : __call_with_keywords_bound(
+                      : al__call_with_keywords_bound(
                             (PyObject *)self,
-                            (__fastcall_method)(threadsafe ? Loop_call_soon_threadsafe
-                                                           : Loop_call_soon),
-                            method, names, 1, __kwonly_context, args, nargs, kwnames);
+                            (al_fastcall_method)(threadsafe ? Loop_call_soon_threadsafe
+                                                            : Loop_call_soon),
+                            method, names, 1, kwonly_context, args, nargs, kwnames);
     }
-    if (__loop_check_closed(self) < 0 || (threadsafe && __loop_check_fork(self) < 0)) {
+    if (loop_check_closed(self) < 0 || (threadsafe && loop_check_fork(self) < 0)) {
         return NULL;
     }
     /* Only call_soon checks the thread: the other is for other threads. */
-    if (self->debug && ((!threadsafe && __loop_check_thread(self) < 0) ||
-                        __loop_check_callback(self, args[0], method) < 0)) {
+    if (self->debug && ((!threadsafe && loop_check_thread(self) < 0) ||
+                        loop_check_callback(self, args[0], method) < 0)) {
         return NULL;
     }
-    HandleObject *h = __handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
+    HandleObject *h =
+        al__handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -250,7 +251,7 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
        loop thread, which touches the queue only while holding it; the loop
        checks the queue before it releases the GIL to poll, so only a loop
        blocked in poll needs a wakeup, and libuv coalesces those. */
-    if (__ring_push(&self->ready, h) < 0) {
+    if (al__ring_push(&self->ready, h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -263,19 +264,19 @@ __loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObjec
 static PyObject *Loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames)
 {
-    return __loop_call_soon(self, args, nargsf, kwnames, 0);
+    return loop_call_soon(self, args, nargsf, kwnames, 0);
 }
 
 static PyObject *Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, size_t nargsf,
                                            PyObject *kwnames)
 {
-    return __loop_call_soon(self, args, nargsf, kwnames, 1);
+    return loop_call_soon(self, args, nargsf, kwnames, 1);
 }
 
 /* The heap key of a deadline that is not an exact float. An int too large
    for a double is kept by asyncio as it is, and compares beyond every float:
    keyed as an infinity of its sign. */
-static int __timer_key(PyObject *when, double *out)
+static int timer_key(PyObject *when, double *out)
 {
     if (!PyNumber_Check(when)) {
         /* heapq would fail comparing it; asyncio fails at `<`. */
@@ -301,12 +302,12 @@ static int __timer_key(PyObject *when, double *out)
     return 0;
 }
 
-static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *when_obj,
-                                       PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+static PyObject *loop_schedule_timer(LoopObject *self, double when, PyObject *when_obj,
+                                     PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     HandleObject *h =
-        __handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
+        al__handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -318,7 +319,7 @@ static PyObject *__loop_schedule_timer(LoopObject *self, double when, PyObject *
     t->deadline = h->when_is_nan ? -INFINITY : when;
     t->when_obj = Py_XNewRef(when_obj);
     t->seq = self->timer_seq++;
-    if (__heap_push(&self->timers, t) < 0) {
+    if (al__heap_push(&self->timers, t) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -333,22 +334,21 @@ static PyObject *Loop_call_at(LoopObject *self, PyObject *const *args, size_t na
 /* call_later (relative) and call_at, in asyncio's order of checks: call_later
    computes time() + delay, then call_at checks the loop, then the deadline
    goes to the heap. */
-static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
-                                   PyObject *kwnames, int relative)
+static PyObject *loop_call_timer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames, int relative)
 {
     const char *method = relative ? "call_later" : "call_at";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    int kw =
-        nargs < 2 ? 1 : __parse_context_kw(self->state, args + 1, nargs - 1, kwnames, &context);
+    int kw = nargs < 2 ? 1 : parse_context_kw(self->state, args + 1, nargs - 1, kwnames, &context);
     if (kw != 0) {
         static const char *const later_names[] = {"delay", "callback"};
         static const char *const at_names[] = {"when", "callback"};
         return kw < 0 ? NULL
-                      : __call_with_keywords_bound(
+                      : al__call_with_keywords_bound(
                             (PyObject *)self,
-                            (__fastcall_method)(relative ? Loop_call_later : Loop_call_at), method,
-                            relative ? later_names : at_names, 2, __kwonly_context, args, nargs,
+                            (al_fastcall_method)(relative ? Loop_call_later : Loop_call_at), method,
+                            relative ? later_names : at_names, 2, kwonly_context, args, nargs,
                             kwnames);
     }
 #if PY_VERSION_HEX >= 0x030B0000
@@ -364,10 +364,10 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
         when_obj = PyFloat_CheckExact(args[0]) ? NULL : Py_NewRef(args[0]);
     }
     else if (PyFloat_CheckExact(args[0])) {
-        when = __now() + PyFloat_AS_DOUBLE(args[0]);
+        when = al__now() + PyFloat_AS_DOUBLE(args[0]);
     }
     else {
-        PyObject *now = PyFloat_FromDouble(__now());
+        PyObject *now = PyFloat_FromDouble(al__now());
         if (now == NULL) {
             return NULL;
         }
@@ -378,26 +378,26 @@ static PyObject *__loop_call_timer(LoopObject *self, PyObject *const *args, size
         }
     }
     PyObject *res = NULL;
-    if (__loop_check_closed(self) < 0) {
+    if (loop_check_closed(self) < 0) {
         goto done;
     }
     /* Both report "call_at": asyncio's call_later goes through call_at. */
     if (self->debug &&
-        (__loop_check_thread(self) < 0 || __loop_check_callback(self, args[1], "call_at") < 0)) {
+        (loop_check_thread(self) < 0 || loop_check_callback(self, args[1], "call_at") < 0)) {
         goto done;
     }
     if (!relative && when_obj == NULL) {
         when = PyFloat_AS_DOUBLE(args[0]);
     }
     else if (when_obj != NULL) {
-        if (__timer_key(when_obj, &when) < 0) {
+        if (timer_key(when_obj, &when) < 0) {
             goto done;
         }
         if (PyFloat_CheckExact(when_obj)) {
             Py_CLEAR(when_obj); /* time() + an int: a float, kept as the key */
         }
     }
-    res = __loop_schedule_timer(self, when, when_obj, args + 1, nargs - 1, context);
+    res = loop_schedule_timer(self, when, when_obj, args + 1, nargs - 1, context);
 done:
     Py_XDECREF(when_obj);
     return res;
@@ -406,31 +406,31 @@ done:
 static PyObject *Loop_call_later(LoopObject *self, PyObject *const *args, size_t nargsf,
                                  PyObject *kwnames)
 {
-    return __loop_call_timer(self, args, nargsf, kwnames, 1);
+    return loop_call_timer(self, args, nargsf, kwnames, 1);
 }
 
 static PyObject *Loop_call_at(LoopObject *self, PyObject *const *args, size_t nargsf,
                               PyObject *kwnames)
 {
-    return __loop_call_timer(self, args, nargsf, kwnames, 0);
+    return loop_call_timer(self, args, nargsf, kwnames, 0);
 }
 
 static PyObject *Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(__now());
+    return PyFloat_FromDouble(al__now());
 }
 
 /* --- one iteration ------------------------------------------------------ */
 
 static PyObject *Loop_get_slow_callback_duration(LoopObject *self, void *Py_UNUSED(c));
 
-static int __loop_run_handle_debug(LoopObject *self, HandleObject *h)
+static int loop_run_handle_debug(LoopObject *self, HandleObject *h)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     Py_XSETREF(self->current_handle, Py_NewRef((PyObject *)h));
-    double t0 = __now();
-    int rc = __handle_run(h);
-    double dt = __now() - t0;
+    double t0 = al__now();
+    int rc = al__handle_run(h);
+    double dt = al__now() - t0;
     Py_CLEAR(self->current_handle);
     int slow = rc == 0 && dt >= self->slow_callback_duration;
     if (rc == 0 && self->slow_generic) {
@@ -460,14 +460,14 @@ static int __loop_run_handle_debug(LoopObject *self, HandleObject *h)
     return rc;
 }
 
-static int __loop_poll(LoopObject *self)
+static int loop_poll(LoopObject *self)
 {
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
     }
     else if (self->timers.len > 0) {
-        double dt = self->timers.items[0].when - __now();
+        double dt = self->timers.items[0].when - al__now();
         if (dt <= 0) {
             timeout_ms = 0;
         }
@@ -491,7 +491,7 @@ static int __loop_poll(LoopObject *self)
     }
     if (timeout_ms > 0) {
         uv_update_time(&self->uv);
-        uv_timer_start(&self->poll_timer, __on_poll_timer, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&self->poll_timer, on_poll_timer, (uint64_t)timeout_ms, 0);
     }
     self->polling = 1;
     self->released_tstate = PyEval_SaveThread();
@@ -513,25 +513,25 @@ static int __loop_poll(LoopObject *self)
 /* Cancelled timers leave the heap here, as in asyncio's _run_once: all of
    them once they are more than half of it, else those at its top, so that
    the poll is not bounded by a timer that will not run. */
-static void __loop_discard_cancelled(LoopObject *self)
+static void loop_discard_cancelled(LoopObject *self)
 {
-    __heap *heap = &self->timers;
-    if (__heap_wants_compaction(heap)) {
-        __heap_compact(heap);
+    al_heap *heap = &self->timers;
+    if (al__heap_wants_compaction(heap)) {
+        al__heap_compact(heap);
     }
     while (heap->cancelled > 0 && heap->len > 0 && heap->items[0].h->base.cancelled) {
-        HandleObject *h = (HandleObject *)__heap_pop(heap);
-        __handle_disown(h);
+        HandleObject *h = (HandleObject *)al__heap_pop(heap);
+        al__handle_disown(h);
         Py_DECREF(h);
     }
 }
 
-static int __loop_run_once(LoopObject *self)
+static int loop_run_once(LoopObject *self)
 {
     if (self->timers.cancelled > 0) {
-        __loop_discard_cancelled(self);
+        loop_discard_cancelled(self);
     }
-    if (__loop_poll(self) < 0) {
+    if (loop_poll(self) < 0) {
         return -1;
     }
     /* Python-level signal handlers: Ctrl-C, add_signal_handler. */
@@ -539,13 +539,13 @@ static int __loop_run_once(LoopObject *self)
         return -1;
     }
     if (self->timers.len > 0) {
-        double now = __now();
+        double now = al__now();
         while (self->timers.len > 0 && self->timers.items[0].when <= now) {
             /* The heap's reference moves to the queue; a cancelled one is
                skipped there, as in asyncio. */
-            HandleObject *h = (HandleObject *)__heap_pop(&self->timers);
-            if (__ring_push_steal(&self->ready, h) < 0) {
-                __handle_disown(h);
+            HandleObject *h = (HandleObject *)al__heap_pop(&self->timers);
+            if (ring_push_steal(&self->ready, h) < 0) {
+                al__handle_disown(h);
                 Py_DECREF(h);
                 return -1;
             }
@@ -553,9 +553,9 @@ static int __loop_run_once(LoopObject *self)
     }
     /* Only what is ready now; what these schedule runs next iteration. */
     size_t ntodo = self->ready.len;
-    __ring *ready = &self->ready;
+    al_ring *ready = &self->ready;
     for (size_t i = 0; i < ntodo && ready->len > 0; i++) {
-        HandleObject *h = __ring_pop(ready);
+        HandleObject *h = ring_pop(ready);
         /* With many callbacks queued, each handle and what it points to
            are out of cache by their turn: fetch the handle after next, and
            the next one's context, callback and first argument (a future,
@@ -572,9 +572,9 @@ static int __loop_run_once(LoopObject *self)
         }
         int rc = 0;
         if (!h->cancelled) {
-            rc = self->debug ? __loop_run_handle_debug(self, h) : __handle_run(h);
+            rc = self->debug ? loop_run_handle_debug(self, h) : al__handle_run(h);
         }
-        __handle_disown(h);
+        al__handle_disown(h);
         Py_DECREF(h);
         if (rc < 0) {
             return -1;
@@ -585,7 +585,7 @@ static int __loop_run_once(LoopObject *self)
 
 /* --- run / stop / close ------------------------------------------------- */
 
-static int __loop_check_running(LoopObject *self)
+static int loop_check_running(LoopObject *self)
 {
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
@@ -605,9 +605,9 @@ static int __loop_check_running(LoopObject *self)
     return 0;
 }
 
-static int __loop_set_coro_tracking(LoopObject *self, int enabled)
+static int loop_set_coro_tracking(LoopObject *self, int enabled)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     if (!enabled == !self->coro_tracking) {
         return 0;
     }
@@ -636,7 +636,7 @@ static int __loop_set_coro_tracking(LoopObject *self, int enabled)
 static PyObject *Loop_set_coro_tracking_meth(LoopObject *self, PyObject *enabled)
 {
     int on = PyObject_IsTrue(enabled);
-    if (on < 0 || __loop_set_coro_tracking(self, on) < 0) {
+    if (on < 0 || loop_set_coro_tracking(self, on) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -647,34 +647,34 @@ static PyObject *Loop_set_coro_tracking_meth(LoopObject *self, PyObject *enabled
    they are ordinary GC objects, so that a loop dropped unclosed with such a
    handle pending is still collected. New handles are tracked from birth
    while the loop is not running. */
-static void __loop_track_shared_handles(LoopObject *self)
+static void loop_track_shared_handles(LoopObject *self)
 {
-    __ring *ready = &self->ready;
+    al_ring *ready = &self->ready;
     for (size_t i = 0; i < ready->len; i++) {
-        __handle_disown(ready->items[(ready->head + i) & (ready->cap - 1)]);
+        al__handle_disown(ready->items[(ready->head + i) & (ready->cap - 1)]);
     }
     for (Py_ssize_t i = 0; i < self->timers.len; i++) {
-        __handle_disown((HandleObject *)self->timers.items[i].h);
+        al__handle_disown((HandleObject *)self->timers.items[i].h);
     }
 }
 
-/* Undoes __loop_run_setup; keeps a pending exception (the one that ended
+/* Undoes loop_run_setup; keeps a pending exception (the one that ended
    the run) ahead of any raised here. Returns -1 with an exception set. */
-static int __loop_run_cleanup(LoopObject *self)
+static int loop_run_cleanup(LoopObject *self)
 {
-    __state *st = self->state;
-    PyObject *exc = __err_fetch();
+    al_state *st = self->state;
+    PyObject *exc = al__err_fetch();
     int failed = 0;
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
-    __loop_track_shared_handles(self);
+    loop_track_shared_handles(self);
     PyObject *res = PyObject_CallOneArg(st->set_running_loop, Py_None);
     if (res == NULL) {
         failed = 1;
     }
     Py_XDECREF(res);
-    if (!failed && __loop_set_coro_tracking(self, 0) < 0) {
+    if (!failed && loop_set_coro_tracking(self, 0) < 0) {
         failed = 1;
     }
     if (self->old_agen_hooks != NULL) {
@@ -690,29 +690,28 @@ static int __loop_run_cleanup(LoopObject *self)
         Py_XDECREF(set);
         Py_DECREF(hooks);
     }
-    if (__signal_run_cleanup(self) < 0) {
+    if (al__signal_run_cleanup(self) < 0) {
         failed = 1;
     }
     if (exc != NULL) {
         if (failed) {
             PyErr_Clear();
         }
-        __err_restore(exc);
+        al__err_restore(exc);
         return -1;
     }
     return failed ? -1 : 0;
 }
 
-static int __loop_run_setup(LoopObject *self)
+static int loop_run_setup(LoopObject *self)
 {
-    __state *st = self->state;
-    if (__loop_check_closed(self) < 0 || __loop_check_fork(self) < 0 ||
-        __loop_check_running(self) < 0) {
+    al_state *st = self->state;
+    if (loop_check_closed(self) < 0 || loop_check_fork(self) < 0 || loop_check_running(self) < 0) {
         return -1;
     }
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
-    if (__loop_set_coro_tracking(self, self->debug) < 0) {
+    if (loop_set_coro_tracking(self, self->debug) < 0) {
         goto fail;
     }
     PyObject *hooks = PyObject_CallMethodNoArgs(st->sys_module, st->str_get_asyncgen_hooks);
@@ -751,23 +750,23 @@ static int __loop_run_setup(LoopObject *self)
         goto fail;
     }
     Py_DECREF(res);
-    if (__signal_run_setup(self) < 0) {
+    if (al__signal_run_setup(self) < 0) {
         goto fail;
     }
     return 0;
 fail:
-    __loop_run_cleanup(self);
+    loop_run_cleanup(self);
     return -1;
 }
 
 static PyObject *Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_run_setup(self) < 0) {
+    if (loop_run_setup(self) < 0) {
         return NULL;
     }
     int rc = 0;
     for (;;) {
-        if (__loop_run_once(self) < 0) {
+        if (loop_run_once(self) < 0) {
             rc = -1;
             break;
         }
@@ -775,7 +774,7 @@ static PyObject *Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored)
             break;
         }
     }
-    if (__loop_run_cleanup(self) < 0) {
+    if (loop_run_cleanup(self) < 0) {
         rc = -1;
     }
     if (rc < 0) {
@@ -789,11 +788,11 @@ static PyObject *Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored)
    close() from another thread is refused as during run_forever. */
 static PyObject *Loop_run_once_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_run_setup(self) < 0) {
+    if (loop_run_setup(self) < 0) {
         return NULL;
     }
-    int rc = __loop_run_once(self);
-    if (__loop_run_cleanup(self) < 0) {
+    int rc = loop_run_once(self);
+    if (loop_run_cleanup(self) < 0) {
         rc = -1;
     }
     if (rc < 0) {
@@ -802,7 +801,7 @@ static PyObject *Loop_run_once_meth(LoopObject *self, PyObject *Py_UNUSED(ignore
     Py_RETURN_NONE;
 }
 
-static int __is_future(__state *st, PyObject *obj)
+static int object_is_future(al_state *st, PyObject *obj)
 {
     if (PyObject_TypeCheck(obj, (PyTypeObject *)st->Future)) {
         return 1;
@@ -818,12 +817,11 @@ static int __is_future(__state *st, PyObject *obj)
 
 static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
 {
-    __state *st = self->state;
-    if (__loop_check_closed(self) < 0 || __loop_check_fork(self) < 0 ||
-        __loop_check_running(self) < 0) {
+    al_state *st = self->state;
+    if (loop_check_closed(self) < 0 || loop_check_fork(self) < 0 || loop_check_running(self) < 0) {
         return NULL;
     }
-    int is_future = __is_future(st, arg);
+    int is_future = object_is_future(st, arg);
     if (is_future < 0) {
         return NULL;
     }
@@ -852,7 +850,7 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
 
     res = PyObject_CallMethod((PyObject *)self, "run_forever", NULL);
     if (res == NULL) {
-        PyObject *exc = __err_fetch();
+        PyObject *exc = al__err_fetch();
         if (new_task) {
             /* The coroutine raised a BaseException: consume it so that the
                task, which the caller cannot reach, logs nothing. */
@@ -870,7 +868,7 @@ static PyObject *Loop_run_until_complete(LoopObject *self, PyObject *arg)
                                              st->run_until_complete_cb));
         PyErr_Clear();
         Py_DECREF(fut);
-        __err_restore(exc);
+        al__err_restore(exc);
         return NULL;
     }
     Py_DECREF(res);
@@ -915,21 +913,21 @@ static PyObject *Loop_is_closed(LoopObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(self->closed);
 }
 
-static void __loop_walk_close(uv_handle_t *handle, void *arg)
+static void loop_walk_close(uv_handle_t *handle, void *arg)
 {
     if (!uv_is_closing(handle)) {
-        uv_close(handle, handle->data == arg ? __on_uv_close : NULL);
+        uv_close(handle, handle->data == arg ? on_uv_close : NULL);
     }
 }
 
 /* Closes every libuv handle of the loop, then the libuv loop itself. */
-static void __loop_close_uv(LoopObject *self)
+static void loop_close_uv(LoopObject *self)
 {
     if (!self->uv_ready) {
         return;
     }
     self->uv_ready = 0;
-    if (self->fork_generation != __asyncloop_fork_generation) {
+    if (self->fork_generation != al__fork_generation) {
         /* In a forked child the epoll instance is shared with the parent:
            unregistering anything would break the parent's loop. Only our
            own descriptors are closed; libuv's few stay open. */
@@ -941,19 +939,19 @@ static void __loop_close_uv(LoopObject *self)
         self->state->live_uv_handles -= 2;
         return;
     }
-    __signal_wakeup_close(self);
-    uv_close((uv_handle_t *)&self->poll_timer, __on_uv_close);
-    uv_close((uv_handle_t *)&self->async, __on_uv_close);
+    al__signal_wakeup_close(self);
+    uv_close((uv_handle_t *)&self->poll_timer, on_uv_close);
+    uv_close((uv_handle_t *)&self->async, on_uv_close);
     uv_run(&self->uv, UV_RUN_NOWAIT);
     for (int i = 0; i < 8 && uv_loop_close(&self->uv) == UV_EBUSY; i++) {
-        uv_walk(&self->uv, __loop_walk_close, self);
+        uv_walk(&self->uv, loop_walk_close, self);
         uv_run(&self->uv, UV_RUN_NOWAIT);
     }
 }
 
 static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
         return NULL;
@@ -969,8 +967,8 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
         Py_DECREF(r);
     }
     self->closed = 1;
-    __ring_clear(&self->ready);
-    __heap_clear(&self->timers);
+    ring_clear(&self->ready);
+    al__heap_clear(&self->timers);
     self->executor_shutdown_called = 1;
     PyObject *executor = self->default_executor;
     int failed = 0;
@@ -989,10 +987,10 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
         }
         Py_XDECREF(r);
     }
-    if (!failed && __signal_remove_all(self) < 0) {
+    if (!failed && al__signal_remove_all(self) < 0) {
         failed = 1;
     }
-    __loop_close_uv(self);
+    loop_close_uv(self);
     if (failed) {
         return NULL;
     }
@@ -1005,7 +1003,7 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
    in this thread and is the one asyncio sees running. From 3.12 on,
    _asyncio's Future and Task find the running loop faster than they parse
    a loop= keyword (200 ns against 310 on 3.12); before 3.12 it is slower. */
-static inline int __loop_is_current(LoopObject *self)
+static inline int loop_is_current(LoopObject *self)
 {
 #if PY_VERSION_HEX >= 0x030C0000
     if (!self->running || self->thread_id != PyThread_get_thread_ident()) {
@@ -1026,8 +1024,8 @@ static inline int __loop_is_current(LoopObject *self)
 
 static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    __state *st = self->state;
-    if (__loop_is_current(self)) {
+    al_state *st = self->state;
+    if (loop_is_current(self)) {
         return PyObject_CallNoArgs(st->Future);
     }
     PyObject *argv[2] = {NULL, (PyObject *)self};
@@ -1038,7 +1036,7 @@ static PyObject *Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignore
 static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *name = Py_None, *context = Py_None;
     if (nargs != 1) {
@@ -1046,8 +1044,8 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
             static const char *const names[] = {"coro"};
             static const char *const kwonly[] = {"name", "context", NULL};
             static const char *const any[] = {"*", NULL};
-            return __call_with_keywords_bound(
-                (PyObject *)self, (__fastcall_method)Loop_create_task, "create_task", names, 1,
+            return al__call_with_keywords_bound(
+                (PyObject *)self, (al_fastcall_method)Loop_create_task, "create_task", names, 1,
                 st->create_task_varkw ? any : kwonly, args, nargs, kwnames);
         }
         else {
@@ -1063,7 +1061,7 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
     if (st->create_task_varkw) {
         /* create_task(coro, **kwargs): everything goes to the factory or
            to Task, which check the keywords themselves. */
-        if (__loop_check_closed(self) < 0) {
+        if (loop_check_closed(self) < 0) {
             return NULL;
         }
         PyObject *stack[3 + 16];
@@ -1125,7 +1123,7 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
             return NULL;
         }
     }
-    if (__loop_check_closed(self) < 0) {
+    if (loop_check_closed(self) < 0) {
         return NULL;
     }
     PyObject *task;
@@ -1147,7 +1145,7 @@ static PyObject *Loop_create_task(LoopObject *self, PyObject *const *args, size_
         }
         /* Task is created from C, so in debug mode its creation traceback
            already ends at the caller: nothing to drop, unlike asyncio. */
-        if (__loop_is_current(self)) {
+        if (loop_is_current(self)) {
             /* The same call without loop=, which Task finds faster. */
             argv[2] = coro;
             kw = kw == st->kwnames_loop           ? NULL
@@ -1251,7 +1249,7 @@ static PyObject *Loop_set_debug(LoopObject *self, PyObject *enabled)
 
 static PyObject *Loop_check_closed_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_check_closed(self) < 0) {
+    if (loop_check_closed(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1259,7 +1257,7 @@ static PyObject *Loop_check_closed_meth(LoopObject *self, PyObject *Py_UNUSED(ig
 
 static PyObject *Loop_check_thread_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_check_thread(self) < 0) {
+    if (loop_check_thread(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1272,13 +1270,13 @@ static PyObject *Loop_check_callback_meth(LoopObject *self, PyObject *const *arg
         return NULL;
     }
     const char *method = PyUnicode_AsUTF8(args[1]);
-    if (method == NULL || __loop_check_callback(self, args[0], method) < 0) {
+    if (method == NULL || loop_check_callback(self, args[0], method) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-static int __loop_check_default_executor(LoopObject *self)
+static int loop_check_default_executor(LoopObject *self)
 {
     if (self->executor_shutdown_called) {
         PyErr_SetString(PyExc_RuntimeError, "Executor shutdown has been called");
@@ -1289,7 +1287,7 @@ static int __loop_check_default_executor(LoopObject *self)
 
 static PyObject *Loop_check_default_executor_meth(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (__loop_check_default_executor(self) < 0) {
+    if (loop_check_default_executor(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1299,23 +1297,23 @@ static PyObject *Loop_check_default_executor_meth(LoopObject *self, PyObject *Py
 
 static PyObject *Loop_run_in_executor(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
                      "run_in_executor() missing %zd required positional argument%s: %s", 2 - nargs,
                      nargs == 0 ? "s" : "", nargs == 0 ? "'executor' and 'func'" : "'func'");
         return NULL;
     }
-    if (__loop_check_closed(self) < 0) {
+    if (loop_check_closed(self) < 0) {
         return NULL;
     }
-    if (self->debug && __loop_check_callback(self, args[1], "run_in_executor") < 0) {
+    if (self->debug && loop_check_callback(self, args[1], "run_in_executor") < 0) {
         return NULL;
     }
     PyObject *executor = args[0];
     if (executor == Py_None) {
         executor = self->default_executor;
-        if (__loop_check_default_executor(self) < 0) {
+        if (loop_check_default_executor(self) < 0) {
             return NULL;
         }
         if (executor == NULL || executor == Py_None) {
@@ -1385,7 +1383,7 @@ static PyObject *Loop_repr(LoopObject *self)
                                 self->debug ? "True" : "False");
 }
 
-static __state *__find_state(PyTypeObject *type, PyObject **module)
+static al_state *find_state(PyTypeObject *type, PyObject **module)
 {
     /* The state of the module that defines _core.Loop, from a subclass. */
     PyObject *mro = type->tp_mro; /* borrowed */
@@ -1400,7 +1398,7 @@ static __state *__find_state(PyTypeObject *type, PyObject **module)
             PyErr_Clear();
             continue;
         }
-        __state *st = PyModule_GetState(m);
+        al_state *st = PyModule_GetState(m);
         if (st != NULL && st->LoopType == t) {
             *module = m;
             return st;
@@ -1413,7 +1411,7 @@ static __state *__find_state(PyTypeObject *type, PyObject **module)
 static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *module; /* borrowed */
-    __state *st = __find_state(type, &module);
+    al_state *st = find_state(type, &module);
     if (st == NULL) {
         return NULL;
     }
@@ -1425,7 +1423,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->state = st;
     self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
     self->slow_callback_duration = 0.1;
-    self->fork_generation = __asyncloop_fork_generation;
+    self->fork_generation = al__fork_generation;
     st->live_loops++;
 
     /* Looked up each time, as asyncio does (tests patch it). */
@@ -1442,20 +1440,20 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (err < 0) {
         self->closed = 1;
         Py_DECREF(self);
-        __set_uv_error(err);
+        al__set_uv_error(err);
         return NULL;
     }
     self->uv.data = self;
     uv_timer_init(&self->uv, &self->poll_timer);
     self->poll_timer.data = self;
-    err = uv_async_init(&self->uv, &self->async, __on_async);
+    err = uv_async_init(&self->uv, &self->async, on_async);
     if (err < 0) {
         uv_close((uv_handle_t *)&self->poll_timer, NULL);
         uv_run(&self->uv, UV_RUN_NOWAIT);
         uv_loop_close(&self->uv);
         self->closed = 1;
         Py_DECREF(self);
-        __set_uv_error(err);
+        al__set_uv_error(err);
         return NULL;
     }
     self->async.data = self;
@@ -1466,10 +1464,10 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 /* A queued handle that only the loop references is untracked, and what it
    references is reported here as the loop's (see handle.c). */
-static inline int __loop_visit_handle(HandleObject *h, visitproc visit, void *arg)
+static inline int loop_visit_handle(HandleObject *h, visitproc visit, void *arg)
 {
     if (Py_REFCNT(h) == 1 && h->weakreflist == NULL && !PyObject_GC_IsTracked((PyObject *)h)) {
-        return __handle_traverse(h, visit, arg);
+        return al__handle_traverse(h, visit, arg);
     }
     Py_VISIT(h);
     return 0;
@@ -1491,13 +1489,13 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->wakeup_saved);
     for (size_t i = 0; i < self->ready.len; i++) {
         HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
-        int rc = __loop_visit_handle(h, visit, arg);
+        int rc = loop_visit_handle(h, visit, arg);
         if (rc) {
             return rc;
         }
     }
     for (Py_ssize_t i = 0; i < self->timers.len; i++) {
-        int rc = __loop_visit_handle((HandleObject *)self->timers.items[i].h, visit, arg);
+        int rc = loop_visit_handle((HandleObject *)self->timers.items[i].h, visit, arg);
         if (rc) {
             return rc;
         }
@@ -1517,8 +1515,8 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
     Py_CLEAR(self->wakeup_saved);
-    __ring_clear(&self->ready);
-    __heap_clear(&self->timers);
+    ring_clear(&self->ready);
+    al__heap_clear(&self->timers);
     return 0;
 }
 
@@ -1530,12 +1528,12 @@ static void Loop_finalize(LoopObject *self)
     if (self->state->LoopType == NULL) {
         /* Interpreter shutdown cleared the module: only libuv is left. */
         self->closed = 1;
-        __ring_clear(&self->ready);
-        __heap_clear(&self->timers);
-        __loop_close_uv(self);
+        ring_clear(&self->ready);
+        al__heap_clear(&self->timers);
+        loop_close_uv(self);
         return;
     }
-    PyObject *exc = __err_fetch();
+    PyObject *exc = al__err_fetch();
     if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed event loop %R", self) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
@@ -1546,7 +1544,7 @@ static void Loop_finalize(LoopObject *self)
         }
         Py_XDECREF(res);
     }
-    __err_restore(exc);
+    al__err_restore(exc);
 }
 
 static void Loop_dealloc(LoopObject *self)
@@ -1558,7 +1556,7 @@ static void Loop_dealloc(LoopObject *self)
     PyObject_GC_UnTrack(self);
     Loop_clear(self);
     if (self->state != NULL) {
-        __loop_close_uv(self);
+        loop_close_uv(self);
         self->state->live_loops--;
     }
     PyObject *module = self->module;
@@ -1697,7 +1695,7 @@ static PyMemberDef Loop_members[] = {
                              PyObject *kwnames)                                                    \
     {                                                                                              \
         PyObject *arg; /* borrowed */                                                              \
-        if (__one_arg(method, name, args, PyVectorcall_NARGS(nargsf), kwnames, &arg) < 0) {        \
+        if (al__one_arg(method, name, args, PyVectorcall_NARGS(nargsf), kwnames, &arg) < 0) {      \
             return NULL;                                                                           \
         }                                                                                          \
         return impl(self, arg);                                                                    \
@@ -1708,16 +1706,16 @@ ONE_ARG_METHOD(Loop_set_task_factory_kw, Loop_set_task_factory, "set_task_factor
 ONE_ARG_METHOD(Loop_set_exception_handler_kw, Loop_set_exception_handler, "set_exception_handler",
                "handler")
 ONE_ARG_METHOD(Loop_set_debug_kw, Loop_set_debug, "set_debug", "enabled")
-ONE_ARG_METHOD(Loop_remove_signal_handler_kw, __loop_remove_signal_handler, "remove_signal_handler",
-               "sig")
+ONE_ARG_METHOD(Loop_remove_signal_handler_kw, al__loop_remove_signal_handler,
+               "remove_signal_handler", "sig")
 
 static PyObject *Loop_run_in_executor_kw(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames)
 {
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         static const char *const names[] = {"executor", "func"};
-        return __call_with_keywords_bound(
-            (PyObject *)self, (__fastcall_method)Loop_run_in_executor_kw, "run_in_executor", names,
+        return al__call_with_keywords_bound(
+            (PyObject *)self, (al_fastcall_method)Loop_run_in_executor_kw, "run_in_executor", names,
             2, NULL, args, PyVectorcall_NARGS(nargsf), kwnames);
     }
     return Loop_run_in_executor(self, args, PyVectorcall_NARGS(nargsf));
@@ -1728,11 +1726,11 @@ static PyObject *Loop_add_signal_handler_kw(LoopObject *self, PyObject *const *a
 {
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         static const char *const names[] = {"sig", "callback"};
-        return __call_with_keywords_bound(
-            (PyObject *)self, (__fastcall_method)Loop_add_signal_handler_kw, "add_signal_handler",
+        return al__call_with_keywords_bound(
+            (PyObject *)self, (al_fastcall_method)Loop_add_signal_handler_kw, "add_signal_handler",
             names, 2, NULL, args, PyVectorcall_NARGS(nargsf), kwnames);
     }
-    return __loop_add_signal_handler(self, args, PyVectorcall_NARGS(nargsf));
+    return al__loop_add_signal_handler(self, args, PyVectorcall_NARGS(nargsf));
 }
 
 static PyMethodDef Loop_methods[] = {
@@ -1769,7 +1767,7 @@ static PyMethodDef Loop_methods[] = {
      "add_signal_handler(sig, callback, *args)"},
     {"remove_signal_handler", (PyCFunction)(void (*)(void))Loop_remove_signal_handler_kw, FASTKW,
      NULL},
-    {"_handle_signal", (PyCFunction)(void (*)(void))__loop_handle_signal, METH_FASTCALL, NULL},
+    {"_handle_signal", (PyCFunction)(void (*)(void))al__loop_handle_signal, METH_FASTCALL, NULL},
     {"_check_closed", (PyCFunction)Loop_check_closed_meth, METH_NOARGS, NULL},
     {"_check_thread", (PyCFunction)Loop_check_thread_meth, METH_NOARGS, NULL},
     {"_check_callback", (PyCFunction)(void (*)(void))Loop_check_callback_meth, METH_FASTCALL, NULL},
@@ -1794,7 +1792,7 @@ static PyType_Slot Loop_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec __loop_spec = {
+PyType_Spec al__loop_spec = {
     .name = "asyncloop._core.Loop",
     .basicsize = sizeof(LoopObject),
     .flags =

@@ -5,14 +5,14 @@
 #include <pthread.h>
 
 /* Bumped in the child after fork(): a loop made before it refuses to run. */
-unsigned long __asyncloop_fork_generation = 0;
+unsigned long al__fork_generation = 0;
 
-static void __after_fork_child(void)
+static void after_fork_child(void)
 {
-    __asyncloop_fork_generation++;
+    al__fork_generation++;
 }
 
-static PyObject *__import_attr(const char *module, const char *name)
+static PyObject *import_attr(const char *module, const char *name)
 {
     PyObject *mod = PyImport_ImportModule(module);
     if (mod == NULL) {
@@ -25,9 +25,9 @@ static PyObject *__import_attr(const char *module, const char *name)
 
 /* Whether BaseEventLoop.create_task of this CPython takes `context=` and
    whether it takes **kwargs (newer releases pass eager_start and others). */
-static int __inspect_create_task(__state *st)
+static int inspect_create_task(al_state *st)
 {
-    PyObject *func = __import_attr("asyncio.base_events", "BaseEventLoop");
+    PyObject *func = import_attr("asyncio.base_events", "BaseEventLoop");
     if (func == NULL) {
         return -1;
     }
@@ -67,7 +67,7 @@ static int __inspect_create_task(__state *st)
 
 static PyObject *debug_counters(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
-    __state *st = PyModule_GetState(module);
+    al_state *st = PyModule_GetState(module);
     return Py_BuildValue("{s:n,s:n,s:n,s:i}", "handles", st->live_handles, "loops", st->live_loops,
                          "uv_handles", st->live_uv_handles, "free_handles", st->n_free_handles);
 }
@@ -87,7 +87,7 @@ static PyMethodDef module_methods[] = {
 
 #define IMPORT(field, module, name)                                                                \
     do {                                                                                           \
-        if ((st->field = __import_attr(module, name)) == NULL) {                                   \
+        if ((st->field = import_attr(module, name)) == NULL) {                                     \
             return -1;                                                                             \
         }                                                                                          \
     } while (0)
@@ -95,7 +95,7 @@ static PyMethodDef module_methods[] = {
 static int module_exec(PyObject *module)
 {
     static int atfork_registered = 0;
-    __state *st = PyModule_GetState(module);
+    al_state *st = PyModule_GetState(module);
 
     INTERN(str_context, "context");
     INTERN(str_loop, "loop");
@@ -169,27 +169,27 @@ static int module_exec(PyObject *module)
         return -1;
     }
     /* Gone in 3.13, where create_task calls task.set_name(). */
-    st->set_task_name = __import_attr("asyncio.tasks", "_set_task_name");
+    st->set_task_name = import_attr("asyncio.tasks", "_set_task_name");
     if (st->set_task_name == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
         }
         PyErr_Clear();
     }
-    if (__inspect_create_task(st) < 0) {
+    if (inspect_create_task(st) < 0) {
         return -1;
     }
 
-    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__handle_spec, NULL);
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__handle_spec, NULL);
     if (st->HandleType == NULL) {
         return -1;
     }
-    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__timer_handle_spec,
+    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__timer_handle_spec,
                                                                    (PyObject *)st->HandleType);
     if (st->TimerHandleType == NULL) {
         return -1;
     }
-    st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &__loop_spec, NULL);
+    st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__loop_spec, NULL);
     if (st->LoopType == NULL) {
         return -1;
     }
@@ -202,7 +202,7 @@ static int module_exec(PyObject *module)
         return -1;
     }
     if (!atfork_registered) {
-        if (pthread_atfork(NULL, NULL, __after_fork_child) != 0) {
+        if (pthread_atfork(NULL, NULL, after_fork_child) != 0) {
             PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
             return -1;
         }
@@ -213,7 +213,7 @@ static int module_exec(PyObject *module)
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg)
 {
-    __state *st = PyModule_GetState(module);
+    al_state *st = PyModule_GetState(module);
     Py_VISIT(st->LoopType);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->TimerHandleType);
@@ -243,7 +243,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
 
 static int module_clear(PyObject *module)
 {
-    __state *st = PyModule_GetState(module);
+    al_state *st = PyModule_GetState(module);
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);
@@ -321,9 +321,9 @@ static int module_clear(PyObject *module)
 
 static void module_free(void *module)
 {
-    __state *st = PyModule_GetState((PyObject *)module);
+    al_state *st = PyModule_GetState((PyObject *)module);
     if (st != NULL) {
-        __handle_free_list_clear(st);
+        al__handle_free_list_clear(st);
     }
     module_clear((PyObject *)module);
 }
@@ -340,7 +340,7 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "asyncloop._core",
     .m_doc = "The C core of asyncloop: an asyncio event loop over libuv.",
-    .m_size = sizeof(__state),
+    .m_size = sizeof(al_state),
     .m_methods = module_methods,
     .m_slots = module_slots,
     .m_traverse = module_traverse,

@@ -13,23 +13,23 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static void __on_wakeup_readable(uv_poll_t *poll, int status, int events)
+static void on_wakeup_readable(uv_poll_t *poll, int status, int events)
 {
     LoopObject *loop = poll->data;
-    __loop_hold_gil(loop);
+    al__loop_hold_gil(loop);
     char buf[256];
     /* Drain: the bytes name signals, which PyErr_CheckSignals handles. */
     while (read(loop->wakeup_fds[0], buf, sizeof(buf)) > 0) {
     }
 }
 
-static void __on_wakeup_close(uv_handle_t *handle)
+static void on_wakeup_close(uv_handle_t *handle)
 {
     LoopObject *loop = handle->data;
     loop->state->live_uv_handles--;
 }
 
-int __signal_wakeup_open(LoopObject *loop)
+static int signal_wakeup_open(LoopObject *loop)
 {
     if (loop->wakeup_fds[0] >= 0) {
         return 0;
@@ -42,7 +42,7 @@ int __signal_wakeup_open(LoopObject *loop)
     int err = uv_poll_init(&loop->uv, &loop->wakeup_poll, fds[0]);
     if (err == 0) {
         loop->wakeup_poll.data = loop;
-        err = uv_poll_start(&loop->wakeup_poll, UV_READABLE, __on_wakeup_readable);
+        err = uv_poll_start(&loop->wakeup_poll, UV_READABLE, on_wakeup_readable);
         if (err < 0) {
             uv_close((uv_handle_t *)&loop->wakeup_poll, NULL);
         }
@@ -50,7 +50,7 @@ int __signal_wakeup_open(LoopObject *loop)
     if (err < 0) {
         close(fds[0]);
         close(fds[1]);
-        return __set_uv_error(err);
+        return al__set_uv_error(err);
     }
     /* Not a reason to keep uv_run alive by itself. */
     uv_unref((uv_handle_t *)&loop->wakeup_poll);
@@ -64,35 +64,35 @@ int __signal_wakeup_open(LoopObject *loop)
    restore at the end of its run (borrowed; set only during that run). A
    process-wide static, as the wakeup fd itself is; only the main
    interpreter's main thread touches it. */
-static LoopObject *__wakeup_saver = NULL;
+static LoopObject *wakeup_saver = NULL;
 
-void __signal_wakeup_close(LoopObject *loop)
+void al__signal_wakeup_close(LoopObject *loop)
 {
     if (loop->wakeup_fds[0] < 0) {
         return;
     }
     /* The running loop must not restore this pipe once it is closed: the
        fd number may by then belong to an unrelated file. */
-    LoopObject *saver = __wakeup_saver;
+    LoopObject *saver = wakeup_saver;
     if (saver != NULL && saver != loop && saver->wakeup_saved != NULL &&
         PyLong_CheckExact(saver->wakeup_saved)) {
         /* Not to lose an exception already set (close() on an error path). */
-        PyObject *exc = __err_fetch();
+        PyObject *exc = al__err_fetch();
         if (PyLong_AsLong(saver->wakeup_saved) == loop->wakeup_fds[1]) {
             /* -1 is a cached small int: this cannot fail. */
             Py_SETREF(saver->wakeup_saved, PyLong_FromLong(-1));
         }
         PyErr_Clear();
-        __err_restore(exc);
+        al__err_restore(exc);
     }
-    uv_close((uv_handle_t *)&loop->wakeup_poll, __on_wakeup_close);
+    uv_close((uv_handle_t *)&loop->wakeup_poll, on_wakeup_close);
     close(loop->wakeup_fds[0]);
     close(loop->wakeup_fds[1]);
     loop->wakeup_fds[0] = loop->wakeup_fds[1] = -1;
 }
 
 /* signal.set_wakeup_fd(fd, warn_on_full_buffer=False); returns the old fd. */
-static PyObject *__set_wakeup_fd(__state *st, int fd)
+static PyObject *set_wakeup_fd(al_state *st, int fd)
 {
     PyObject *fdobj = PyLong_FromLong(fd);
     if (fdobj == NULL) {
@@ -111,7 +111,7 @@ static PyObject *__set_wakeup_fd(__state *st, int fd)
     return res;
 }
 
-static int __is_main_thread(void)
+static int is_main_thread(void)
 {
     /* signal.set_wakeup_fd works only in the main thread of the main
        interpreter; ask the threading module, as asyncio's Runner does. */
@@ -128,16 +128,16 @@ static int __is_main_thread(void)
     return r;
 }
 
-int __signal_run_setup(LoopObject *loop)
+int al__signal_run_setup(LoopObject *loop)
 {
-    int main = __is_main_thread();
+    int main = is_main_thread();
     if (main <= 0) {
         return main;
     }
-    if (__signal_wakeup_open(loop) < 0) {
+    if (signal_wakeup_open(loop) < 0) {
         return -1;
     }
-    PyObject *old = __set_wakeup_fd(loop->state, loop->wakeup_fds[1]);
+    PyObject *old = set_wakeup_fd(loop->state, loop->wakeup_fds[1]);
     if (old == NULL) {
         /* Not the main interpreter: no signals here, as on asyncio. */
         if (PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -147,19 +147,19 @@ int __signal_run_setup(LoopObject *loop)
         return -1;
     }
     Py_XSETREF(loop->wakeup_saved, old);
-    __wakeup_saver = loop;
+    wakeup_saver = loop;
     return 0;
 }
 
-int __signal_run_cleanup(LoopObject *loop)
+int al__signal_run_cleanup(LoopObject *loop)
 {
     if (loop->wakeup_saved == NULL) {
         return 0;
     }
     PyObject *saved = loop->wakeup_saved;
     loop->wakeup_saved = NULL;
-    if (__wakeup_saver == loop) {
-        __wakeup_saver = NULL;
+    if (wakeup_saver == loop) {
+        wakeup_saver = NULL;
     }
     int rc = 0;
     int has_handlers = loop->signal_handlers && PyDict_GET_SIZE(loop->signal_handlers) > 0;
@@ -168,8 +168,7 @@ int __signal_run_cleanup(LoopObject *loop)
         if (fd == loop->wakeup_fds[1]) {
             fd = -1;
         }
-        PyObject *res =
-            (fd == -1 && PyErr_Occurred()) ? NULL : __set_wakeup_fd(loop->state, (int)fd);
+        PyObject *res = (fd == -1 && PyErr_Occurred()) ? NULL : set_wakeup_fd(loop->state, (int)fd);
         if (res == NULL) {
             rc = -1;
         }
@@ -180,7 +179,7 @@ int __signal_run_cleanup(LoopObject *loop)
 }
 
 /* asyncio's _check_signal */
-static int __check_signal(__state *st, PyObject *sig, int *signum)
+static int check_signal(al_state *st, PyObject *sig, int *signum)
 {
     if (!PyLong_Check(sig)) {
         PyErr_Format(PyExc_TypeError, "sig must be an int, not %R", sig);
@@ -203,21 +202,21 @@ static int __check_signal(__state *st, PyObject *sig, int *signum)
     return 0;
 }
 
-static int __oserror_is_einval(void)
+static int oserror_is_einval(void)
 {
     if (!PyErr_ExceptionMatches(PyExc_OSError)) {
         return 0;
     }
-    PyObject *exc = __err_fetch();
+    PyObject *exc = al__err_fetch();
     PyObject *no = PyObject_GetAttrString(exc, "errno");
     int einval = no && PyLong_Check(no) && PyLong_AsLong(no) == EINVAL;
     Py_XDECREF(no);
     PyErr_Clear();
-    __err_restore(exc);
+    al__err_restore(exc);
     return einval;
 }
 
-static void __log_info(__state *st, const char *fmt, PyObject *arg)
+static void log_info(al_state *st, const char *fmt, PyObject *arg)
 {
     PyObject *res = PyObject_CallMethod(st->logger, "info", "sO", fmt, arg);
     if (res == NULL) {
@@ -229,7 +228,7 @@ static void __log_info(__state *st, const char *fmt, PyObject *arg)
 /* The Python-level handler must not keep the loop alive: an unclosed loop
    with signal handlers is collected (and closed, with a ResourceWarning) as
    asyncio's is. So it holds the loop weakly where the loop allows it. */
-static PyObject *__signal_trampoline(PyObject *weak_loop, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *signal_trampoline(PyObject *weak_loop, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *loop;
 #if PY_VERSION_HEX >= 0x030D0000
@@ -245,15 +244,15 @@ static PyObject *__signal_trampoline(PyObject *weak_loop, PyObject *const *args,
     if (loop == NULL) {
         Py_RETURN_NONE; /* the loop is gone; close() restores the handler */
     }
-    PyObject *res = __loop_handle_signal((LoopObject *)loop, args, nargs);
+    PyObject *res = al__loop_handle_signal((LoopObject *)loop, args, nargs);
     Py_DECREF(loop);
     return res;
 }
 
-static PyMethodDef __signal_trampoline_def = {
-    "_handle_signal", (PyCFunction)(void (*)(void))__signal_trampoline, METH_FASTCALL, NULL};
+static PyMethodDef signal_trampoline_def = {
+    "_handle_signal", (PyCFunction)(void (*)(void))signal_trampoline, METH_FASTCALL, NULL};
 
-static PyObject *__signal_handler_for(LoopObject *self)
+static PyObject *signal_handler_for(LoopObject *self)
 {
     PyObject *weak = PyWeakref_NewRef((PyObject *)self, NULL);
     if (weak == NULL) {
@@ -264,22 +263,22 @@ static PyObject *__signal_handler_for(LoopObject *self)
         PyErr_Clear();
         return PyObject_GetAttr((PyObject *)self, self->state->str_handle_signal);
     }
-    PyObject *fn = PyCFunction_New(&__signal_trampoline_def, weak);
+    PyObject *fn = PyCFunction_New(&signal_trampoline_def, weak);
     Py_DECREF(weak);
     return fn;
 }
 
 /* signal.set_wakeup_fd(-1) once no handler is left, unless a run holds it. */
-static void __release_wakeup_fd(LoopObject *loop)
+static void release_wakeup_fd(LoopObject *loop)
 {
     if (loop->wakeup_saved != NULL) {
         return; /* the run restores it when it ends */
     }
-    PyObject *res = __set_wakeup_fd(loop->state, -1);
+    PyObject *res = set_wakeup_fd(loop->state, -1);
     if (res == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
-            PyObject *exc = __err_fetch();
-            __log_info(loop->state, "set_wakeup_fd(-1) failed: %s", exc);
+            PyObject *exc = al__err_fetch();
+            log_info(loop->state, "set_wakeup_fd(-1) failed: %s", exc);
             Py_XDECREF(exc);
         }
         PyErr_Clear();
@@ -287,9 +286,9 @@ static void __release_wakeup_fd(LoopObject *loop)
     Py_XDECREF(res);
 }
 
-PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *al__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     int signum;
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
@@ -298,7 +297,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         return NULL;
     }
     PyObject *sig = args[0], *callback = args[1];
-    int is_coro = __is_coroutine_like(st, callback);
+    int is_coro = al__is_coroutine_like(st, callback);
     if (is_coro < 0) {
         return NULL;
     }
@@ -306,7 +305,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
         PyErr_SetString(PyExc_TypeError, "coroutines cannot be used with add_signal_handler()");
         return NULL;
     }
-    if (__check_signal(st, sig, &signum) < 0) {
+    if (check_signal(st, sig, &signum) < 0) {
         return NULL;
     }
     if (self->closed) {
@@ -315,13 +314,13 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     }
     /* Fails outside the main thread, so that a loop running in another
        thread cannot add a signal handler (asyncio's check). */
-    if (__signal_wakeup_open(self) < 0) {
+    if (signal_wakeup_open(self) < 0) {
         return NULL;
     }
-    PyObject *old = __set_wakeup_fd(st, self->wakeup_fds[1]);
+    PyObject *old = set_wakeup_fd(st, self->wakeup_fds[1]);
     if (old == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OSError)) {
-            PyObject *exc = __err_fetch();
+            PyObject *exc = al__err_fetch();
             PyObject *msg = PyObject_Str(exc);
             Py_DECREF(exc);
             if (msg != NULL) {
@@ -335,7 +334,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     if (self->signal_handlers == NULL && (self->signal_handlers = PyDict_New()) == NULL) {
         return NULL;
     }
-    HandleObject *h = __handle_new(st, st->HandleType, self, callback, args + 2, nargs - 2, NULL);
+    HandleObject *h = al__handle_new(st, st->HandleType, self, callback, args + 2, nargs - 2, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -348,7 +347,7 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     if (rc < 0) {
         return NULL;
     }
-    PyObject *handler = __signal_handler_for(self);
+    PyObject *handler = signal_handler_for(self);
     PyObject *res =
         handler ? PyObject_CallMethodObjArgs(st->signal_module, st->str_signal, sig, handler, NULL)
                 : NULL;
@@ -360,22 +359,22 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
                                          NULL);
     }
     if (res == NULL) {
-        PyObject *exc = __err_fetch();
-        __err_restore(Py_NewRef(exc));
-        int einval = __oserror_is_einval();
+        PyObject *exc = al__err_fetch();
+        al__err_restore(Py_NewRef(exc));
+        int einval = oserror_is_einval();
         PyErr_Clear();
         if (PyDict_DelItem(self->signal_handlers, sig) < 0) {
             PyErr_Clear();
         }
         if (PyDict_GET_SIZE(self->signal_handlers) == 0) {
-            __release_wakeup_fd(self);
+            release_wakeup_fd(self);
         }
         if (einval) {
             Py_DECREF(exc);
             PyErr_Format(PyExc_RuntimeError, "sig %d cannot be caught", signum);
         }
         else {
-            __err_restore(exc);
+            al__err_restore(exc);
         }
         return NULL;
     }
@@ -383,11 +382,11 @@ PyObject *__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_
     Py_RETURN_NONE;
 }
 
-PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
+PyObject *al__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
 {
-    __state *st = self->state;
+    al_state *st = self->state;
     int signum;
-    if (__check_signal(st, sig, &signum) < 0) {
+    if (check_signal(st, sig, &signum) < 0) {
         return NULL;
     }
     if (self->signal_handlers == NULL) {
@@ -415,7 +414,7 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
                 : NULL;
     Py_XDECREF(handler);
     if (res == NULL) {
-        if (__oserror_is_einval()) {
+        if (oserror_is_einval()) {
             PyErr_Clear();
             PyErr_Format(PyExc_RuntimeError, "sig %d cannot be caught", signum);
         }
@@ -423,14 +422,14 @@ PyObject *__loop_remove_signal_handler(LoopObject *self, PyObject *sig)
     }
     Py_DECREF(res);
     if (PyDict_GET_SIZE(self->signal_handlers) == 0) {
-        __release_wakeup_fd(self);
+        release_wakeup_fd(self);
     }
     Py_RETURN_TRUE;
 }
 
 /* The Python-level handler: runs from PyErr_CheckSignals in the main
    thread, and queues the user's callback as asyncio's _handle_signal. */
-PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *al__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || self->signal_handlers == NULL) {
         Py_RETURN_NONE;
@@ -443,20 +442,20 @@ PyObject *__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize
         Py_RETURN_NONE;
     }
     if (((HandleObject *)h)->cancelled) {
-        return __loop_remove_signal_handler(self, args[0]);
+        return al__loop_remove_signal_handler(self, args[0]);
     }
     if (self->closed) {
         Py_RETURN_NONE;
     }
-    if (__ring_push(&self->ready, (HandleObject *)h) < 0) {
+    if (al__ring_push(&self->ready, (HandleObject *)h) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-int __signal_remove_all(LoopObject *loop)
+int al__signal_remove_all(LoopObject *loop)
 {
-    __state *st = loop->state;
+    al_state *st = loop->state;
     if (loop->signal_handlers == NULL || PyDict_GET_SIZE(loop->signal_handlers) == 0) {
         return 0;
     }
@@ -481,7 +480,7 @@ int __signal_remove_all(LoopObject *loop)
         return -1;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-        PyObject *res = __loop_remove_signal_handler(loop, PyList_GET_ITEM(keys, i));
+        PyObject *res = al__loop_remove_signal_handler(loop, PyList_GET_ITEM(keys, i));
         if (res == NULL) {
             Py_DECREF(keys);
             return -1;

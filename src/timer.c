@@ -9,17 +9,17 @@
    than half of it. One uv_timer_t per loop is armed for the top. */
 #include "internal.h"
 
-static inline int __before(const __heap_entry *a, const __heap_entry *b)
+static inline int before(const al_heap_entry *a, const al_heap_entry *b)
 {
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void __sift_up(__heap *heap, Py_ssize_t i)
+static void sift_up(al_heap *heap, Py_ssize_t i)
 {
-    __heap_entry e = heap->items[i];
+    al_heap_entry e = heap->items[i];
     while (i > 0) {
         Py_ssize_t parent = (i - 1) / 2;
-        if (!__before(&e, &heap->items[parent])) {
+        if (!before(&e, &heap->items[parent])) {
             break;
         }
         heap->items[i] = heap->items[parent];
@@ -28,19 +28,19 @@ static void __sift_up(__heap *heap, Py_ssize_t i)
     heap->items[i] = e;
 }
 
-static void __sift_down(__heap *heap, Py_ssize_t i)
+static void sift_down(al_heap *heap, Py_ssize_t i)
 {
-    __heap_entry e = heap->items[i];
+    al_heap_entry e = heap->items[i];
     Py_ssize_t n = heap->len;
     for (;;) {
         Py_ssize_t child = 2 * i + 1;
         if (child >= n) {
             break;
         }
-        if (child + 1 < n && __before(&heap->items[child + 1], &heap->items[child])) {
+        if (child + 1 < n && before(&heap->items[child + 1], &heap->items[child])) {
             child++;
         }
-        if (!__before(&heap->items[child], &e)) {
+        if (!before(&heap->items[child], &e)) {
             break;
         }
         heap->items[i] = heap->items[child];
@@ -49,9 +49,9 @@ static void __sift_down(__heap *heap, Py_ssize_t i)
     heap->items[i] = e;
 }
 
-static int __heap_resize(__heap *heap, Py_ssize_t cap)
+static int heap_resize(al_heap *heap, Py_ssize_t cap)
 {
-    __heap_entry *items = PyMem_Realloc(heap->items, cap * sizeof(*items));
+    al_heap_entry *items = PyMem_Realloc(heap->items, cap * sizeof(*items));
     if (items == NULL) {
         return -1;
     }
@@ -61,28 +61,28 @@ static int __heap_resize(__heap *heap, Py_ssize_t cap)
 }
 
 /* Takes a new reference to h; its deadline and seq are set. */
-int __heap_push(__heap *heap, TimerHandleObject *h)
+int al__heap_push(al_heap *heap, TimerHandleObject *h)
 {
     if (heap->len == heap->cap) {
-        if (heap->cap >= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(__heap_entry) / 2) {
+        if (heap->cap >= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(al_heap_entry) / 2) {
             PyErr_SetString(PyExc_OverflowError, "too many scheduled timers");
             return -1;
         }
-        if (__heap_resize(heap, heap->cap ? heap->cap * 2 : 64) < 0) {
+        if (heap_resize(heap, heap->cap ? heap->cap * 2 : 64) < 0) {
             PyErr_NoMemory();
             return -1;
         }
     }
     Py_INCREF(h);
     h->base.scheduled = 1;
-    heap->items[heap->len] = (__heap_entry){h->deadline, h->seq, h};
-    __sift_up(heap, heap->len++);
+    heap->items[heap->len] = (al_heap_entry){h->deadline, h->seq, h};
+    sift_up(heap, heap->len++);
     return 0;
 }
 
 /* Removes the earliest timer; the heap's reference passes to the caller,
    who finds out whether it was cancelled. */
-TimerHandleObject *__heap_pop(__heap *heap)
+TimerHandleObject *al__heap_pop(al_heap *heap)
 {
     assert(heap->len > 0);
     TimerHandleObject *top = heap->items[0].h;
@@ -93,7 +93,7 @@ TimerHandleObject *__heap_pop(__heap *heap)
         if (heap->len > 2) {
             __builtin_prefetch(heap->items[2].h);
         }
-        __sift_down(heap, 0);
+        sift_down(heap, 0);
     }
     top->base.scheduled = 0;
     if (top->base.cancelled) {
@@ -104,16 +104,16 @@ TimerHandleObject *__heap_pop(__heap *heap)
 
 /* The loop's reference to a handle it no longer holds: a handle someone
    else still references becomes an ordinary GC object (see handle.c). */
-static void __heap_release(TimerHandleObject *h)
+static void heap_release(TimerHandleObject *h)
 {
-    __handle_disown((HandleObject *)h);
+    al__handle_disown((HandleObject *)h);
     Py_DECREF(h);
 }
 
 /* Drops the cancelled handles and restores the heap order, in O(n).
    Releasing a handle can run arbitrary code (its context's values have
    __del__), so the heap is made whole before anything is released. */
-void __heap_compact(__heap *heap)
+void al__heap_compact(al_heap *heap)
 {
     Py_ssize_t kept = 0, dropped = 0;
     TimerHandleObject **gone = PyMem_Malloc(heap->cancelled * sizeof(*gone));
@@ -121,7 +121,7 @@ void __heap_compact(__heap *heap)
         return; /* they go when they reach the top */
     }
     for (Py_ssize_t i = 0; i < heap->len; i++) {
-        __heap_entry e = heap->items[i];
+        al_heap_entry e = heap->items[i];
         if (e.h->base.cancelled && dropped < heap->cancelled) {
             e.h->base.scheduled = 0;
             gone[dropped++] = e.h;
@@ -133,22 +133,22 @@ void __heap_compact(__heap *heap)
     heap->len = kept;
     heap->cancelled -= dropped;
     for (Py_ssize_t i = kept / 2 - 1; i >= 0; i--) {
-        __sift_down(heap, i);
+        sift_down(heap, i);
     }
     if (heap->cap > 256 && heap->len < heap->cap / 4) {
-        (void)__heap_resize(heap, heap->cap / 2 > 256 ? heap->cap / 2 : 256);
+        (void)heap_resize(heap, heap->cap / 2 > 256 ? heap->cap / 2 : 256);
     }
     for (Py_ssize_t i = 0; i < dropped; i++) {
-        __heap_release(gone[i]);
+        heap_release(gone[i]);
     }
     PyMem_Free(gone);
 }
 
 /* Empties the heap. Releasing a handle can run arbitrary code that
    schedules timers again, so the array is detached first. */
-void __heap_clear(__heap *heap)
+void al__heap_clear(al_heap *heap)
 {
-    __heap_entry *items = heap->items;
+    al_heap_entry *items = heap->items;
     Py_ssize_t n = heap->len;
     heap->items = NULL;
     heap->len = heap->cap = heap->cancelled = 0;
@@ -156,7 +156,7 @@ void __heap_clear(__heap *heap)
         items[i].h->base.scheduled = 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        __heap_release(items[i].h);
+        heap_release(items[i].h);
     }
     PyMem_Free(items);
 }
