@@ -25,6 +25,21 @@
 
 typedef struct al_loop LoopObject;
 typedef struct al_handle HandleObject;
+typedef struct al_io al_io;
+
+/* Every object that owns a libuv I/O handle of a loop (transports, servers,
+   fd watchers) links one of these into its loop, so that closing the loop
+   can detach them: the object stays usable as a Python object (closed, or
+   warning when collected), but its libuv handle is closed with the loop.
+   The libuv handle itself is allocated apart from the Python object, so
+   that either can go first (see docs/architecture.md). */
+struct al_io {
+    al_io *prev;
+    al_io *next;
+    /* Called once by Loop.close(): close the libuv handle, drop whatever
+       reference the loop's activity held on the object. */
+    void (*loop_closing)(al_io *io);
+};
 
 /* Module state (PEP 489/573): types, cached asyncio objects, interned names. */
 typedef struct {
@@ -105,6 +120,12 @@ typedef struct {
     PyObject *str_get_asyncgen_hooks;
     PyObject *str_set_asyncgen_hooks;
     PyObject *str_is_finalizing;
+
+    /* poll.c */
+
+    /* stream.c */
+
+    /* dns.c */
 
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
@@ -217,6 +238,12 @@ struct al_loop {
     PyObject *signal_handlers; /* dict: signum -> Handle, or NULL */
     PyObject *old_agen_hooks;
     PyObject *coro_saved_depth;
+
+    /* Networking (stream.c, poll.c, server.c, dns.c). */
+    al_io io_objects;        /* list head of the al_io of live I/O objects */
+    PyObject *fd_transports; /* dict: fd -> weakref to the transport using it */
+    PyObject *fd_watchers;   /* dict: fd -> poll.c watcher (add_reader, sock_*) */
+    PyObject *pending_exc;   /* SystemExit/KeyboardInterrupt from an I/O callback */
 };
 
 /* module.c */
@@ -263,6 +290,24 @@ int al__ring_push(al_ring *ring, HandleObject *h);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
 void al__loop_hold_gil(LoopObject *loop);
+
+/* I/O objects (see al_io). */
+void al__loop_io_link(LoopObject *loop, al_io *io);
+void al__loop_io_unlink(al_io *io);
+/* Transports register the fd they use, as asyncio's loop._transports:
+   add_reader/add_writer/sock_* refuse an fd whose transport is not closing. */
+int al__loop_register_transport(LoopObject *loop, int fd, PyObject *transport);
+void al__loop_unregister_transport(LoopObject *loop, int fd, PyObject *transport);
+/* asyncio's _ensure_fd_no_transport: RuntimeError "File descriptor ... is
+   used by transport ..." (fileobj is what the caller was given). */
+int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj);
+/* For a libuv callback whose Python call failed: SystemExit and
+   KeyboardInterrupt (any BaseException that is not an Exception) are kept
+   to be raised from run_forever once uv_run returns, as asyncio lets them
+   out of its _run_once; returns 1 then. Returns 0, the error still set,
+   for an ordinary exception, which the caller reports (for a transport,
+   through call_exception_handler and a fatal close, as asyncio does). */
+int al__loop_stash_fatal_error(LoopObject *loop);
 
 /* Save and restore the raised exception around cleanup code. */
 static inline PyObject *al__err_fetch(void)

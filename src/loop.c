@@ -460,6 +460,19 @@ static int loop_run_handle_debug(LoopObject *self, HandleObject *h)
     return rc;
 }
 
+/* A SystemExit or KeyboardInterrupt raised by an I/O callback during the
+   poll (al__loop_stash_fatal_error) ends the run here. */
+static inline int loop_raise_pending(LoopObject *self)
+{
+    if (self->pending_exc == NULL) {
+        return 0;
+    }
+    PyObject *exc = self->pending_exc;
+    self->pending_exc = NULL;
+    al__err_restore(exc);
+    return -1;
+}
+
 static int loop_poll(LoopObject *self)
 {
     int64_t timeout_ms = -1;
@@ -486,6 +499,7 @@ static int loop_poll(LoopObject *self)
            handlers run from PyErr_CheckSignals below. */
         if (self->io_watchers > 0) {
             uv_run(&self->uv, UV_RUN_NOWAIT);
+            return loop_raise_pending(self);
         }
         return 0;
     }
@@ -507,7 +521,7 @@ static int loop_poll(LoopObject *self)
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);
     }
-    return 0;
+    return loop_raise_pending(self);
 }
 
 /* Cancelled timers leave the heap here, as in asyncio's _run_once: all of
@@ -920,6 +934,125 @@ static void loop_walk_close(uv_handle_t *handle, void *arg)
     }
 }
 
+/* --- I/O objects --------------------------------------------------------- */
+
+void al__loop_io_link(LoopObject *loop, al_io *io)
+{
+    io->next = loop->io_objects.next;
+    io->prev = &loop->io_objects;
+    loop->io_objects.next->prev = io;
+    loop->io_objects.next = io;
+}
+
+void al__loop_io_unlink(al_io *io)
+{
+    if (io->next != NULL) {
+        io->prev->next = io->next;
+        io->next->prev = io->prev;
+        io->next = io->prev = NULL;
+    }
+}
+
+/* Each hook may release the last reference to its object (and so unlink
+   it, or others): take the first one off the list before calling it. */
+static void loop_detach_io(LoopObject *self)
+{
+    while (self->io_objects.next != &self->io_objects) {
+        al_io *io = self->io_objects.next;
+        al__loop_io_unlink(io);
+        io->loop_closing(io);
+    }
+}
+
+int al__loop_register_transport(LoopObject *loop, int fd, PyObject *transport)
+{
+    if (loop->fd_transports == NULL && (loop->fd_transports = PyDict_New()) == NULL) {
+        return -1;
+    }
+    PyObject *key = PyLong_FromLong(fd);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *ref = PyWeakref_NewRef(transport, NULL);
+    int rc = ref ? PyDict_SetItem(loop->fd_transports, key, ref) : -1;
+    Py_XDECREF(ref);
+    Py_DECREF(key);
+    return rc;
+}
+
+void al__loop_unregister_transport(LoopObject *loop, int fd, PyObject *transport)
+{
+    if (loop->fd_transports == NULL) {
+        return;
+    }
+    PyObject *exc = al__err_fetch();
+    PyObject *key = PyLong_FromLong(fd);
+    if (key != NULL) {
+        PyObject *ref = PyDict_GetItemWithError(loop->fd_transports, key); /* borrowed */
+        /* Only our own entry: the fd may have been reused by another. */
+        if (ref != NULL && PyWeakref_Check(ref)) {
+            PyObject *obj = PyWeakref_GetObject(ref); /* borrowed */
+            if (obj == transport || obj == Py_None) {
+                if (PyDict_DelItem(loop->fd_transports, key) < 0) {
+                    PyErr_Clear();
+                }
+            }
+        }
+        PyErr_Clear();
+        Py_DECREF(key);
+    }
+    else {
+        PyErr_Clear();
+    }
+    al__err_restore(exc);
+}
+
+int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj)
+{
+    if (loop->fd_transports == NULL || PyDict_GET_SIZE(loop->fd_transports) == 0) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromLong(fd);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *ref = PyDict_GetItemWithError(loop->fd_transports, key); /* borrowed */
+    Py_DECREF(key);
+    if (ref == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *transport = PyWeakref_GetObject(ref); /* borrowed */
+    if (transport == NULL || transport == Py_None) {
+        return transport == NULL ? -1 : 0;
+    }
+    Py_INCREF(transport);
+    PyObject *closing = PyObject_CallMethod(transport, "is_closing", NULL);
+    int truth = closing ? PyObject_IsTrue(closing) : -1;
+    Py_XDECREF(closing);
+    if (truth == 0) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %R is used by transport %R", fileobj,
+                     transport);
+    }
+    Py_DECREF(transport);
+    return truth == 0 ? -1 : (truth < 0 ? -1 : 0);
+}
+
+int al__loop_stash_fatal_error(LoopObject *loop)
+{
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        return 0;
+    }
+    PyObject *exc = al__err_fetch();
+    if (loop->pending_exc == NULL) {
+        loop->pending_exc = exc;
+    }
+    else {
+        Py_DECREF(exc); /* the first one wins, as it would have ended the run */
+    }
+    uv_stop(&loop->uv);
+    return 1;
+}
+
 /* Closes every libuv handle of the loop, then the libuv loop itself. */
 static void loop_close_uv(LoopObject *self)
 {
@@ -990,6 +1123,7 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
     if (!failed && al__signal_remove_all(self) < 0) {
         failed = 1;
     }
+    loop_detach_io(self);
     loop_close_uv(self);
     if (failed) {
         return NULL;
@@ -1422,6 +1556,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->module = Py_NewRef(module);
     self->state = st;
     self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
+    self->io_objects.prev = self->io_objects.next = &self->io_objects;
     self->slow_callback_duration = 0.1;
     self->fork_generation = al__fork_generation;
     st->live_loops++;
@@ -1487,6 +1622,9 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->old_agen_hooks);
     Py_VISIT(self->coro_saved_depth);
     Py_VISIT(self->wakeup_saved);
+    Py_VISIT(self->fd_transports);
+    Py_VISIT(self->fd_watchers);
+    Py_VISIT(self->pending_exc);
     for (size_t i = 0; i < self->ready.len; i++) {
         HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
         int rc = loop_visit_handle(h, visit, arg);
@@ -1515,6 +1653,9 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
     Py_CLEAR(self->wakeup_saved);
+    Py_CLEAR(self->fd_transports);
+    Py_CLEAR(self->fd_watchers);
+    Py_CLEAR(self->pending_exc);
     ring_clear(&self->ready);
     al__heap_clear(&self->timers);
     return 0;
@@ -1775,6 +1916,13 @@ static PyMethodDef Loop_methods[] = {
     {"_set_coroutine_origin_tracking", (PyCFunction)Loop_set_coro_tracking_meth, METH_O, NULL},
     {"_run_once", (PyCFunction)Loop_run_once_meth, METH_NOARGS, NULL},
     {"_pending_counts", (PyCFunction)Loop_pending_counts, METH_NOARGS, NULL},
+
+    /* poll.c: add_reader/add_writer, sock_* */
+
+    /* stream.c, tcp/unix: transports */
+
+    /* dns.c */
+
     {NULL, NULL},
 };
 
