@@ -244,6 +244,12 @@ struct al_loop {
     PyObject *fd_transports; /* dict: fd -> weakref to the transport using it */
     PyObject *fd_watchers;   /* dict: fd -> poll.c watcher (add_reader, sock_*) */
     PyObject *pending_exc;   /* SystemExit/KeyboardInterrupt from an I/O callback */
+    struct {
+        uv_poll_t *handle;
+        uv_poll_cb cb;
+    } * poll_started; /* al__poll_start since the last poll */
+    Py_ssize_t n_poll_started;
+    Py_ssize_t cap_poll_started;
 };
 
 /* module.c */
@@ -290,6 +296,15 @@ int al__ring_push(al_ring *ring, HandleObject *h);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
 void al__loop_hold_gil(LoopObject *loop);
+
+/* uv_poll_start through the loop. libuv applies a new or changed watch
+   only at its next poll, and aborts the process if the fd is closed by
+   then (epoll_ctl EBADF). The loop checks the fds started since its last
+   poll just before polling: a closed one is stopped, and its callback
+   called with UV_EBADF instead. */
+int al__poll_start(LoopObject *loop, uv_poll_t *handle, int events, uv_poll_cb cb);
+/* Before uv_close() or free of a handle given to al__poll_start. */
+void al__poll_forget(LoopObject *loop, uv_poll_t *handle);
 
 /* I/O objects (see al_io). */
 void al__loop_io_link(LoopObject *loop, al_io *io);

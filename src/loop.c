@@ -4,6 +4,8 @@
 #include "internal.h"
 
 #include <math.h>
+#include <errno.h>
+#include <fcntl.h>
 
 /* --- the ready queue ---------------------------------------------------- */
 
@@ -460,6 +462,8 @@ static int loop_run_handle_debug(LoopObject *self, HandleObject *h)
     return rc;
 }
 
+static void loop_check_poll_started(LoopObject *self);
+
 /* A SystemExit or KeyboardInterrupt raised by an I/O callback during the
    poll (al__loop_stash_fatal_error) ends the run here. */
 static inline int loop_raise_pending(LoopObject *self)
@@ -475,6 +479,12 @@ static inline int loop_raise_pending(LoopObject *self)
 
 static int loop_poll(LoopObject *self)
 {
+    if (self->n_poll_started > 0) {
+        loop_check_poll_started(self);
+        if (self->pending_exc != NULL) {
+            return loop_raise_pending(self);
+        }
+    }
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
@@ -962,6 +972,7 @@ static void loop_detach_io(LoopObject *self)
         al__loop_io_unlink(io);
         io->loop_closing(io);
     }
+    self->n_poll_started = 0;
 }
 
 int al__loop_register_transport(LoopObject *loop, int fd, PyObject *transport)
@@ -1051,6 +1062,65 @@ int al__loop_stash_fatal_error(LoopObject *loop)
     }
     uv_stop(&loop->uv);
     return 1;
+}
+
+int al__poll_start(LoopObject *loop, uv_poll_t *handle, int events, uv_poll_cb cb)
+{
+    Py_ssize_t i;
+    for (i = 0; i < loop->n_poll_started; i++) {
+        if (loop->poll_started[i].handle == handle) {
+            break;
+        }
+    }
+    if (i == loop->n_poll_started) {
+        if (loop->n_poll_started == loop->cap_poll_started) {
+            Py_ssize_t cap = loop->cap_poll_started ? loop->cap_poll_started * 2 : 16;
+            void *items =
+                PyMem_Realloc(loop->poll_started, (size_t)cap * sizeof(*loop->poll_started));
+            if (items == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            loop->poll_started = items;
+            loop->cap_poll_started = cap;
+        }
+        loop->n_poll_started++;
+    }
+    loop->poll_started[i].handle = handle;
+    loop->poll_started[i].cb = cb;
+    int err = uv_poll_start(handle, events, cb);
+    if (err < 0) {
+        loop->poll_started[i] = loop->poll_started[--loop->n_poll_started];
+        return al__set_uv_error(err);
+    }
+    return 0;
+}
+
+void al__poll_forget(LoopObject *loop, uv_poll_t *handle)
+{
+    for (Py_ssize_t i = 0; i < loop->n_poll_started; i++) {
+        if (loop->poll_started[i].handle == handle) {
+            loop->poll_started[i] = loop->poll_started[--loop->n_poll_started];
+            return;
+        }
+    }
+}
+
+/* See al__poll_start. Callbacks may start or forget others: take one
+   entry at a time off the end. */
+static void loop_check_poll_started(LoopObject *self)
+{
+    while (self->n_poll_started > 0) {
+        uv_poll_t *handle = self->poll_started[self->n_poll_started - 1].handle;
+        uv_poll_cb cb = self->poll_started[self->n_poll_started - 1].cb;
+        self->n_poll_started--;
+        uv_os_fd_t fd;
+        if (uv_is_active((uv_handle_t *)handle) && uv_fileno((uv_handle_t *)handle, &fd) == 0 &&
+            fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            uv_poll_stop(handle);
+            cb(handle, UV_EBADF, 0);
+        }
+    }
 }
 
 /* Closes every libuv handle of the loop, then the libuv loop itself. */
@@ -1701,6 +1771,7 @@ static void Loop_dealloc(LoopObject *self)
         self->state->live_loops--;
     }
     PyObject *module = self->module;
+    PyMem_Free(self->poll_started);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
     Py_XDECREF(module);
