@@ -30,12 +30,12 @@ libuv:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libuv1-dev pkg-config; \
 	fi
 
-$(VENVS)/%/.ready:
+$(VENVS)/%/.ready: tests/requirements.txt
 	@py="$(call python_for,$*)"; \
 	if [ -z "$$py" ]; then echo "CPython $* not found"; exit 1; fi; \
 	echo "venv $* from $$py"; \
-	$$py -m venv $(VENVS)/$* && \
-	$(VENVS)/$*/bin/pip install -q --disable-pip-version-check pytest setuptools wheel && \
+	[ -x $(VENVS)/$*/bin/python ] || $$py -m venv $(VENVS)/$*; \
+	$(VENVS)/$*/bin/pip install -q --disable-pip-version-check setuptools wheel -r tests/requirements.txt && \
 	touch $@
 
 venvs: $(foreach v,$(VERSIONS),$(VENVS)/$(v)/.ready)

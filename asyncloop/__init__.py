@@ -8,9 +8,13 @@ Ways in:
 """
 
 import asyncio as __asyncio
+import os as __os
 import sys as __sys
 import weakref as _weakref
 from asyncio import base_events as __base_events
+from asyncio import selector_events as __selector_events
+from asyncio import sslproto as __sslproto
+from asyncio import unix_events as __unix_events
 
 from . import _core
 from ._core import __libuv_version__
@@ -20,6 +24,8 @@ __version__ = "0.1.0"
 
 
 _Base = __base_events.BaseEventLoop
+_Selector = __selector_events.BaseSelectorEventLoop
+_Unix = __unix_events._UnixSelectorEventLoop
 
 
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
@@ -29,6 +35,7 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         # State read by the asyncio methods reused below.
         self._asyncgens = _weakref.WeakSet()
         self._asyncgens_shutdown_called = False
+        self._unix_server_sockets = {}  # 3.13: listening sockets to unlink
 
     # Cold paths taken as they are from the running CPython's asyncio, so
     # that their behaviour (messages, warnings, per-version differences such
@@ -44,6 +51,73 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     shutdown_asyncgens = _Base.shutdown_asyncgens
     _asyncgen_firstiter_hook = _Base._asyncgen_firstiter_hook
     _asyncgen_finalizer_hook = _Base._asyncgen_finalizer_hook
+
+    # --- networking: connection set-up (cold paths) --------------------
+    # Opening a connection or a server happens once per connection: these
+    # are asyncio's own methods, so that every argument check, message,
+    # per-version keyword (all_errors, keep_alive, cleanup_socket, ...),
+    # happy eyeballs (asyncio.staggered) and the Server object are exactly
+    # asyncio's. They end in the C core: getaddrinfo (src/dns.c),
+    # sock_connect and the accept watcher (src/poll.c) and
+    # _make_socket_transport (src/stream.c), where the per-byte work is.
+    create_connection = _Base.create_connection
+    _connect_sock = _Base._connect_sock
+    _create_connection_transport = _Base._create_connection_transport
+    _ensure_resolved = _Base._ensure_resolved
+    create_server = _Base.create_server
+    _create_server_getaddrinfo = _Base._create_server_getaddrinfo
+    connect_accepted_socket = _Base.connect_accepted_socket
+    start_tls = _Base.start_tls
+    create_unix_connection = _Unix.create_unix_connection
+    create_unix_server = _Unix.create_unix_server
+    # The accept loop: asyncio's, including its EMFILE handling (log,
+    # stop accepting for a second, resume).
+    _start_serving = _Selector._start_serving
+    _accept_connection = _Selector._accept_connection
+    _accept_connection2 = _Selector._accept_connection2
+    # sock_sendfile falls back to sock_sendall as asyncio's does where the
+    # native path is unavailable.
+    sock_sendfile = _Base.sock_sendfile
+    _sock_sendfile_native = _Base._sock_sendfile_native
+    _sock_sendfile_fallback = _Base._sock_sendfile_fallback
+    _check_sendfile_params = _Base._check_sendfile_params
+
+    _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
+
+    def _add_reader(self, fd, callback, *args):
+        # The listening socket is no transport's: add_reader's check passes.
+        return self.add_reader(fd, callback, *args)
+
+    def _remove_reader(self, fd):
+        return self.remove_reader(fd)
+
+    def _stop_serving(self, sock):
+        # asyncio's unix loop: also unlink a Unix server's socket file if
+        # it is still the one we bound (3.13's cleanup_socket).
+        path = sock.getsockname() if sock in self._unix_server_sockets else None
+        self._remove_reader(sock.fileno())
+        sock.close()
+        if path is not None:
+            prev_ino = self._unix_server_sockets.pop(sock)
+            try:
+                if __os.stat(path).st_ino == prev_ino:
+                    __os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                __base_events.logger.error("Unable to clean up listening UNIX socket %r: %r",
+                                           path, err)
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
+                            server_side=False, server_hostname=None, extra=None,
+                            server=None, **timeouts):
+        # TLS in Python (asyncio.sslproto) over the C socket transport, as
+        # asyncio's selector loop does it, until a C TLS layer exists.
+        self._ensure_fd_no_transport(rawsock)
+        ssl_protocol = __sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side,
+                                              server_hostname, **timeouts)
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
 
 
 def new_event_loop() -> Loop:

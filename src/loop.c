@@ -1857,6 +1857,26 @@ static PyObject *Loop_get_task_factory_attr(LoopObject *self, void *Py_UNUSED(c)
     return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
 }
 
+/* asyncio's loop._transports: fd -> transport, the live ones. */
+static PyObject *Loop_get_transports(LoopObject *self, void *Py_UNUSED(c))
+{
+    PyObject *result = PyDict_New();
+    if (result == NULL || self->fd_transports == NULL) {
+        return result;
+    }
+    PyObject *fd, *ref; /* borrowed */
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(self->fd_transports, &pos, &fd, &ref)) {
+        PyObject *transport = PyWeakref_GetObject(ref); /* borrowed */
+        if (transport == NULL ||
+            (transport != Py_None && PyDict_SetItem(result, fd, transport) < 0)) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
 static PyObject *Loop_get_signal_handlers(LoopObject *self, void *Py_UNUSED(c))
 {
     if (self->signal_handlers == NULL) {
@@ -1887,6 +1907,7 @@ static PyGetSetDef Loop_getset[] = {
     {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
     {"_task_factory", (getter)Loop_get_task_factory_attr, NULL, NULL, NULL},
     {"_signal_handlers", (getter)Loop_get_signal_handlers, NULL, NULL, NULL},
+    {"_transports", (getter)Loop_get_transports, NULL, NULL, NULL},
     {"_coroutine_origin_tracking_enabled", (getter)Loop_get_coro_tracking, NULL, NULL, NULL},
     {NULL},
 };
