@@ -298,6 +298,9 @@ static int module_clear(PyObject *module)
         &st->str_set_result,
         &st->str_submit,
         &st->str_shutdown,
+        &st->str_wait,
+        &st->str_debug,
+        &st->str_firstiter,
         &st->str_finalizer,
         &st->str_firstiter_hook,
         &st->str_finalizer_hook,
@@ -312,6 +315,7 @@ static int module_clear(PyObject *module)
         &st->str_get_coro_depth,
         &st->str_get_asyncgen_hooks,
         &st->str_set_asyncgen_hooks,
+        &st->str_is_finalizing,
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         Py_CLEAR(*names[i]);
