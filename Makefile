@@ -82,6 +82,7 @@ bench: build
 	@# byte-compiled, as pip leaves an installed package (uvloop's is)
 	@$(VENVS)/$(BENCH_VERSION)/bin/python -m compileall -q asyncloop
 	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/run.py $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/net.py $(NET_BENCH_ARGS)
 
 format:
 	clang-format -i src/*.c src/*.h

@@ -1,0 +1,292 @@
+"""Network benchmarks: asyncio, uvloop, rloop and asyncloop side by side.
+
+    python benchmarks/net.py                     # echo + memory, ~5 min
+    python benchmarks/net.py --quick             # shorter runs
+    python benchmarks/net.py --filter echo --markdown
+
+echo      An echo server (benchmarks/net_server.py) in four modes --
+          Protocol, BufferedProtocol, streams, sock_* -- with 1, 10 and 100
+          KiB messages over 10 concurrent connections.  The load generator
+          is compiled C (echo_client.c, plain epoll, built here) pinned to
+          the other core than the server.  A pure-C libuv echo server
+          (uv_echo.c) is the ceiling row.  Reported: round trips per second,
+          and per server CPU-second (the server's utime+stime over the timed
+          window, from /proc), which is what the loop itself costs and the
+          figure the ratios use.
+memory    The server's RSS per idle connection with 10 000 connections open
+          (Protocol mode).
+
+Method: every (case, loop) runs in a fresh server process; repetitions are
+interleaved (every loop runs a case before the next repetition) and the
+best repetition is reported, as in run.py.  A loop that fails a case is
+reported as such, with its error, and the others still run.
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.path.join(HERE, "build")
+SERVER = os.path.join(HERE, "net_server.py")
+LOOPS = ("asyncio", "uvloop", "rloop", "asyncloop")
+MODES = ("protocol", "buffered", "streams", "sock")
+SIZES = (1024, 10 * 1024, 100 * 1024)
+CONNECTIONS = 10
+SERVER_CPU = 0
+CLIENT_CPU = 1
+
+
+def build_tools():
+    os.makedirs(BUILD, exist_ok=True)
+    uv = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"], capture_output=True,
+                        text=True, check=True).stdout.split()
+    for name, extra in (("echo_client", []), ("uv_echo", uv)):
+        src = os.path.join(HERE, name + ".c")
+        out = os.path.join(BUILD, name)
+        if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+            subprocess.run(["gcc", "-O2", "-o", out, src, *extra], check=True)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu):
+    def pin():
+        if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
+            os.sched_setaffinity(0, {cpu})
+    return pin
+
+
+class Failure(Exception):
+    pass
+
+
+def start_server(loop, mode, where):
+    if loop == "libuv":
+        cmd = [os.path.join(BUILD, "uv_echo"), where]
+    else:
+        cmd = [sys.executable, SERVER, loop, mode, where]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=pinned(SERVER_CPU), env=env)
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        err = proc.stderr.read().strip().splitlines()
+        raise Failure(err[-1] if err else f"exited with {proc.wait()}")
+    return proc
+
+
+def stop_server(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def echo_case(loop, mode, size, seconds):
+    port = str(free_port())
+    proc = start_server(loop, mode, port)
+    client = os.path.join(BUILD, "echo_client")
+    try:
+        # Warm-up: connections made, allocators and caches settled.
+        subprocess.run([client, "127.0.0.1", port, str(CONNECTIONS), str(size), "0.3"],
+                       capture_output=True, preexec_fn=pinned(CLIENT_CPU), check=False)
+        cpu0 = cpu_seconds(proc.pid)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [client, "127.0.0.1", port, str(CONNECTIONS), str(size), str(seconds)],
+            capture_output=True, text=True, preexec_fn=pinned(CLIENT_CPU))
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu0
+        if out.returncode != 0 or proc.poll() is not None:
+            err = (proc.stderr.read() if proc.poll() is not None else out.stderr).strip()
+            raise Failure(err.splitlines()[-1] if err else "client failed")
+        n = int(out.stdout)
+        return {"rps": n / wall, "per_cpu": n / cpu if cpu > 0 else float("nan")}
+    finally:
+        stop_server(proc)
+
+
+def memory_case(loop, nconn):
+    port = free_port()
+    proc = start_server(loop, "protocol", str(port))
+    socks = []
+    try:
+        time.sleep(0.2)
+        before = rss_bytes(proc.pid)
+        for _ in range(nconn):
+            s = socket.create_connection(("127.0.0.1", port))
+            socks.append(s)
+        # Every connection accepted and idle: one byte echoed on the last.
+        socks[-1].sendall(b"x")
+        socks[-1].recv(1)
+        time.sleep(0.5)
+        after = rss_bytes(proc.pid)
+        if proc.poll() is not None:
+            raise Failure("server exited")
+        return {"bytes_per_conn": (after - before) / nconn}
+    finally:
+        for s in socks:
+            s.close()
+        stop_server(proc)
+
+
+def available_loops(wanted):
+    loops = []
+    for name in wanted:
+        mod = {"asyncio": "asyncio", "uvloop": "uvloop", "rloop": "rloop",
+               "asyncloop": "asyncloop"}[name]
+        r = subprocess.run([sys.executable, "-c", f"import {mod}"], capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+        if r.returncode == 0:
+            loops.append(name)
+        else:
+            print(f"  {name}: NOT AVAILABLE", file=sys.stderr)
+    return loops
+
+
+def fmt_rate(x):
+    if x != x:
+        return "-"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f}k"
+    return f"{x:.0f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--filter", default="", help="echo, memory, or a mode name")
+    ap.add_argument("--loops", default=",".join(LOOPS))
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    seconds = args.seconds or (1.0 if args.quick else 2.0)
+    repeat = args.repeat or (1 if args.quick else 3)
+    filters = [f for f in args.filter.split(",") if f]
+
+    def wanted(*names):
+        return not filters or any(f in names for f in filters)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    build_tools()
+    loops = available_loops(args.loops.split(","))
+    print(f"loops: {', '.join(loops)}; {CONNECTIONS} connections, {seconds:g} s per run, "
+          f"best of {repeat}", file=sys.stderr)
+
+    results = {}
+    cases = []
+    if wanted("echo", *MODES):
+        for mode in MODES:
+            if filters and mode not in filters and "echo" not in filters:
+                continue
+            for size in SIZES:
+                cases.append(("echo", mode, size))
+    for rep in range(repeat):
+        for kind, mode, size in cases:
+            rows = loops + (["libuv"] if mode == "protocol" else [])
+            order = rows[rep % len(rows):] + rows[:rep % len(rows)]
+            for loop in order:
+                key = (mode, size, loop)
+                if isinstance(results.get(key), str):
+                    continue
+                try:
+                    r = echo_case(loop, mode, size, seconds)
+                except Failure as exc:
+                    results[key] = f"fails: {exc}"[:60]
+                    continue
+                best = results.get(key)
+                if best is None or r["per_cpu"] > best["per_cpu"]:
+                    results[key] = r
+        print(f"  repetition {rep + 1}/{repeat} done", file=sys.stderr)
+
+    mem = {}
+    if wanted("memory"):
+        n = 2000 if args.quick else 10000
+        for loop in loops:
+            try:
+                mem[loop] = memory_case(loop, n)
+            except (Failure, OSError) as exc:
+                mem[loop] = f"fails: {exc}"[:60]
+
+    print_tables(loops, cases, results, mem, args.markdown)
+
+
+def print_tables(loops, cases, results, mem, markdown):
+    def row(cells):
+        if markdown:
+            return "| " + " | ".join(cells) + " |"
+        return "  ".join(f"{c:>14}" for c in cells)
+
+    if cases:
+        print()
+        head = ["echo mode, size"] + [f"{lp} /cpu-s" for lp in loops] + ["libuv C"]
+        ratios = [("asyncloop", "uvloop"), ("asyncloop", "rloop"), ("asyncloop", "asyncio"),
+                  ("asyncloop", "libuv")]
+        head += [f"al/{b[:5]}" for _, b in ratios]
+        print(row(head))
+        if markdown:
+            print("|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|")
+        for _, mode, size in cases:
+            cells = [f"{mode} {size // 1024} KiB"]
+            for lp in loops + ["libuv"]:
+                r = results.get((mode, size, lp))
+                if r is None:
+                    cells.append("-")
+                elif isinstance(r, str):
+                    cells.append(r)
+                else:
+                    cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
+            for a, b in ratios:
+                ra, rb = results.get((mode, size, a)), results.get((mode, size, b))
+                if isinstance(ra, dict) and isinstance(rb, dict):
+                    cells.append(f"{ra['per_cpu'] / rb['per_cpu']:.2f}")
+                else:
+                    cells.append("-")
+            print(row(cells))
+        print()
+        print("_round trips per server CPU-second (and per wall second); ratios per "
+              "server CPU-second; best of the repetitions_")
+    if mem:
+        print()
+        print(row(["idle connection"] + [f"{lp} B/conn" for lp in loops] + ["al/uv"]))
+        if markdown:
+            print("|" + "|".join([":---"] + ["---:"] * (len(loops) + 1)) + "|")
+        cells = ["RSS per connection"]
+        for lp in loops:
+            m = mem.get(lp)
+            cells.append(m if isinstance(m, str) else f"{m['bytes_per_conn']:.0f}")
+        a, b = mem.get("asyncloop"), mem.get("uvloop")
+        cells.append(f"{a['bytes_per_conn'] / b['bytes_per_conn']:.2f}"
+                     if isinstance(a, dict) and isinstance(b, dict) else "-")
+        print(row(cells))
+
+
+if __name__ == "__main__":
+    main()
