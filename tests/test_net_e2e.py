@@ -336,7 +336,7 @@ def test_uvicorn_subprocess_with_asyncloop_loop(tmp_path):
         "    await send({'type': 'http.response.body',\n"
         "                'body': (loop.__module__ + '.' + loop.__qualname__).encode()})\n")
     port = free_port()
-    env = pythonpath_env(str(tmp_path))
+    env = pythonpath_env()  # python -m puts the cwd (app.py) on sys.path
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
          "--port", str(port), "--loop", "asyncloop:new_event_loop", "--lifespan", "off"],
