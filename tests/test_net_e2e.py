@@ -357,7 +357,7 @@ def test_uvicorn_subprocess_with_asyncloop_loop(tmp_path):
                     break
                 time.sleep(0.05)
         assert body is not None, proc.stdout.read().decode(errors="replace")
-        assert body.endswith(b"asyncloop.Loop"), body
+        assert b"\r\nasyncloop.Loop\r\n0\r\n" in body, body
     finally:
         proc.terminate()
         proc.wait(30)
