@@ -88,7 +88,7 @@ def _run_310(main, debug):
     if events._get_running_loop() is not None:
         raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if not coroutines.iscoroutine(main):
-        raise ValueError("a coroutine was expected, got {!r}".format(main))
+        raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = new_event_loop()
     try:
         events.set_event_loop(loop)
