@@ -9,8 +9,7 @@ import signal
 
 import pytest
 
-from conftest import (PY, Recorder, Returned, assert_raises_like_asyncio, capture,
-                      run_briefly)
+from conftest import PY, Recorder, Returned, assert_raises_like_asyncio, capture, run_briefly
 
 var = contextvars.ContextVar("var", default="default")
 

@@ -31,11 +31,18 @@ import inspect
 import types
 import unittest
 
-from . import PY, LOOP_NAME, Stats, Watchdog, install_policy, new_event_loop, restore_policy
-from . import expected
-
 from test.test_asyncio import utils as test_utils
 
+from . import (
+    LOOP_NAME,
+    PY,
+    Stats,
+    Watchdog,
+    expected,
+    install_policy,
+    new_event_loop,
+    restore_policy,
+)
 
 # ----------------------------------------------------------------------------
 # What runs
