@@ -129,7 +129,7 @@ def run_process(cmd, env, timeout, cwd=ROOT):
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise Failure("timeout", f"no exit after {timeout} s\n{tail(err)}".rstrip())
+        raise Failure("timeout", f"no exit after {timeout} s\n{tail(err)}".rstrip()) from e
     elapsed = time.perf_counter() - t0
     if p.returncode != 0:
         kind = "crash" if p.returncode < 0 else "error"
@@ -141,8 +141,8 @@ def run_worker(args, env, timeout=WORKER_TIMEOUT):
     out, _ = run_process([sys.executable, MICRO, *args], env, timeout)
     try:
         return json.loads(out.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise Failure("error", f"worker printed no result: {out[-500:]!r}")
+    except (IndexError, ValueError) as e:
+        raise Failure("error", f"worker printed no result: {out[-500:]!r}") from e
 
 
 # --------------------------------------------------------------------------
@@ -426,7 +426,7 @@ def render(head, rows, note, markdown):
 
     def line(r):
         return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths)))
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
     out = [line(head), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     out.append(f"({note})")
@@ -546,7 +546,7 @@ def plot(path, title, res, benches, ex_res, loops):
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     colors = ["tab:blue", "tab:orange", "tab:green"]
     bar = 0.8 / len(cols)
-    for ax, (panel_title, names, get) in zip(axes[:, 0], panels):
+    for ax, (panel_title, names, get) in zip(axes[:, 0], panels, strict=True):
         spread = 1.5
         for j, (a, c) in enumerate(cols):
             vals = [get(a, c, n) for n in names]
@@ -555,7 +555,7 @@ def plot(path, title, res, benches, ex_res, loops):
             # right for > 1.  Missing values (failed or absent loop) get none.
             ax.barh(ys, [(v - 1.0) if v else 0 for v in vals], left=1.0,
                     height=bar, color=colors[j], label=f"{a} / {c}")
-            for y, v in zip(ys, vals):
+            for y, v in zip(ys, vals, strict=True):
                 if v:
                     ax.text(v, y, f" {v:.2f} ",
                             va="center", ha="left" if v >= 1 else "right", fontsize=7)

@@ -226,7 +226,7 @@ def test_slow_callback_duration_any_object(loop):
         loop.run_forever()
     del loop.slow_callback_duration
     with pytest.raises(AttributeError):
-        loop.slow_callback_duration
+        _ = loop.slow_callback_duration
     loop.slow_callback_duration = 10 ** 400  # never slow: nothing logged
     loop.call_soon(loop.stop)
     loop.run_forever()

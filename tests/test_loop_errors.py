@@ -245,7 +245,7 @@ def test_coroutine_function_debug(loop, method):
     for cb in (coro_fn, ):
         args = (cb,) if method.startswith("call_soon") else (0.001, cb)
 
-        def action(lp):
+        def action(lp, args=args):
             lp.set_debug(True)
             return getattr(lp, method)(*args)
 
