@@ -13,7 +13,7 @@ import weakref as _weakref
 from asyncio import base_events as __base_events
 
 from . import _core
-from ._core import __libuv_version__
+from ._core import __libuv_version__ as __libuv_version__  # re-exported
 
 __all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
 __version__ = "0.1.0"
