@@ -185,7 +185,8 @@ def test_debug_run_in_executor_checks_callback(loop):
 
     with pytest.raises(TypeError, match=r"^coroutines cannot be used with run_in_executor\(\)$"):
         loop.run_in_executor(None, coro_fn)
-    with pytest.raises(TypeError, match=r"^a callable object was expected by run_in_executor\(\), got 1$"):
+    expected = r"^a callable object was expected by run_in_executor\(\), got 1$"
+    with pytest.raises(TypeError, match=expected):
         loop.run_in_executor(None, 1)
 
 

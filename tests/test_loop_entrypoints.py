@@ -132,7 +132,8 @@ import sibling
 
 async def main():
     await asyncio.sleep(0)
-    return type(asyncio.get_running_loop()).__module__ + "." + type(asyncio.get_running_loop()).__qualname__
+    cls = type(asyncio.get_running_loop())
+    return cls.__module__ + "." + cls.__qualname__
 
 print(json.dumps({
     "argv": sys.argv,

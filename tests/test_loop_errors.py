@@ -277,8 +277,8 @@ def test_call_later_none(loop):
 
 
 def test_call_at_none(loop):
-    assert_raises_like_asyncio(loop, lambda lp: lp.call_at(None, print), (TypeError, AssertionError),
-                               message=PY >= (3, 11))
+    assert_raises_like_asyncio(loop, lambda lp: lp.call_at(None, print),
+                               (TypeError, AssertionError), message=PY >= (3, 11))
 
 
 @pytest.mark.parametrize("bad", ["x", b"1", [1], object()], ids=repr)
