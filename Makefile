@@ -4,6 +4,9 @@
 #                run the whole test suite on each CPython
 #   make bench   build, run the benchmark suite and the tutorial examples on
 #                asyncio, uvloop and asyncloop, print the table
+#   make lint    install what is missing (clang-format, clang-tidy, ruff, mypy),
+#                then clang-format, clang-tidy, a -Werror build and stubtest on
+#                each CPython, and ruff; fails on any finding
 #
 # ASYNCLOOP_BUILD=release|debug|sanitize selects the C build mode.
 
@@ -18,7 +21,8 @@ export ASYNCLOOP_BUILD
 # The interpreter for a minor version: pyenv's newest, else one on PATH.
 python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python3))),$(shell command -v python$(1)))
 
-.PHONY: all test bench deps libuv venvs build install-check clean format sanitize-test debug-test
+.PHONY: all test bench deps libuv venvs build install-check clean format sanitize-test debug-test \
+	lint lint-tools
 
 all: build
 
@@ -86,6 +90,48 @@ bench: build
 
 format:
 	clang-format -i src/*.c src/*.h
+
+# --- lint ---------------------------------------------------------------
+LINT_PY := $(VENVS)/$(BENCH_VERSION)/bin/python
+PY_SOURCES := asyncloop tests benchmarks examples
+# clang-tidy compiles as setup.py does: CPython's headers, libuv's cflags,
+# C11, and the mode's defines (release: NDEBUG, from CPython's CFLAGS; debug
+# and sanitize: asserts on, ASYNCLOOP_DEBUG).
+TIDY_DEFINES = $(if $(filter release,$(ASYNCLOOP_BUILD)),-DNDEBUG,-UNDEBUG -DASYNCLOOP_DEBUG=1)
+
+lint-tools: libuv venvs
+	@missing=""; \
+	command -v clang-format >/dev/null || missing="$$missing clang-format"; \
+	command -v clang-tidy >/dev/null || missing="$$missing clang-tidy"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@# ruff on the lint interpreter; mypy (for stubtest) on each CPython
+	@$(LINT_PY) -m ruff --version >/dev/null 2>&1 || \
+	  $(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check ruff
+	@for v in $(VERSIONS); do \
+	  $(VENVS)/$$v/bin/python -c 'import mypy.stubtest' 2>/dev/null || \
+	  $(VENVS)/$$v/bin/pip install -q --disable-pip-version-check mypy || exit 1; \
+	done
+
+lint: lint-tools
+	@set -eo pipefail; \
+	echo "lint: clang-format"; \
+	clang-format --dry-run --Werror src/*.c src/*.h; \
+	echo "lint: clang-tidy ($$ASYNCLOOP_BUILD)"; \
+	inc=$$($(LINT_PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+	clang-tidy --quiet src/*.c -- -I"$$inc" $$(pkg-config --cflags libuv) -std=c11 $(TIDY_DEFINES) \
+	  2>&1 | { grep -v '^[0-9]* warnings generated\.$$' || true; }; \
+	echo "lint: ruff"; \
+	$(LINT_PY) -m ruff check --quiet $(PY_SOURCES); \
+	for v in $(VERSIONS); do \
+	  echo "lint: -Werror build ($$ASYNCLOOP_BUILD) and stubtest on $$v"; \
+	  ASYNCLOOP_WERROR=1 $(VENVS)/$$v/bin/python setup.py -q build_ext --inplace --force >/dev/null; \
+	  PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python -m mypy.stubtest asyncloop; \
+	done
 
 clean:
 	rm -rf build asyncloop/*.so *.egg-info $(VENVS)

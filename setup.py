@@ -4,6 +4,8 @@ ASYNCLOOP_BUILD selects the build mode:
   release  (default) -O2, NDEBUG
   debug    -O0 -g, asserts on (-UNDEBUG), live-object counters
   sanitize debug + AddressSanitizer and UndefinedBehaviorSanitizer
+
+ASYNCLOOP_WERROR=1 turns compiler warnings into errors (`make lint` sets it).
 """
 import glob
 import os
@@ -61,6 +63,8 @@ compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                 "-Wno-missing-field-initializers", "-fvisibility=hidden"]
 link_args = []
 macros = []
+if os.environ.get("ASYNCLOOP_WERROR", "").strip() not in ("", "0"):
+    compile_args += ["-Werror"]
 if MODE == "release":
     compile_args += ["-O2"]
 else:

@@ -17,7 +17,7 @@ from asyncio import sslproto as __sslproto
 from asyncio import unix_events as __unix_events
 
 from . import _core
-from ._core import __libuv_version__
+from ._core import __libuv_version__ as __libuv_version__  # re-exported
 
 __all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
 __version__ = "0.1.0"
@@ -162,7 +162,7 @@ def _run_310(main, debug):
     if events._get_running_loop() is not None:
         raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if not coroutines.iscoroutine(main):
-        raise ValueError("a coroutine was expected, got {!r}".format(main))
+        raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = new_event_loop()
     try:
         events.set_event_loop(loop)

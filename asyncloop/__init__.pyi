@@ -1,5 +1,7 @@
 import asyncio
-from typing import Any, Coroutine, TypeVar
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from . import _core
 
@@ -11,6 +13,11 @@ _T = TypeVar("_T")
 
 class Loop(_core.Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def __init__(self) -> None: ...
+    # BaseEventLoop's, as the running CPython has it (a timeout from 3.12).
+    if sys.version_info >= (3, 12):
+        async def shutdown_default_executor(self, timeout: float | None = None) -> None: ...
+    else:
+        async def shutdown_default_executor(self) -> None: ...
 
 def new_event_loop() -> Loop: ...
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None, **run_kwargs: Any) -> _T: ...

@@ -129,7 +129,7 @@ def run_process(cmd, env, timeout, cwd=ROOT):
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise Failure("timeout", f"no exit after {timeout} s\n{tail(err)}".rstrip())
+        raise Failure("timeout", f"no exit after {timeout} s\n{tail(err)}".rstrip()) from e
     elapsed = time.perf_counter() - t0
     if p.returncode != 0:
         kind = "crash" if p.returncode < 0 else "error"
@@ -141,8 +141,8 @@ def run_worker(args, env, timeout=WORKER_TIMEOUT):
     out, _ = run_process([sys.executable, MICRO, *args], env, timeout)
     try:
         return json.loads(out.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise Failure("error", f"worker printed no result: {out[-500:]!r}")
+    except (IndexError, ValueError) as e:
+        raise Failure("error", f"worker printed no result: {out[-500:]!r}") from e
 
 
 # --------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def rotated(loops, k):
 
 def run_micro(benches, loops, env, cfg, quick):
     """Returns {bench: {loop: record}}, record having "samples" or "error"."""
-    res = {b.name: {l: {} for l in loops} for b in benches}
+    res = {b.name: {lp: {} for lp in loops} for b in benches}
     timed = [b for b in benches if b.kind != "memory"]
     mem = [b for b in benches if b.kind == "memory"]
     plan = [("throughput", timed, cfg["repeat"]), ("memory", mem, cfg["mem_repeat"])]
@@ -293,7 +293,7 @@ def run_examples(scripts, loops, env, cfg):
         rows = [("(start-up: empty script)", empty)] + \
             [(example_name(s), s) for s in scripts]
         for name, _ in rows:
-            res[name] = {l: {} for l in loops}
+            res[name] = {lp: {} for lp in loops}
         progress = Progress(len(rows) * len(loops) * cfg["ex_repeat"])
         for rep in range(cfg["ex_repeat"]):
             for name, script in rows:
@@ -363,17 +363,17 @@ def ratio_columns(loops):
 
 def micro_table(res, benches, loops):
     cols = ratio_columns(loops)
-    head = ["benchmark"] + [f"{l} ops/s" for l in loops] + \
+    head = ["benchmark"] + [f"{lp} ops/s" for lp in loops] + \
         [f"{SHORT[a]}/{SHORT[b]}" for a, b in cols]
     rows = []
     for b in benches:
         if b.kind == "memory":
             continue
         r = res[b.name]
-        best = {l: r[l].get("best") for l in loops}
+        best = {lp: r[lp].get("best") for lp in loops}
         rows.append([b.name] +
-                    [cell(r[l], lambda x: si(x["best"]) if "best" in x else None)
-                     for l in loops] +
+                    [cell(r[lp], lambda x: si(x["best"]) if "best" in x else None)
+                     for lp in loops] +
                     [fmt_ratio(ratio(best[a], best[c])) for a, c in cols])
     note = "ops/s: best of all runs; a/b = ops/s of a / ops/s of b (> 1: a is faster)"
     return head, rows, note
@@ -381,17 +381,17 @@ def micro_table(res, benches, loops):
 
 def memory_table(res, benches, loops):
     cols = [(a, b) for a, b in ratio_columns(loops)]
-    head = ["pending items (RSS / tracemalloc)"] + [f"{l} B/item" for l in loops] + \
+    head = ["pending items (RSS / tracemalloc)"] + [f"{lp} B/item" for lp in loops] + \
         [f"{SHORT[a]}/{SHORT[b]} RSS" for a, b in cols]
     rows = []
     for b in benches:
         if b.kind != "memory":
             continue
         r = res[b.name]
-        rss = {l: r[l].get("rss_per_item") for l in loops}
+        rss = {lp: r[lp].get("rss_per_item") for lp in loops}
         rows.append([f"{b.name} ({b.full:,})"] +
-                    [cell(r[l], lambda x: f"{x['rss_per_item']:.0f} / {x['traced_per_item']:.0f}"
-                          if "rss_per_item" in x else None) for l in loops] +
+                    [cell(r[lp], lambda x: f"{x['rss_per_item']:.0f} / {x['traced_per_item']:.0f}"
+                          if "rss_per_item" in x else None) for lp in loops] +
                     [fmt_ratio(ratio(rss[a], rss[c])) for a, c in cols])
     note = ("bytes per pending item, median of runs: RSS delta / tracemalloc delta "
             "(tracemalloc misses plain malloc); a/b RSS < 1: a uses less memory")
@@ -400,15 +400,15 @@ def memory_table(res, benches, loops):
 
 def examples_table(res, loops):
     cols = ratio_columns(loops)
-    head = ["script (wall time)"] + [f"{l} ms" for l in loops] + \
+    head = ["script (wall time)"] + [f"{lp} ms" for lp in loops] + \
         [f"{SHORT[a]}/{SHORT[b]}" for a, b in cols]
     rows = []
     for name, r in res.items():
-        best = {l: r[l].get("best") for l in loops}
+        best = {lp: r[lp].get("best") for lp in loops}
         # Speed ratio: time of b / time of a, so > 1 still means a is faster.
         rows.append([name] +
-                    [cell(r[l], lambda x: f"{x['best'] * 1e3:.0f}" if "best" in x else None)
-                     for l in loops] +
+                    [cell(r[lp], lambda x: f"{x['best'] * 1e3:.0f}" if "best" in x else None)
+                     for lp in loops] +
                     [fmt_ratio(ratio(best[c], best[a])) for a, c in cols])
     note = ("whole process incl. interpreter start-up, best of runs; "
             "a/b = time of b / time of a (> 1: a is faster)")
@@ -426,7 +426,7 @@ def render(head, rows, note, markdown):
 
     def line(r):
         return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths)))
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
     out = [line(head), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     out.append(f"({note})")
@@ -546,7 +546,7 @@ def plot(path, title, res, benches, ex_res, loops):
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     colors = ["tab:blue", "tab:orange", "tab:green"]
     bar = 0.8 / len(cols)
-    for ax, (panel_title, names, get) in zip(axes[:, 0], panels):
+    for ax, (panel_title, names, get) in zip(axes[:, 0], panels, strict=True):
         spread = 1.5
         for j, (a, c) in enumerate(cols):
             vals = [get(a, c, n) for n in names]
@@ -555,7 +555,7 @@ def plot(path, title, res, benches, ex_res, loops):
             # right for > 1.  Missing values (failed or absent loop) get none.
             ax.barh(ys, [(v - 1.0) if v else 0 for v in vals], left=1.0,
                     height=bar, color=colors[j], label=f"{a} / {c}")
-            for y, v in zip(ys, vals):
+            for y, v in zip(ys, vals, strict=True):
                 if v:
                     ax.text(v, y, f" {v:.2f} ",
                             va="center", ha="left" if v >= 1 else "right", fontsize=7)
@@ -615,8 +615,8 @@ def main():
         cfg["repeat"] = cfg["ex_repeat"] = opts.repeat
         cfg["mem_repeat"] = min(opts.repeat, cfg["mem_repeat"]) or 1
     terms = [t.strip().lower() for t in opts.filter.split(",") if t.strip()]
-    wanted = [l.strip() for l in opts.loops.split(",") if l.strip()]
-    bad = [l for l in wanted if l not in micro.LOOPS]
+    wanted = [lp.strip() for lp in opts.loops.split(",") if lp.strip()]
+    bad = [lp for lp in wanted if lp not in micro.LOOPS]
     if bad:
         ap.error(f"unknown loop(s): {', '.join(bad)}")
 
@@ -632,7 +632,7 @@ def main():
         else:
             log(f"  {name:10} NOT AVAILABLE -- skipped:\n"
                 + "\n".join("      " + ln for ln in missing[name].splitlines()[-3:]))
-    loops = [l for l in wanted if l in infos]
+    loops = [lp for lp in wanted if lp in infos]
     if not loops:
         log("no loop available")
         return 1
@@ -681,15 +681,15 @@ def main():
     failures, broken = [], []
     for tbl in (res, ex_res):
         for n, per_loop in tbl.items():
-            for l, r in per_loop.items():
+            for lp, r in per_loop.items():
                 if r.get("error") in (None, "missing"):
                     continue
-                (broken if "error" in per_loop.get("asyncio", {}) else failures).append((n, l, r))
+                (broken if "error" in per_loop.get("asyncio", {}) else failures).append((n, lp, r))
     for title, items in (("FAILURES", failures), ("FAILING ON ASYNCIO TOO", broken)):
         if items:
             out.append(f"{title}:")
-            for n, l, r in items:
-                out.append(f"--- {n} on {l}: {r['error']}")
+            for n, lp, r in items:
+                out.append(f"--- {n} on {lp}: {r['error']}")
                 out.append(r["detail"])
             out.append("")
     for name, why in missing.items():

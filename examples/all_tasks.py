@@ -26,7 +26,8 @@ async def main():
 
     await short
     print("after short finished:", describe(asyncio.all_tasks()))
-    print("short:", "done" if short.done() else "pending", "| long:", "done" if long.done() else "pending")
+    print("short:", "done" if short.done() else "pending",
+          "| long:", "done" if long.done() else "pending")
     await long
     print("at the end:", describe(asyncio.all_tasks()))
     print("coroutine of long:", long.get_coro().__qualname__)

@@ -17,7 +17,8 @@ request_id = contextvars.ContextVar("request_id", default="none")
 
 def blocking_io(label, seconds):
     time.sleep(seconds)  # would freeze the loop if called directly
-    return f"{label} done in a worker thread: {threading.current_thread() is not threading.main_thread()}"
+    in_worker = threading.current_thread() is not threading.main_thread()
+    return f"{label} done in a worker thread: {in_worker}"
 
 
 def wait_for_loop(event):

@@ -38,7 +38,9 @@ static void missing(const char *method, const char *const *names, PyObject **slo
         }
         const char *sep = n == 0 ? "" : left == n + 1 ? (n > 1 ? ", and " : " and ") : ", ";
         size_t used = strlen(text);
-        snprintf(text + used, sizeof(text) - used, "%s'%s'", sep, names[i]);
+        /* Bounded; a list too long for the buffer is cut short, which a
+           message can afford (strlen above stays within the buffer). */
+        (void)snprintf(text + used, sizeof(text) - used, "%s'%s'", sep, names[i]);
         n++;
     }
     PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %s", method, n,

@@ -21,7 +21,7 @@
    bounded at 1.5 MB of Handles / 2 MB of TimerHandles. */
 #define HANDLE_FREELIST_MAX 16384
 /* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day at once. */
-#define MAX_POLL_TIMEOUT_MS (24 * 3600 * 1000LL)
+#define MAX_POLL_TIMEOUT_MS (24LL * 3600 * 1000)
 
 typedef struct al_loop LoopObject;
 typedef struct al_handle HandleObject;

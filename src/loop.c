@@ -14,7 +14,7 @@ static int ring_push_steal(al_ring *ring, HandleObject *h)
 {
     if (ring->len == ring->cap) {
         size_t cap = ring->cap ? ring->cap * 2 : 256;
-        HandleObject **items = PyMem_Malloc(cap * sizeof(*items));
+        HandleObject **items = PyMem_New(HandleObject *, cap);
         if (items == NULL) {
             PyErr_NoMemory();
             return -1;

@@ -116,7 +116,7 @@ static void heap_release(TimerHandleObject *h)
 void al__heap_compact(al_heap *heap)
 {
     Py_ssize_t kept = 0, dropped = 0;
-    TimerHandleObject **gone = PyMem_Malloc(heap->cancelled * sizeof(*gone));
+    TimerHandleObject **gone = PyMem_New(TimerHandleObject *, heap->cancelled);
     if (gone == NULL) {
         return; /* they go when they reach the top */
     }

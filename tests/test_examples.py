@@ -28,7 +28,7 @@ def _env():
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(*args):
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=_env(),

@@ -215,8 +215,8 @@ def test_handle_get_context(loop):
     assert t.get_context() is ctx
     h2 = loop.call_soon(print)
     assert isinstance(h2.get_context(), contextvars.Context)
-    for h in (h, t, h2):
-        h.cancel()
+    for handle in (h, t, h2):
+        handle.cancel()
 
 
 # ----------------------------------------------------------------- context --

@@ -100,7 +100,8 @@ for name, args in (("call_soon", (print,)), ("call_later", (1, print)), ("call_a
                    ("call_soon_threadsafe", (print,)), ("time", ()), ("is_running", ()),
                    ("is_closed", ()), ("stop", ()), ("create_future", ()), ("get_debug", ()),
                    ("set_debug", (True,)), ("run_forever", ()), ("close", ()),
-                   ("set_exception_handler", (None,)), ("add_signal_handler", (signal.SIGUSR1, print)),
+                   ("set_exception_handler", (None,)),
+                   ("add_signal_handler", (signal.SIGUSR1, print)),
                    ("remove_signal_handler", (signal.SIGUSR1,)), ("run_in_executor", (None, print)),
                    ("set_task_factory", (None,)), ("get_task_factory", ()), ("__repr__", ())):
     attempt(getattr(obj, name), *args)

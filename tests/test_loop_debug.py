@@ -185,7 +185,8 @@ def test_debug_run_in_executor_checks_callback(loop):
 
     with pytest.raises(TypeError, match=r"^coroutines cannot be used with run_in_executor\(\)$"):
         loop.run_in_executor(None, coro_fn)
-    with pytest.raises(TypeError, match=r"^a callable object was expected by run_in_executor\(\), got 1$"):
+    expected = r"^a callable object was expected by run_in_executor\(\), got 1$"
+    with pytest.raises(TypeError, match=expected):
         loop.run_in_executor(None, 1)
 
 
@@ -226,7 +227,7 @@ def test_slow_callback_duration_any_object(loop):
         loop.run_forever()
     del loop.slow_callback_duration
     with pytest.raises(AttributeError):
-        loop.slow_callback_duration
+        _ = loop.slow_callback_duration
     loop.slow_callback_duration = 10 ** 400  # never slow: nothing logged
     loop.call_soon(loop.stop)
     loop.run_forever()

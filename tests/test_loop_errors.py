@@ -9,8 +9,7 @@ import signal
 
 import pytest
 
-from conftest import (PY, Recorder, Returned, assert_raises_like_asyncio, capture,
-                      run_briefly)
+from conftest import PY, Recorder, Returned, assert_raises_like_asyncio, capture, run_briefly
 
 var = contextvars.ContextVar("var", default="default")
 
@@ -246,7 +245,7 @@ def test_coroutine_function_debug(loop, method):
     for cb in (coro_fn, ):
         args = (cb,) if method.startswith("call_soon") else (0.001, cb)
 
-        def action(lp):
+        def action(lp, args=args):
             lp.set_debug(True)
             return getattr(lp, method)(*args)
 
@@ -278,8 +277,8 @@ def test_call_later_none(loop):
 
 
 def test_call_at_none(loop):
-    assert_raises_like_asyncio(loop, lambda lp: lp.call_at(None, print), (TypeError, AssertionError),
-                               message=PY >= (3, 11))
+    assert_raises_like_asyncio(loop, lambda lp: lp.call_at(None, print),
+                               (TypeError, AssertionError), message=PY >= (3, 11))
 
 
 @pytest.mark.parametrize("bad", ["x", b"1", [1], object()], ids=repr)

@@ -27,6 +27,12 @@ def _collect():
         gc.collect()
 
 
+# A name a nested function reads is dropped below by rebinding it to None,
+# not by del: the effect on the referents is the same, and ruff's F821
+# misreads a del of a closure's variable as the name being undefined in the
+# closure (astral-sh/ruff#9858).
+
+
 def _resource_warnings(caught):
     return [w for w in caught if issubclass(w.category, ResourceWarning)]
 
@@ -64,7 +70,7 @@ def test_unclosed_loop_with_handle_queued_while_running_is_collected(loop_factor
     loop_ref = weakref.ref(loop)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        del token, loop
+        token = loop = None
         _collect()
     assert loop_ref() is None
     assert alive() is None
@@ -104,14 +110,15 @@ def test_cycle_through_run_handle_is_collected(loop):
     def cb(t=token):
         t.ran = True
 
-    async def main():
-        token.handle = asyncio.get_running_loop().call_soon(cb)
+    async def main(callback):
+        token.handle = asyncio.get_running_loop().call_soon(callback)
         await asyncio.sleep(0)
 
-    loop.run_until_complete(main())
+    loop.run_until_complete(main(cb))
     assert token.ran
     alive = weakref.ref(token)
-    del token, cb
+    token = None
+    del cb
     _collect()
     assert alive() is None
 
@@ -127,7 +134,7 @@ def test_cycle_through_cancelled_timer_is_collected(loop):
 
     loop.run_until_complete(main())
     alive = weakref.ref(token)
-    del token
+    token = None
     _collect()
     assert alive() is None
 
@@ -313,6 +320,6 @@ def test_handle_revived_from_weakref_after_run_is_collected(loop_factory):
     loop_ref = weakref.ref(loop)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        del loop, cb, box
+        loop = cb = box = None
         _collect()
     assert loop_ref() is None

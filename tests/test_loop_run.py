@@ -8,8 +8,16 @@ import weakref
 
 import pytest
 
-from conftest import (CLOCK_RES, GUARD, PY, assert_raises_like_asyncio, capture, describe,
-                      run_briefly, run_child)
+from conftest import (
+    CLOCK_RES,
+    GUARD,
+    PY,
+    assert_raises_like_asyncio,
+    capture,
+    describe,
+    run_briefly,
+    run_child,
+)
 
 
 def test_is_abstract_event_loop(loop):

@@ -10,8 +10,16 @@ import time
 
 import pytest
 
-from conftest import (CHILD_PRELUDE, GUARD, PY, capture, describe, pythonpath_env,
-                      run_child, wait_for_line)
+from conftest import (
+    CHILD_PRELUDE,
+    GUARD,
+    PY,
+    capture,
+    describe,
+    pythonpath_env,
+    run_child,
+    wait_for_line,
+)
 
 
 @pytest.fixture

@@ -154,7 +154,8 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_create_unix_server_ssl": TLS,
     "test_events.EventLoopTests.test_create_unix_server_ssl_verified": TLS,
     "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": TLS,
-    "test_events.EventLoopTests.test_datagram_send_to_non_listening_address": NET.only(since=(3, 13)),
+    "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
+        NET.only(since=(3, 13)),
     "test_events.EventLoopTests.test_prompt_cancellation": INTERNALS_STOP_SERVING,
     "test_events.EventLoopTests.test_read_pipe": PIPES,
     "test_events.EventLoopTests.test_read_pty_output": PIPES,
@@ -176,7 +177,8 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_terminate": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
-    "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,  # _run_once, _clock_resolution, _selector
+    # _run_once, _clock_resolution, _selector
+    "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
     "test_events.EventLoopTests.test_unclosed_pipe_transport": PIPES,
     "test_events.EventLoopTests.test_write_pipe": PIPES,
     "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
@@ -320,7 +322,8 @@ UVLOOP = {
     "test_subprocess.SubprocessTests.test_popen_error": UV_DIFFERS,
     "test_subprocess.SubprocessTests.test_popen_error_with_stdin_pipe": UV_DIFFERS,
     "test_subprocess.SubprocessTests.test_stdin_broken_pipe": UV_DIFFERS,
-    "test_tasks.RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_task_factory_exception": UV_DIFFERS,
+    "test_tasks.RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_task_factory_exception":
+        UV_DIFFERS,
     "test_unix_events.TestFork.test_fork_not_share_event_loop": UV_DIFFERS,
 }
 

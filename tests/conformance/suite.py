@@ -31,11 +31,18 @@ import inspect
 import types
 import unittest
 
-from . import PY, LOOP_NAME, Stats, Watchdog, install_policy, new_event_loop, restore_policy
-from . import expected
-
 from test.test_asyncio import utils as test_utils
 
+from . import (
+    LOOP_NAME,
+    PY,
+    Stats,
+    Watchdog,
+    expected,
+    install_policy,
+    new_event_loop,
+    restore_policy,
+)
 
 # ----------------------------------------------------------------------------
 # What runs
@@ -131,10 +138,12 @@ MODULES = [
     Module("test_sslproto",
            # SslProtoHandshakeTests (asyncio.new_event_loop(): ours) drives
            # asyncio.sslproto.SSLProtocol with mock transports on our loop.
-           bind=[Bind("StartTLSTests", ("BaseStartTLS",), base="unittest.TestCase", hook="new_loop")],
+           bind=[Bind("StartTLSTests", ("BaseStartTLS",), base="unittest.TestCase",
+                      hook="new_loop")],
            drop=_stock("SelectorStartTLSTests", "ProactorStartTLSTests")),
     Module("test_server",
-           bind=[Bind("StartServerTests", ("BaseStartServer",), base="unittest.TestCase", hook="new_loop")],
+           bind=[Bind("StartServerTests", ("BaseStartServer",), base="unittest.TestCase",
+                      hook="new_loop")],
            drop=_stock("SelectorStartServerTests", "ProactorStartServerTests")),
     Module("test_buffered_proto",
            bind=[Bind("BufferedProtocolTests", ("BaseTestBufferedProtocol",),
