@@ -25,12 +25,10 @@ reported as such, with its error, and the others still run.
 import argparse
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -209,7 +207,7 @@ def main():
             for size in SIZES:
                 cases.append(("echo", mode, size))
     for rep in range(repeat):
-        for kind, mode, size in cases:
+        for _kind, mode, size in cases:
             rows = loops + (["libuv"] if mode == "protocol" else [])
             order = rows[rep % len(rows):] + rows[:rep % len(rows)]
             for loop in order:

@@ -12,7 +12,8 @@ import sys
 import time
 
 import pytest
-from conftest import PY, ROOT, pythonpath_env
+
+from conftest import PY, pythonpath_env
 
 DEADLINE = 60.0  # hang guard for one whole scenario
 
@@ -202,8 +203,9 @@ def test_create_connection_ssl_false_arguments(loop):
         with pytest.raises(ValueError, match="server_hostname is only meaningful with ssl"):
             await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1,
                                          server_hostname="x")
-        with pytest.raises(ValueError, match="host/port and sock can not be specified at the same time"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=socket.socket())
+        with socket.socket() as sock, pytest.raises(
+                ValueError, match="host/port and sock can not be specified at the same time"):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=sock)
 
     run(loop, main())
 

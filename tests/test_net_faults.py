@@ -14,6 +14,7 @@ import struct
 import warnings
 
 import pytest
+
 from conftest import Recorder, describe, run_child
 
 DEADLINE = 60.0
@@ -287,7 +288,8 @@ async def main():
     # Leave only a few free fds: the client sockets below use them up, so
     # accept() fails with EMFILE.
     used = len(__import__("os").listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 6, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 6, hard))
     clients = []
     for _ in range(6):
         try:
@@ -300,7 +302,7 @@ async def main():
     # Free fds: the server resumes accepting (asyncio retries after 1 s).
     for c in clients[:4]:
         c.close()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
     extra = socket.create_connection(("127.0.0.1", port))
     for _ in range(300):
         if len(accepted) >= len(clients) + 1:
