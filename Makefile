@@ -21,7 +21,7 @@ export ASYNCLOOP_BUILD
 # The interpreter for a minor version: pyenv's newest, else one on PATH.
 python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python3))),$(shell command -v python$(1)))
 
-.PHONY: all test bench deps libuv venvs build install-check clean format sanitize-test debug-test \
+.PHONY: all test bench bench-tools deps libuv venvs build install-check clean format sanitize-test debug-test \
 	lint lint-tools
 
 all: build
@@ -81,7 +81,15 @@ sanitize-test: deps
 	  PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python -m pytest -q -p no:cacheprovider tests; \
 	$(VENVS)/$$v/bin/python setup.py -q build_ext --inplace --force >/dev/null
 
-bench: build
+# wrk (the HTTP load generator of benchmarks/net.py) from Debian when missing.
+bench-tools:
+	@if ! command -v wrk >/dev/null; then \
+	  echo "wrk missing: installing it with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; \
+	fi
+
+bench: build bench-tools
 	@$(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	@# byte-compiled, as pip leaves an installed package (uvloop's is)
 	@$(VENVS)/$(BENCH_VERSION)/bin/python -m compileall -q asyncloop

@@ -13,6 +13,12 @@ echo      An echo server (benchmarks/net_server.py) in four modes --
           and per server CPU-second (the server's utime+stime over the timed
           window, from /proc), which is what the loop itself costs and the
           figure the ratios use.
+http      Servers: an aiohttp server and uvicorn + httptools with a plain
+          ASGI app, each under wrk (1 thread, 10 connections, pinned to the
+          other core): requests per second and per server CPU-second.
+          Clients: aiohttp's ClientSession and httpx.AsyncClient fetching
+          many URLs, 10 at a time, from the C libuv server in its HTTP
+          mode (on the other core): requests per client CPU-second.
 memory    The server's RSS per idle connection with 10 000 connections open
           (Protocol mode).
 
@@ -35,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.join(HERE, "build")
 SERVER = os.path.join(HERE, "net_server.py")
+HTTP_APPS = os.path.join(HERE, "http_apps.py")
 LOOPS = ("asyncio", "uvloop", "rloop", "asyncloop")
 MODES = ("protocol", "buffered", "streams", "sock")
 SIZES = (1024, 10 * 1024, 100 * 1024)
@@ -82,14 +89,16 @@ class Failure(Exception):
     pass
 
 
-def start_server(loop, mode, where):
-    if loop == "libuv":
+def start_server(loop, mode, where, cmd=None, cpu=SERVER_CPU):
+    if cmd is not None:
+        pass
+    elif loop == "libuv":
         cmd = [os.path.join(BUILD, "uv_echo"), where]
     else:
         cmd = [sys.executable, SERVER, loop, mode, where]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=pinned(SERVER_CPU), env=env)
+                            preexec_fn=pinned(cpu), env=env)
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.kill()
@@ -123,6 +132,53 @@ def echo_case(loop, mode, size, seconds):
             raise Failure(err.splitlines()[-1] if err else "client failed")
         n = int(out.stdout)
         return {"rps": n / wall, "per_cpu": n / cpu if cpu > 0 else float("nan")}
+    finally:
+        stop_server(proc)
+
+
+def http_server_case(loop, lib, seconds):
+    port = str(free_port())
+    cmd = [sys.executable, HTTP_APPS, loop, "server", lib, port]
+    proc = start_server(loop, None, None, cmd=cmd)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wrk = ["wrk", "-t1", "-c10", url]
+        subprocess.run(wrk + ["-d1s"], capture_output=True, preexec_fn=pinned(CLIENT_CPU))
+        cpu0 = cpu_seconds(proc.pid)
+        out = subprocess.run(wrk + [f"-d{max(1, round(seconds))}s"], capture_output=True,
+                             text=True, preexec_fn=pinned(CLIENT_CPU))
+        cpu = cpu_seconds(proc.pid) - cpu0
+        if proc.poll() is not None:
+            raise Failure((proc.stderr.read().strip().splitlines() or ["server exited"])[-1])
+        total = None
+        rps = None
+        for line in out.stdout.splitlines():
+            if "requests in" in line:
+                total = int(line.split()[0])
+            if line.startswith("Requests/sec:"):
+                rps = float(line.split()[1])
+        if "Non-2xx" in out.stdout or "Socket errors" in out.stdout or total is None:
+            raise Failure("wrk saw errors: " + " ".join(out.stdout.split()[-12:]))
+        return {"rps": rps, "per_cpu": total / cpu if cpu > 0 else float("nan")}
+    finally:
+        stop_server(proc)
+
+
+def http_client_case(loop, lib, n):
+    port = str(free_port())
+    proc = start_server("libuv", None, None,
+                        cmd=[os.path.join(BUILD, "uv_echo"), port, "http"], cpu=CLIENT_CPU)
+    try:
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        out = subprocess.run([sys.executable, HTTP_APPS, loop, "client", lib,
+                              f"http://127.0.0.1:{port}/", str(n), "10"],
+                             capture_output=True, text=True, env=env,
+                             preexec_fn=pinned(SERVER_CPU))
+        if out.returncode != 0:
+            err = out.stderr.strip().splitlines()
+            raise Failure(err[-1] if err else f"exit {out.returncode}")
+        count, wall, cpu = out.stdout.split()
+        return {"rps": int(count) / float(wall), "per_cpu": int(count) / float(cpu)}
     finally:
         stop_server(proc)
 
@@ -224,6 +280,30 @@ def main():
                     results[key] = r
         print(f"  repetition {rep + 1}/{repeat} done", file=sys.stderr)
 
+    http = {}
+    http_cases = []
+    if wanted("http"):
+        http_cases = [("server", "aiohttp"), ("server", "uvicorn"), ("client", "aiohttp"),
+                      ("client", "httpx")]
+        for rep in range(repeat):
+            for role, lib in http_cases:
+                order = loops[rep % len(loops):] + loops[:rep % len(loops)]
+                for loop in order:
+                    key = (role, lib, loop)
+                    if isinstance(http.get(key), str):
+                        continue
+                    try:
+                        if role == "server":
+                            r = http_server_case(loop, lib, seconds)
+                        else:
+                            r = http_client_case(loop, lib, 2000 if args.quick else 5000)
+                    except Failure as exc:
+                        http[key] = f"fails: {exc}"[:60]
+                        continue
+                    best = http.get(key)
+                    if best is None or r["per_cpu"] > best["per_cpu"]:
+                        http[key] = r
+
     mem = {}
     if wanted("memory"):
         n = 2000 if args.quick else 10000
@@ -233,10 +313,10 @@ def main():
             except (Failure, OSError) as exc:
                 mem[loop] = f"fails: {exc}"[:60]
 
-    print_tables(loops, cases, results, mem, args.markdown)
+    print_tables(loops, cases, results, mem, args.markdown, http_cases, http)
 
 
-def print_tables(loops, cases, results, mem, markdown):
+def print_tables(loops, cases, results, mem, markdown, http_cases=(), http=None):
     def row(cells):
         if markdown:
             return "| " + " | ".join(cells) + " |"
@@ -271,6 +351,34 @@ def print_tables(loops, cases, results, mem, markdown):
         print()
         print("_round trips per server CPU-second (and per wall second); ratios per "
               "server CPU-second; best of the repetitions_")
+    if http_cases:
+        print()
+        head = ["HTTP"] + [f"{lp} /cpu-s" for lp in loops]
+        ratios = [("asyncloop", "uvloop"), ("asyncloop", "rloop"), ("asyncloop", "asyncio")]
+        head += [f"al/{b[:5]}" for _, b in ratios]
+        print(row(head))
+        if markdown:
+            print("|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|")
+        for role, lib in http_cases:
+            cells = [f"{lib} {role}"]
+            for lp in loops:
+                r = http.get((role, lib, lp))
+                if r is None:
+                    cells.append("-")
+                elif isinstance(r, str):
+                    cells.append(r)
+                else:
+                    cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
+            for a, b in ratios:
+                ra, rb = http.get((role, lib, a)), http.get((role, lib, b))
+                if isinstance(ra, dict) and isinstance(rb, dict):
+                    cells.append(f"{ra['per_cpu'] / rb['per_cpu']:.2f}")
+                else:
+                    cells.append("-")
+            print(row(cells))
+        print()
+        print("_requests per CPU-second of the Python process under test (server or "
+              "client), and per wall second; wrk or the C server on the other core_")
     if mem:
         print()
         print(row(["idle connection"] + [f"{lp} B/conn" for lp in loops] + ["al/uv"]))
