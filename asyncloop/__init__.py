@@ -8,12 +8,12 @@ Ways in:
 """
 
 import asyncio as __asyncio
-import os as __os
+import os as _os
 import sys as __sys
 import weakref as _weakref
 from asyncio import base_events as __base_events
 from asyncio import selector_events as __selector_events
-from asyncio import sslproto as __sslproto
+from asyncio import sslproto as _sslproto
 from asyncio import unix_events as __unix_events
 
 from . import _core
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 
 
 _Base = __base_events.BaseEventLoop
+_Base_logger = __base_events.logger
 _Selector = __selector_events.BaseSelectorEventLoop
 _Unix = __unix_events._UnixSelectorEventLoop
 
@@ -100,12 +101,12 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         if path is not None:
             prev_ino = self._unix_server_sockets.pop(sock)
             try:
-                if __os.stat(path).st_ino == prev_ino:
-                    __os.unlink(path)
+                if _os.stat(path).st_ino == prev_ino:
+                    _os.unlink(path)
             except FileNotFoundError:
                 pass
             except OSError as err:
-                __base_events.logger.error("Unable to clean up listening UNIX socket %r: %r",
+                _Base_logger.error("Unable to clean up listening UNIX socket %r: %r",
                                            path, err)
 
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
@@ -114,7 +115,7 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         # TLS in Python (asyncio.sslproto) over the C socket transport, as
         # asyncio's selector loop does it, until a C TLS layer exists.
         self._ensure_fd_no_transport(rawsock)
-        ssl_protocol = __sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side,
+        ssl_protocol = _sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side,
                                               server_hostname, **timeouts)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
