@@ -359,6 +359,24 @@ static inline void al__err_restore(PyObject *exc)
 #endif
 }
 
+/* The referent of a weak reference as a strong reference in *out (NULL if
+   it is gone): 1 alive, 0 gone, -1 error. PyWeakref_GetObject's borrowed
+   result is deprecated from 3.13. */
+static inline int al__weakref_get(PyObject *ref, PyObject **out)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyWeakref_GetRef(ref, out);
+#else
+    PyObject *obj = PyWeakref_GetObject(ref); /* borrowed */
+    if (obj == NULL) {
+        *out = NULL;
+        return -1;
+    }
+    *out = obj == Py_None ? NULL : Py_NewRef(obj);
+    return *out != NULL;
+#endif
+}
+
 static inline double al__now(void)
 {
     return (double)uv_hrtime() / 1e9;

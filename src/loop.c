@@ -1002,12 +1002,14 @@ void al__loop_unregister_transport(LoopObject *loop, int fd, PyObject *transport
         PyObject *ref = PyDict_GetItemWithError(loop->fd_transports, key); /* borrowed */
         /* Only our own entry: the fd may have been reused by another. */
         if (ref != NULL && PyWeakref_Check(ref)) {
-            PyObject *obj = PyWeakref_GetObject(ref); /* borrowed */
-            if (obj == transport || obj == Py_None) {
+            PyObject *obj;
+            int alive = al__weakref_get(ref, &obj);
+            if (alive == 0 || (alive > 0 && obj == transport)) {
                 if (PyDict_DelItem(loop->fd_transports, key) < 0) {
                     PyErr_Clear();
                 }
             }
+            Py_XDECREF(obj);
         }
         PyErr_Clear();
         Py_DECREF(key);
@@ -1032,11 +1034,11 @@ int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj)
     if (ref == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *transport = PyWeakref_GetObject(ref); /* borrowed */
-    if (transport == NULL || transport == Py_None) {
-        return transport == NULL ? -1 : 0;
+    PyObject *transport;
+    int alive = al__weakref_get(ref, &transport);
+    if (alive <= 0) {
+        return alive;
     }
-    Py_INCREF(transport);
     PyObject *closing = PyObject_CallMethod(transport, "is_closing", NULL);
     int truth = closing ? PyObject_IsTrue(closing) : -1;
     Py_XDECREF(closing);
@@ -1867,12 +1869,14 @@ static PyObject *Loop_get_transports(LoopObject *self, void *Py_UNUSED(c))
     PyObject *fd, *ref; /* borrowed */
     Py_ssize_t pos = 0;
     while (PyDict_Next(self->fd_transports, &pos, &fd, &ref)) {
-        PyObject *transport = PyWeakref_GetObject(ref); /* borrowed */
-        if (transport == NULL ||
-            (transport != Py_None && PyDict_SetItem(result, fd, transport) < 0)) {
+        PyObject *transport;
+        int alive = al__weakref_get(ref, &transport);
+        if (alive < 0 || (alive > 0 && PyDict_SetItem(result, fd, transport) < 0)) {
+            Py_XDECREF(transport);
             Py_DECREF(result);
             return NULL;
         }
+        Py_XDECREF(transport);
     }
     return result;
 }
