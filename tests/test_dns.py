@@ -11,13 +11,15 @@ import asyncio
 import gc
 import inspect
 import logging
+import os
 import socket
+import subprocess
 import sys
 import weakref
 
 import pytest
 
-from conftest import run_briefly
+from conftest import ROOT, run_briefly
 
 GAI_CASES = [
     # numeric hosts (asyncloop answers the narrow _ipaddr_info cases at once)
@@ -417,3 +419,33 @@ def test_debug_mode_errors(loop):
     loop.set_debug(True)
     ref = outcome(socket.getaddrinfo, "nonexistent.invalid", 80)
     assert_same(resolve(loop, loop.getaddrinfo, "nonexistent.invalid", 80), ref)
+
+
+AUDIT_SCRIPT = r"""
+import asyncio, socket, sys
+import asyncloop
+kind = sys.argv[1]
+events = []
+sys.addaudithook(lambda e, a: events.append((e, a)) if e in ("socket.getaddrinfo", "socket.getnameinfo") else None)
+loop = asyncio.new_event_loop() if kind == "asyncio" else asyncloop.new_event_loop()
+async def main():
+    await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+    await loop.getaddrinfo(b"localhost", "http", family=socket.AF_INET, proto=6, flags=1)
+    await loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST)
+loop.run_until_complete(main())
+loop.close()
+print(repr(events))
+"""
+
+
+def test_audit_events_like_socket(loop_kind):
+    # audit hooks cannot be removed: run in a child process
+    out = subprocess.run(
+        [sys.executable, "-c", AUDIT_SCRIPT, loop_kind], capture_output=True, text=True,
+        timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True).stdout
+    assert out.strip() == repr([
+        # the ints as given (socket passes them on as C ints)
+        ("socket.getaddrinfo", ("127.0.0.1", 80, 0, int(socket.SOCK_STREAM), 0)),
+        ("socket.getaddrinfo", (b"localhost", "http", int(socket.AF_INET), 0, 6)),
+        ("socket.getnameinfo", (("127.0.0.1", 80),)),
+    ])
