@@ -119,6 +119,20 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
                                               server_hostname, **timeouts)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
+    # dns.c: the lookups run in C (_getaddrinfo/_getnameinfo return a
+    # Future); these coroutine functions keep asyncio's signatures. In debug
+    # mode getaddrinfo goes through asyncio's own _getaddrinfo_debug in the
+    # default executor, so that its log records are asyncio's exactly.
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        if self.get_debug():
+            return await self.run_in_executor(
+                None, self._getaddrinfo_debug, host, port, family, type, proto, flags)
+        return await self._getaddrinfo(host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        return await self._getnameinfo(sockaddr, flags)
+
+    _getaddrinfo_debug = _Base._getaddrinfo_debug
 
 
 def new_event_loop() -> Loop:

@@ -126,6 +126,11 @@ typedef struct {
     /* stream.c */
 
     /* dns.c */
+    PyObject *socket_gaierror; /* socket.gaierror */
+    PyObject *AddressFamily;   /* socket.AddressFamily */
+    PyObject *SocketKind;      /* socket.SocketKind */
+    PyObject *str_create_future;
+    PyObject *str_set_exception;
 
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
@@ -250,6 +255,7 @@ struct al_loop {
     } * poll_started; /* al__poll_start since the last poll */
     Py_ssize_t n_poll_started;
     Py_ssize_t cap_poll_started;
+    Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
 };
 
 /* module.c */
@@ -390,6 +396,12 @@ int al__signal_remove_all(LoopObject *loop);
 PyObject *al__loop_add_signal_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *al__loop_remove_signal_handler(LoopObject *self, PyObject *sig);
 PyObject *al__loop_handle_signal(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* dns.c */
+PyObject *al__loop_getaddrinfo(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *al__loop_getnameinfo(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* loop_close_uv: waits until the thread pool is done with the loop's lookups. */
+void al__dns_close_wait(LoopObject *loop);
 
 /* args.c */
 typedef PyObject *(*al_fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,

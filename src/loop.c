@@ -1148,6 +1148,7 @@ static void loop_close_uv(LoopObject *self)
     uv_close((uv_handle_t *)&self->poll_timer, on_uv_close);
     uv_close((uv_handle_t *)&self->async, on_uv_close);
     uv_run(&self->uv, UV_RUN_NOWAIT);
+    al__dns_close_wait(self);
     for (int i = 0; i < 8 && uv_loop_close(&self->uv) == UV_EBUSY; i++) {
         uv_walk(&self->uv, loop_walk_close, self);
         uv_run(&self->uv, UV_RUN_NOWAIT);
@@ -2018,6 +2019,10 @@ static PyMethodDef Loop_methods[] = {
     /* stream.c, tcp/unix: transports */
 
     /* dns.c */
+    {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,
+     "_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0) -> Future"},
+    {"_getnameinfo", (PyCFunction)(void (*)(void))al__loop_getnameinfo, METH_FASTCALL,
+     "_getnameinfo(sockaddr, flags=0) -> Future"},
 
     {NULL, NULL},
 };

@@ -134,6 +134,12 @@ static int module_exec(PyObject *module)
     INTERN(str_get_asyncgen_hooks, "get_asyncgen_hooks");
     INTERN(str_set_asyncgen_hooks, "set_asyncgen_hooks");
     INTERN(str_is_finalizing, "is_finalizing");
+    /* dns.c */
+    INTERN(str_create_future, "create_future");
+    INTERN(str_set_exception, "set_exception");
+    IMPORT(socket_gaierror, "socket", "gaierror");
+    IMPORT(AddressFamily, "socket", "AddressFamily");
+    IMPORT(SocketKind, "socket", "SocketKind");
 
     if ((st->empty_tuple = PyTuple_New(0)) == NULL ||
         (st->kwnames_loop = PyTuple_Pack(1, st->str_loop)) == NULL ||
@@ -238,6 +244,10 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->sys_module);
     Py_VISIT(st->signal_module);
     Py_VISIT(st->debug_stack_depth);
+    /* dns.c */
+    Py_VISIT(st->socket_gaierror);
+    Py_VISIT(st->AddressFamily);
+    Py_VISIT(st->SocketKind);
     return 0;
 }
 
@@ -268,6 +278,12 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->sys_module);
     Py_CLEAR(st->signal_module);
     Py_CLEAR(st->debug_stack_depth);
+    /* dns.c */
+    Py_CLEAR(st->socket_gaierror);
+    Py_CLEAR(st->AddressFamily);
+    Py_CLEAR(st->SocketKind);
+    Py_CLEAR(st->str_create_future);
+    Py_CLEAR(st->str_set_exception);
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);
