@@ -253,7 +253,7 @@ def test_many_concurrent_lookups(loop):
         return await asyncio.gather(*(one(h, p) for h, p in calls))
 
     got = loop.run_until_complete(main())
-    for (host, port), result in zip(calls, got):
+    for (host, port), result in zip(calls, got, strict=True):
         try:
             ref = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -431,7 +431,8 @@ import asyncio, socket, sys
 import asyncloop
 kind = sys.argv[1]
 events = []
-sys.addaudithook(lambda e, a: events.append((e, a)) if e in ("socket.getaddrinfo", "socket.getnameinfo") else None)
+WANTED = ("socket.getaddrinfo", "socket.getnameinfo")
+sys.addaudithook(lambda e, a: events.append((e, a)) if e in WANTED else None)
 loop = asyncio.new_event_loop() if kind == "asyncio" else asyncloop.new_event_loop()
 async def main():
     await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
