@@ -198,6 +198,9 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
+    if (al__stream_init(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -238,7 +241,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->sys_module);
     Py_VISIT(st->signal_module);
     Py_VISIT(st->debug_stack_depth);
-    return 0;
+    return al__stream_traverse(st, visit, arg);
 }
 
 static int module_clear(PyObject *module)
@@ -268,6 +271,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->sys_module);
     Py_CLEAR(st->signal_module);
     Py_CLEAR(st->debug_stack_depth);
+    al__stream_clear(st);
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);
