@@ -955,28 +955,43 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     if (truth <= 0) {
         return truth < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *it = PyObject_GetIter(list_of_data);
-    if (it == NULL) {
+    /* memoryview() of each first, as asyncio does: nothing is queued if
+       one of them is not bytes-like. */
+    PyObject *items = PySequence_List(list_of_data);
+    if (items == NULL) {
         return NULL;
     }
-    PyObject *item;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *views = PyList_New(n);
+    if (views == NULL) {
+        Py_DECREF(items);
+        return NULL;
+    }
     int rc = 0;
-    /* All of them queued, then one vectored send, as asyncio. */
-    while (rc == 0 && (item = PyIter_Next(it)) != NULL) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(item, &view, PyBUF_SIMPLE) < 0) {
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *mv = PyMemoryView_FromObject(PyList_GET_ITEM(items, i));
+        if (mv == NULL) {
             rc = -1;
         }
         else {
-            if (view.len > 0 && !self->conn_lost) {
-                rc = queue_data(self, item, view.buf, view.len, 0);
-            }
-            PyBuffer_Release(&view);
+            PyList_SET_ITEM(views, i, mv);
         }
-        Py_DECREF(item);
     }
-    Py_DECREF(it);
-    if (rc < 0 || PyErr_Occurred()) {
+    /* All of them queued, then one vectored send. */
+    for (Py_ssize_t i = 0; i < n && rc == 0 && !self->conn_lost; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(views, i), &view, PyBUF_SIMPLE) < 0) {
+            rc = -1;
+            break;
+        }
+        if (view.len > 0) {
+            rc = queue_data(self, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
+        }
+        PyBuffer_Release(&view);
+    }
+    Py_DECREF(views);
+    Py_DECREF(items);
+    if (rc < 0) {
         return NULL;
     }
     if (self->qlen == 0) {
@@ -1305,17 +1320,16 @@ static void Stream_finalize(StreamObject *self)
     }
     Py_XDECREF(r);
     Py_DECREF(sock);
-    if (self->server != NULL && self->server != Py_None) {
 #if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13's __del__ also detaches from the server. */
+    if (self->server != NULL && self->server != Py_None) {
         r = PyObject_CallMethod(self->server, "_detach", "O", (PyObject *)self);
-#else
-        r = PyObject_CallMethod(self->server, "_detach", NULL);
-#endif
         if (r == NULL) {
             PyErr_WriteUnraisable((PyObject *)self);
         }
         Py_XDECREF(r);
     }
+#endif
     al__err_restore(exc);
 }
 

@@ -7,6 +7,7 @@ with the same signature.
 """
 
 import asyncio
+import errno
 import gc
 import logging
 import re
@@ -696,3 +697,166 @@ def test_live_uv_handles_return(loop_kind, pair):
     del t, proto
     gc.collect()
     assert asyncloop._core._debug_counters()["uv_handles"] == before
+
+
+# ------------------------------------------------------------ refinements --
+
+def test_writelines(loop, pair):
+    ours, peer = pair
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto)
+    t.writelines([])
+    big = b"k" * (1024 * 1024)
+    t.writelines([b"head", bytearray(b"-"), memoryview(big)])
+    if PY >= (3, 12):
+        # memoryview() of every item first: a bad one queues nothing
+        before = t.get_write_buffer_size()
+        with pytest.raises(TypeError) as ei:
+            t.writelines([b"ok", "bad"])
+        assert str(ei.value) == "memoryview: a bytes-like object is required, not 'str'"
+        assert t.get_write_buffer_size() == before
+    else:
+        with pytest.raises(TypeError):
+            t.writelines([b"ok", "bad"])
+    t.write_eof()
+    with pytest.raises(RuntimeError) as ei:
+        t.writelines([b"late"])
+    if PY >= (3, 12):
+        assert str(ei.value) == "Cannot call writelines() after write_eof()"
+    else:
+        assert str(ei.value) == "Cannot call write() after write_eof()"
+    out = []
+    th = threading.Thread(target=lambda: out.append(recv_all(peer)))
+    th.start()
+    t.close()
+    assert wait(loop, proto.lost) is None
+    th.join(GUARD)
+    assert out == [b"head-" + big]
+
+
+class FakeServer:
+    def __init__(self):
+        self.calls = []
+
+    def _attach(self, *args):
+        self.calls.append(("attach", args))
+
+    def _detach(self, *args):
+        self.calls.append(("detach", args))
+
+
+def test_server_attach_detach(loop, pair):
+    ours, _ = pair
+    server = FakeServer()
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto, server=server)
+    args = (t,) if PY >= (3, 13) else ()
+    assert server.calls == [("attach", args)]
+    t.close()
+    wait(loop, proto.lost)
+    assert server.calls == [("attach", args), ("detach", args)]
+
+
+def test_server_detach_on_gc(loop, pair):
+    ours, _ = pair
+    server = FakeServer()
+    t = loop._make_socket_transport(ours, asyncio.Protocol(), server=server)
+    run_briefly(loop)
+    t.pause_reading()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del t
+        gc.collect()
+    # only 3.13's __del__ detaches
+    expected = ["attach", "detach"] if PY >= (3, 13) else ["attach"]
+    assert [c[0] for c in server.calls] == expected
+
+
+def test_pause_reading_before_start(loop, pair):
+    ours, peer = pair
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto)
+    t.pause_reading()  # before the scheduled start of reading
+    peer.sendall(b"early")
+    run_briefly(loop, 5)
+    if PY >= (3, 11):
+        assert proto.data == b""  # the start honours the pause
+        t.resume_reading()
+        wait(loop, proto.got_data)
+    else:
+        assert proto.data == b"early"  # 3.10 starts reading anyway
+    assert proto.data == b"early"
+    t.close()
+    wait(loop, proto.lost)
+
+
+def test_debug_logs(loop, pair, caplog):
+    ours, peer = pair
+    loop.set_debug(True)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto)
+    wait(loop, proto.made)
+    t.pause_reading()
+    t.resume_reading()
+    peer.shutdown(socket.SHUT_WR)
+    wait(loop, proto.lost)
+    msgs = [r.getMessage() for r in caplog.records if "Transport" in r.getMessage()]
+    assert [re.sub(r"<.*>", "T", m) for m in msgs] == [
+        "T pauses reading", "T resumes reading", "T received EOF"]
+
+
+def test_fatal_oserror_logged_in_debug(loop, pair, family, caplog):
+    ours, peer = pair
+    loop.set_debug(True)
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto)
+    wait(loop, proto.made)
+    if family == "tcp":
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+    t.write(b"x" * (4 * 1024 * 1024))
+    exc = wait(loop, proto.lost)
+    assert isinstance(exc, OSError)
+    assert rec.contexts == []  # an OSError never reaches the handler
+    fatal = [r for r in caplog.records if r.getMessage().endswith(
+        ": Fatal write error on socket transport")
+        or r.getMessage().endswith(": Fatal read error on socket transport")]
+    assert len(fatal) == 1 and fatal[0].exc_info is not None
+
+
+def test_resume_reading_on_closed_fd(loop, pair):
+    ours, _ = pair
+    proto = Proto(loop)
+    t = loop._make_socket_transport(ours, proto)
+    run_briefly(loop)
+    t.pause_reading()
+    os_fd = ours.detach()
+    import os
+    os.close(os_fd)
+    with pytest.raises(OSError) as ei:
+        t.resume_reading()
+    assert ei.value.errno == errno.EBADF
+    t.abort()
+    assert wait(loop, proto.lost) is None
+
+
+def test_fd_closed_before_poll(loop_kind, pair):
+    if loop_kind != "asyncloop":
+        pytest.skip("asyncio's epoll silently forgets a closed fd: the transport never hears")
+    ours, _ = pair
+    loop = asyncloop.new_event_loop()
+    try:
+        proto = Proto(loop)
+        t = loop._make_socket_transport(ours, proto)
+        # Runs right after reading starts, before the loop next polls:
+        # libuv would abort the process on that fd (see al__poll_start).
+        loop.call_soon(ours.close)
+        exc = wait(loop, proto.lost)
+        assert isinstance(exc, OSError) and exc.errno == errno.EBADF
+        assert t.is_closing()
+    finally:
+        loop.close()
