@@ -856,6 +856,9 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
         /* What asyncio's Handle._run would report for _read_ready. */
         PyObject *exc = al__err_fetch();
+        if (exc == NULL) {
+            exc = Py_NewRef(Py_None);
+        }
         PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
                                       "exception", exc, "transport", (PyObject *)self);
         PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
@@ -1430,6 +1433,8 @@ static PyType_Slot Stream_slots[] = {
     {0, NULL},
 };
 
+/* Not Py_TPFLAGS_IMMUTABLETYPE: asyncio.Transport is a mutable (Python)
+   class, and an immutable subtype of it is deprecated (an error in 3.14). */
 static PyType_Spec Stream_spec = {
     .name = "asyncloop._core.SocketTransport",
     .basicsize = sizeof(StreamObject),

@@ -860,3 +860,33 @@ def test_fd_closed_before_poll(loop_kind, pair):
         assert t.is_closing()
     finally:
         loop.close()
+
+
+def test_asyncio_streams_on_top(loop, pair):
+    """asyncio's StreamReader/StreamWriter over the transport: drain() waits
+    on pause_writing/resume_writing, readexactly() on data_received."""
+    ours, peer = pair
+    total = 4 * 1024 * 1024
+
+    async def main():
+        reader = asyncio.StreamReader(loop=loop)
+        proto = asyncio.StreamReaderProtocol(reader, loop=loop)
+        waiter = loop.create_future()
+        t = loop._make_socket_transport(ours, proto, waiter)
+        await waiter
+        writer = asyncio.StreamWriter(t, proto, reader, loop)
+        echo = threading.Thread(target=lambda: (peer.sendall(recv_exactly(peer, total)),
+                                                peer.shutdown(socket.SHUT_WR)))
+        echo.start()
+        for _ in range(total // 65536):
+            writer.write(b"s" * 65536)
+            await writer.drain()
+        data = await reader.readexactly(total)
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        echo.join(GUARD)
+        return data
+
+    data = loop.run_until_complete(asyncio.wait_for(main(), GUARD))
+    assert data == b"s" * total
