@@ -124,6 +124,29 @@ typedef struct {
     /* poll.c */
 
     /* stream.c */
+    PyTypeObject *SocketTransportType;
+    PyObject *BufferedProtocol;        /* asyncio.BufferedProtocol */
+    PyObject *TransportSocket;         /* asyncio.trsock.TransportSocket */
+    PyObject *set_nodelay;             /* asyncio.base_events._set_nodelay */
+    PyObject *minus_one;               /* get_buffer(-1) */
+    Py_ssize_t log_threshold_connlost; /* constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+    PyObject *str_call_soon;
+    PyObject *str_connection_made;
+    PyObject *str_connection_lost;
+    PyObject *str_data_received;
+    PyObject *str_get_buffer;
+    PyObject *str_buffer_updated;
+    PyObject *str_eof_received;
+    PyObject *str_pause_writing;
+    PyObject *str_resume_writing;
+    PyObject *str_transport;
+    PyObject *str_protocol;
+    PyObject *str_socket;
+    PyObject *str_sockname;
+    PyObject *str_peername;
+    PyObject *str_exc_info;
+    PyObject *str_start_reading;
+    PyObject *str_call_connection_lost;
 
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */
@@ -256,6 +279,8 @@ struct al_loop {
     Py_ssize_t n_poll_started;
     Py_ssize_t cap_poll_started;
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
+    /* stream.c: the one read buffer of the loop's transports, on first use */
+    char *stream_read_buf;
 };
 
 /* module.c */
@@ -417,6 +442,15 @@ PyObject *al__call_with_keywords_bound(PyObject *self, al_fastcall_method fn, co
    keyword; *out is borrowed. */
 int al__one_arg(const char *method, const char *name, PyObject *const *args, Py_ssize_t nargs,
                 PyObject *kwnames, PyObject **out);
+
+/* stream.c */
+int al__stream_init(PyObject *module, al_state *st);
+int al__stream_traverse(al_state *st, visitproc visit, void *arg);
+void al__stream_clear(al_state *st);
+/* loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None,
+   server=None), as asyncio's selector loop. */
+PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

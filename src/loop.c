@@ -1775,6 +1775,7 @@ static void Loop_dealloc(LoopObject *self)
     }
     PyObject *module = self->module;
     PyMem_Free(self->poll_started);
+    PyMem_RawFree(self->stream_read_buf); /* stream.c */
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
     Py_XDECREF(module);
@@ -2017,6 +2018,8 @@ static PyMethodDef Loop_methods[] = {
     /* poll.c: add_reader/add_writer, sock_* */
 
     /* stream.c, tcp/unix: transports */
+    {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
+     "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,

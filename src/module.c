@@ -204,6 +204,9 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
+    if (al__stream_init(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -248,7 +251,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->socket_gaierror);
     Py_VISIT(st->AddressFamily);
     Py_VISIT(st->SocketKind);
-    return 0;
+    return al__stream_traverse(st, visit, arg);
 }
 
 static int module_clear(PyObject *module)
@@ -284,6 +287,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->SocketKind);
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_set_exception);
+    al__stream_clear(st);
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

@@ -1,0 +1,1688 @@
+/* The socket stream transport: asyncio's _SelectorSocketTransport (with
+   _SelectorTransport and _FlowControlMixin) in C, for TCP and Unix stream
+   sockets. loop._make_socket_transport() builds it.
+
+   The Python socket object owns the fd, as in asyncio (closed in
+   _call_connection_lost). The fd is watched with a uv_poll_t, not a
+   uv_tcp_t/uv_pipe_t: those would make libuv own and close the fd. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define READ_BUF_SIZE (256 * 1024) /* asyncio's max_size */
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+/* Allocated apart from the transport (see docs/architecture.md): libuv may
+   still reference it after the transport is gone, until the close callback. */
+typedef struct {
+    uv_poll_t poll;
+    al_state *st;
+} stream_poll;
+
+/* One queued chunk: an owned bytes object and how much of it was sent. */
+typedef struct {
+    PyObject *data;
+    Py_ssize_t off;
+} wentry;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
+    PyObject *weakreflist;
+    al_state *st;     /* valid while the type (which holds the module) lives */
+    LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
+    PyObject *sock;   /* owns the fd; NULL once closed */
+    PyObject *protocol;
+    PyObject *server;
+    al_io io;
+    stream_poll *poll; /* non-NULL while polling: we then hold a reference to self */
+    int fd;
+    int poll_events;
+    Py_ssize_t conn_lost;
+    PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
+    double high_water, low_water;
+    wentry *q;
+    Py_ssize_t qhead, qlen, qcap;
+    Py_ssize_t qbytes;
+    char buffered;
+    char protocol_connected;
+    char closing;
+    char eof;
+    char paused;
+    char protocol_paused;
+    char reading;  /* asyncio's reader registered */
+    char writing;  /* asyncio's writer registered */
+    char detached; /* the loop was closed: no libuv handle any more */
+    char registered;
+} StreamObject;
+
+#define STREAM_FROM_IO(p) ((StreamObject *)((char *)(p)-offsetof(StreamObject, io)))
+
+static int read_ready(StreamObject *self);
+static int write_ready(StreamObject *self);
+static int stream_close(StreamObject *self);
+
+/* --- helpers ------------------------------------------------------------- */
+
+static inline int is_exit_error(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+static PyObject *errno_error(int err)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return al__err_fetch();
+}
+
+/* loop.call_soon(callback, arg) through the loop's own method (arg may be
+   NULL): a real Handle, in asyncio's order. */
+static int call_soon(LoopObject *loop, PyObject *callback, PyObject *arg1, PyObject *arg2)
+{
+    PyObject *argv[4] = {(PyObject *)loop, callback, arg1, arg2};
+    size_t n = arg1 == NULL ? 2 : (arg2 == NULL ? 3 : 4);
+    PyObject *r = PyObject_VectorcallMethod(loop->state->str_call_soon, argv, n, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int call_soon_method(StreamObject *self, PyObject *name, PyObject *arg)
+{
+    PyObject *meth = PyObject_GetAttr((PyObject *)self, name);
+    if (meth == NULL) {
+        return -1;
+    }
+    int rc = call_soon(self->loop, meth, arg, NULL);
+    Py_DECREF(meth);
+    return rc;
+}
+
+/* protocol.<name>(arg): the protocol is held during the call (set_protocol
+   may replace it). */
+static PyObject *call_protocol(StreamObject *self, PyObject *name, PyObject *arg)
+{
+    PyObject *proto = Py_NewRef(self->protocol);
+    PyObject *argv[2] = {proto, arg};
+    PyObject *r = PyObject_VectorcallMethod(name, argv, arg == NULL ? 1 : 2, NULL);
+    Py_DECREF(proto);
+    return r;
+}
+
+static int log_debug(StreamObject *self, const char *fmt, PyObject *msg, PyObject *exc)
+{
+    al_state *st = self->loop->state;
+    PyObject *f = PyUnicode_FromString(fmt);
+    if (f == NULL) {
+        return -1;
+    }
+    PyObject *r;
+    if (exc != NULL) {
+        PyObject *argv[5] = {st->logger, f, (PyObject *)self, msg, exc};
+        PyObject *kw = PyTuple_Pack(1, st->str_exc_info);
+        r = kw ? PyObject_VectorcallMethod(st->str_debug, argv, 4, kw) : NULL;
+        Py_XDECREF(kw);
+    }
+    else {
+        PyObject *argv[3] = {st->logger, f, (PyObject *)self};
+        r = PyObject_VectorcallMethod(st->str_debug, argv, 3, NULL);
+    }
+    Py_DECREF(f);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* {'message', 'exception', 'transport', 'protocol'} to the loop's handler. */
+static int report_to_handler(StreamObject *self, const char *message, PyObject *exc)
+{
+    al_state *st = self->loop->state;
+    PyObject *ctx = PyDict_New();
+    PyObject *msg = PyUnicode_FromString(message);
+    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
+        PyDict_SetItem(ctx, st->str_transport, (PyObject *)self) < 0 ||
+        PyDict_SetItem(ctx, st->str_protocol, self->protocol ? self->protocol : Py_None) < 0) {
+        Py_XDECREF(ctx);
+        Py_XDECREF(msg);
+        return -1;
+    }
+    Py_DECREF(msg);
+    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
+    Py_DECREF(ctx);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* --- the libuv handle ------------------------------------------------------ */
+
+static void on_poll_close(uv_handle_t *handle)
+{
+    stream_poll *p = (stream_poll *)handle;
+    p->st->live_uv_handles--;
+    PyMem_RawFree(p);
+}
+
+/* Stops watching and closes the handle (freed by its close callback), then
+   drops the reference the activity held: self may go with it, so callers
+   hold their own. */
+static void poll_stop(StreamObject *self)
+{
+    stream_poll *p = self->poll;
+    if (p == NULL) {
+        return;
+    }
+    self->poll = NULL;
+    self->poll_events = 0;
+    al__poll_forget(self->loop, &p->poll);
+    uv_poll_stop(&p->poll);
+    p->poll.data = NULL;
+    uv_close((uv_handle_t *)&p->poll, on_poll_close);
+    self->loop->io_watchers--;
+    Py_DECREF(self);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+/* Makes the watched events match the reading/writing flags. */
+static int poll_update(StreamObject *self)
+{
+    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    if (events == 0 || self->detached || self->loop == NULL) {
+        poll_stop(self);
+        return 0;
+    }
+    if (events == self->poll_events) {
+        return 0;
+    }
+    int fresh = 0;
+    if (self->poll == NULL) {
+        stream_poll *p = PyMem_RawMalloc(sizeof(*p));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int err = uv_poll_init(&self->loop->uv, &p->poll, self->fd);
+        if (err < 0) {
+            PyMem_RawFree(p);
+            return al__set_uv_error(err);
+        }
+        p->st = self->loop->state;
+        p->poll.data = self;
+        p->st->live_uv_handles++;
+        self->poll = p;
+        self->loop->io_watchers++;
+        Py_INCREF(self); /* as asyncio's selector holds our bound methods */
+        fresh = 1;
+    }
+    if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
+        if (fresh) {
+            poll_stop(self);
+        }
+        return -1;
+    }
+    self->poll_events = events;
+    return 0;
+}
+
+static int check_loop_open(StreamObject *self)
+{
+    if (self->loop == NULL || self->loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* asyncio's loop._add_reader / _add_writer / _remove_reader / _remove_writer */
+static int add_reader(StreamObject *self)
+{
+    if (check_loop_open(self) < 0) {
+        return -1;
+    }
+    char was = self->reading;
+    self->reading = 1;
+    if (poll_update(self) < 0) {
+        self->reading = was;
+        return -1;
+    }
+    return 0;
+}
+
+static int add_writer(StreamObject *self)
+{
+    if (check_loop_open(self) < 0) {
+        return -1;
+    }
+    char was = self->writing;
+    self->writing = 1;
+    if (poll_update(self) < 0) {
+        self->writing = was;
+        return -1;
+    }
+    return 0;
+}
+
+static int remove_reader(StreamObject *self)
+{
+    self->reading = 0;
+    return poll_update(self);
+}
+
+static int remove_writer(StreamObject *self)
+{
+    self->writing = 0;
+    return poll_update(self);
+}
+
+/* The loop is closing: its libuv handles go now. The transport stays a
+   valid object (closed or warning when collected, as on asyncio). */
+static void stream_loop_closing(al_io *io)
+{
+    StreamObject *self = STREAM_FROM_IO(io);
+    self->detached = 1;
+    poll_stop(self); /* may free self */
+}
+
+/* --- the write queue ------------------------------------------------------- */
+
+static void queue_clear(StreamObject *self)
+{
+    wentry *q = self->q;
+    Py_ssize_t head = self->qhead, len = self->qlen;
+    self->qhead = self->qlen = self->qbytes = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_DECREF(q[head + i].data);
+    }
+}
+
+/* Steals data; off: bytes of it already sent. */
+static int queue_push(StreamObject *self, PyObject *data, Py_ssize_t off)
+{
+    if (self->qhead + self->qlen == self->qcap) {
+        if (self->qhead > 0) {
+            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(wentry));
+            self->qhead = 0;
+        }
+        else {
+            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
+            wentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(wentry));
+            if (q == NULL) {
+                Py_DECREF(data);
+                PyErr_NoMemory();
+                return -1;
+            }
+            self->q = q;
+            self->qcap = cap;
+        }
+    }
+    self->q[self->qhead + self->qlen].data = data;
+    self->q[self->qhead + self->qlen].off = off;
+    self->qlen++;
+    self->qbytes += PyBytes_GET_SIZE(data) - off;
+    return 0;
+}
+
+/* Queues buf[off:] of obj: a reference to immutable bytes, a copy of
+   anything else (it may change before it is sent). */
+static int queue_data(StreamObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
+                      Py_ssize_t off)
+{
+    if (PyBytes_CheckExact(obj)) {
+        return queue_push(self, Py_NewRef(obj), off);
+    }
+    PyObject *copy = PyBytes_FromStringAndSize(buf + off, len - off);
+    if (copy == NULL) {
+        return -1;
+    }
+    return queue_push(self, copy, 0);
+}
+
+static void queue_consume(StreamObject *self, Py_ssize_t n)
+{
+    self->qbytes -= n;
+    while (n > 0 && self->qlen > 0) {
+        wentry *e = &self->q[self->qhead];
+        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
+        if (left <= n) {
+            n -= left;
+            Py_DECREF(e->data);
+            self->qhead++;
+            self->qlen--;
+        }
+        else {
+            e->off += n;
+            n = 0;
+        }
+    }
+    if (self->qlen == 0) {
+        self->qhead = 0;
+    }
+}
+
+/* --- flow control (_FlowControlMixin) -------------------------------------- */
+
+static int maybe_pause_protocol(StreamObject *self)
+{
+    if ((double)self->qbytes <= self->high_water) {
+        return 0;
+    }
+    if (!self->protocol_paused) {
+        self->protocol_paused = 1;
+        PyObject *r = call_protocol(self, self->loop->state->str_pause_writing, NULL);
+        if (r == NULL) {
+            if (is_exit_error()) {
+                return -1;
+            }
+            PyObject *exc = al__err_fetch();
+            int rc = report_to_handler(self, "protocol.pause_writing() failed", exc);
+            Py_DECREF(exc);
+            return rc;
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int maybe_resume_protocol(StreamObject *self)
+{
+    if (self->protocol_paused && (double)self->qbytes <= self->low_water) {
+        self->protocol_paused = 0;
+        PyObject *r = call_protocol(self, self->loop->state->str_resume_writing, NULL);
+        if (r == NULL) {
+            if (is_exit_error()) {
+                return -1;
+            }
+            PyObject *exc = al__err_fetch();
+            int rc = report_to_handler(self, "protocol.resume_writing() failed", exc);
+            Py_DECREF(exc);
+            return rc;
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
+{
+    PyObject *h = NULL, *l = NULL;
+    if (high == NULL || high == Py_None) {
+        if (low == NULL || low == Py_None) {
+            h = PyLong_FromLong(64 * 1024);
+        }
+        else {
+            PyObject *four = PyLong_FromLong(4);
+            h = four ? PyNumber_Multiply(four, low) : NULL;
+            Py_XDECREF(four);
+        }
+    }
+    else {
+        h = Py_NewRef(high);
+    }
+    if (h == NULL) {
+        return -1;
+    }
+    if (low == NULL || low == Py_None) {
+        PyObject *four = PyLong_FromLong(4);
+        l = four ? PyNumber_FloorDivide(h, four) : NULL;
+        Py_XDECREF(four);
+    }
+    else {
+        l = Py_NewRef(low);
+    }
+    if (l == NULL) {
+        Py_DECREF(h);
+        return -1;
+    }
+    /* not high >= low >= 0 */
+    PyObject *zero = PyLong_FromLong(0);
+    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
+    if (ok == 1) {
+        ok = PyObject_RichCompareBool(l, zero, Py_GE);
+    }
+    Py_XDECREF(zero);
+    double hd = 0, ld = 0;
+    if (ok == 0) {
+        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
+    }
+    else if (ok == 1) {
+        hd = PyFloat_AsDouble(h);
+        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
+    }
+    if (ok != 1 || PyErr_Occurred()) {
+        Py_DECREF(h);
+        Py_DECREF(l);
+        return -1;
+    }
+    Py_XSETREF(self->high_obj, h);
+    Py_XSETREF(self->low_obj, l);
+    self->high_water = hd;
+    self->low_water = ld;
+    return 0;
+}
+
+/* --- closing ----------------------------------------------------------------- */
+
+static int force_close(StreamObject *self, PyObject *exc)
+{
+    if (self->conn_lost) {
+        return 0;
+    }
+    if (self->qlen > 0) {
+        queue_clear(self);
+        if (remove_writer(self) < 0) {
+            return -1;
+        }
+    }
+    if (!self->closing) {
+        self->closing = 1;
+        if (remove_reader(self) < 0) {
+            return -1;
+        }
+    }
+    self->conn_lost++;
+    return call_soon_method(self, self->loop->state->str_call_connection_lost, exc ? exc : Py_None);
+}
+
+/* asyncio's _fatal_error: OSError is logged in debug mode only, anything
+   else goes to the exception handler; then the transport is closed. */
+static int fatal_error(StreamObject *self, PyObject *exc, const char *message)
+{
+    if (self->loop == NULL) {
+        return 0;
+    }
+    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+        if (self->loop->debug) {
+            PyObject *msg = PyUnicode_FromString(message);
+            int rc = msg ? log_debug(self, "%r: %s", msg, exc) : -1;
+            Py_XDECREF(msg);
+            if (rc < 0) {
+                return -1;
+            }
+        }
+    }
+    else if (report_to_handler(self, message, exc) < 0) {
+        return -1;
+    }
+    return force_close(self, exc);
+}
+
+/* A protocol call failed: SystemExit/KeyboardInterrupt go up, as asyncio
+   re-raises them; anything else is a fatal error of the transport. */
+static int protocol_failed(StreamObject *self, const char *message)
+{
+    if (is_exit_error()) {
+        return -1;
+    }
+    PyObject *exc = al__err_fetch();
+    int rc = fatal_error(self, exc, message);
+    Py_DECREF(exc);
+    return rc;
+}
+
+static int os_failed(StreamObject *self, int err, const char *message)
+{
+    PyObject *exc = errno_error(err);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = fatal_error(self, exc, message);
+    Py_DECREF(exc);
+    return rc;
+}
+
+static const char READ_ERROR[] = "Fatal read error on socket transport";
+static const char WRITE_ERROR[] = "Fatal write error on socket transport";
+
+static int stream_close(StreamObject *self)
+{
+    if (self->closing) {
+        return 0;
+    }
+    self->closing = 1;
+    if (remove_reader(self) < 0) {
+        return -1;
+    }
+    if (self->qlen == 0) {
+        self->conn_lost++;
+        if (remove_writer(self) < 0) {
+            return -1;
+        }
+        return call_soon_method(self, self->loop->state->str_call_connection_lost, Py_None);
+    }
+    return 0;
+}
+
+/* Everything _call_connection_lost does after the protocol's call. */
+static int connection_lost_cleanup(StreamObject *self)
+{
+    int rc = 0;
+    self->reading = self->writing = 0;
+    if (self->loop != NULL) {
+        poll_stop(self);
+        if (self->registered) {
+            al__loop_unregister_transport(self->loop, self->fd, (PyObject *)self);
+            self->registered = 0;
+        }
+    }
+    al__loop_io_unlink(&self->io);
+    PyObject *sock = self->sock;
+    self->sock = NULL;
+    if (sock != NULL) {
+        PyObject *r = PyObject_CallMethod(sock, "close", NULL);
+        if (r == NULL) {
+            rc = -1;
+        }
+        Py_XDECREF(r);
+        Py_DECREF(sock);
+    }
+    Py_CLEAR(self->protocol);
+    LoopObject *loop = self->loop;
+    self->loop = NULL;
+    PyObject *server = self->server;
+    self->server = NULL;
+    if (server != NULL && server != Py_None) {
+        PyObject *exc = rc < 0 ? al__err_fetch() : NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *r = PyObject_CallMethod(server, "_detach", "O", (PyObject *)self);
+#else
+        PyObject *r = PyObject_CallMethod(server, "_detach", NULL);
+#endif
+        if (r == NULL) {
+            if (exc != NULL) {
+                PyErr_Clear();
+            }
+            rc = -1;
+        }
+        Py_XDECREF(r);
+        al__err_restore(exc);
+    }
+    Py_XDECREF(server);
+    Py_XDECREF(loop);
+    return rc;
+}
+
+static PyObject *Stream_call_connection_lost(StreamObject *self, PyObject *exc)
+{
+    if (self->sock == NULL && self->loop == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *err = NULL;
+    if (self->protocol_connected && self->protocol != NULL) {
+        PyObject *r = call_protocol(self, self->loop->state->str_connection_lost, exc);
+        if (r == NULL) {
+            err = al__err_fetch();
+        }
+        Py_XDECREF(r);
+    }
+    /* asyncio's `finally`: an error closing replaces the protocol's. */
+    if (connection_lost_cleanup(self) < 0) {
+        Py_XDECREF(err);
+        return NULL;
+    }
+    if (err != NULL) {
+        al__err_restore(err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* --- read path ------------------------------------------------------------- */
+
+static int on_eof(StreamObject *self)
+{
+    if (self->loop->debug && log_debug(self, "%r received EOF", NULL, NULL) < 0) {
+        return -1;
+    }
+    PyObject *r = call_protocol(self, self->loop->state->str_eof_received, NULL);
+    if (r == NULL) {
+        return protocol_failed(self, "Fatal error: protocol.eof_received() call failed.");
+    }
+    int keep_open = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (keep_open < 0) {
+        return -1;
+    }
+    if (keep_open) {
+        /* Still open for writing; no more to read. */
+        return remove_reader(self);
+    }
+    return stream_close(self);
+}
+
+static int read_data(StreamObject *self)
+{
+    LoopObject *loop = self->loop;
+    if (loop->stream_read_buf == NULL) {
+        loop->stream_read_buf = PyMem_RawMalloc(READ_BUF_SIZE);
+        if (loop->stream_read_buf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    ssize_t n = recv(self->fd, loop->stream_read_buf, READ_BUF_SIZE, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return 0;
+        }
+        return os_failed(self, errno, READ_ERROR);
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    PyObject *data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *r = call_protocol(self, loop->state->str_data_received, data);
+    Py_DECREF(data);
+    if (r == NULL) {
+        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int read_buffered(StreamObject *self)
+{
+    al_state *st = self->loop->state;
+    static const char GET_BUFFER_FAILED[] = "Fatal error: protocol.get_buffer() call failed.";
+    PyObject *buf = call_protocol(self, st->str_get_buffer, st->minus_one);
+    if (buf == NULL) {
+        return protocol_failed(self, GET_BUFFER_FAILED);
+    }
+    Py_ssize_t size = PyObject_Size(buf);
+    if (size <= 0) {
+        Py_DECREF(buf);
+        if (size == 0) {
+            PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+        }
+        return protocol_failed(self, GET_BUFFER_FAILED);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(buf);
+        /* what socket.recv_into() would raise */
+        return protocol_failed(self, READ_ERROR);
+    }
+    ssize_t n = recv(self->fd, view.buf, (size_t)view.len, 0);
+    int err = errno;
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    if (n < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            return 0;
+        }
+        return os_failed(self, err, READ_ERROR);
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    PyObject *nbytes = PyLong_FromSsize_t(n);
+    if (nbytes == NULL) {
+        return -1;
+    }
+    PyObject *r = call_protocol(self, st->str_buffer_updated, nbytes);
+    Py_DECREF(nbytes);
+    if (r == NULL) {
+        return protocol_failed(self, "Fatal error: protocol.buffer_updated() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int read_ready(StreamObject *self)
+{
+    if (self->conn_lost) {
+        return 0;
+    }
+    return self->buffered ? read_buffered(self) : read_data(self);
+}
+
+/* --- write path ------------------------------------------------------------ */
+
+/* Sends what is queued (one sendmsg of up to IOV_MAX chunks), asyncio's
+   _write_sendmsg. */
+static int write_ready(StreamObject *self)
+{
+    if (self->conn_lost) {
+        return 0;
+    }
+    if (self->qlen == 0) {
+        return remove_writer(self);
+    }
+    struct iovec iov[IOV_MAX];
+    int cnt = self->qlen < IOV_MAX ? (int)self->qlen : IOV_MAX;
+    for (int i = 0; i < cnt; i++) {
+        wentry *e = &self->q[self->qhead + i];
+        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
+        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)cnt;
+    ssize_t n = sendmsg(self->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            return 0;
+        }
+        if (remove_writer(self) < 0) {
+            return -1;
+        }
+        queue_clear(self);
+        return os_failed(self, err, WRITE_ERROR);
+    }
+    queue_consume(self, n);
+    if (maybe_resume_protocol(self) < 0) { /* may queue more */
+        return -1;
+    }
+    if (self->qlen == 0) {
+        if (remove_writer(self) < 0) {
+            return -1;
+        }
+        if (self->closing) {
+            PyObject *r = Stream_call_connection_lost(self, Py_None);
+            Py_XDECREF(r);
+            return r ? 0 : -1;
+        }
+        if (self->eof && shutdown(self->fd, SHUT_WR) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    StreamObject *self = handle->data;
+    if (self == NULL) {
+        return;
+    }
+    LoopObject *loop = self->loop;
+    al__loop_hold_gil(loop);
+    Py_INCREF(self);
+    int rc = 0;
+    if (status < 0) {
+        /* libuv stopped the handle (POLLERR, or the fd closed under us):
+           take the socket's pending error, as recv()/send() would raise. */
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+            err = errno;
+        }
+        self->poll_events = 0; /* started again below if still wanted */
+        if (err != 0) {
+            rc = os_failed(self, err, self->reading ? READ_ERROR : WRITE_ERROR);
+        }
+        else {
+            if (self->reading) {
+                rc = read_ready(self);
+            }
+            if (rc == 0 && self->writing) {
+                rc = write_ready(self);
+            }
+        }
+        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+            rc = poll_update(self);
+        }
+    }
+    else {
+        if ((events & UV_READABLE) && self->reading) {
+            rc = read_ready(self);
+        }
+        if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
+            rc = write_ready(self);
+        }
+    }
+    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
+        /* What asyncio's Handle._run would report for _read_ready. */
+        PyObject *exc = al__err_fetch();
+        if (exc == NULL) {
+            exc = Py_NewRef(Py_None);
+        }
+        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
+                                      "exception", exc, "transport", (PyObject *)self);
+        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
+        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(r);
+        Py_XDECREF(ctx);
+        Py_DECREF(exc);
+    }
+    Py_DECREF(self);
+}
+
+/* --- Python methods ---------------------------------------------------------- */
+
+static PyObject *none_or_null(int rc)
+{
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_write(StreamObject *self, PyObject *data)
+{
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+        PyObject *name = PyObject_GetAttrString((PyObject *)Py_TYPE(data), "__name__");
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not %R",
+                         name);
+            Py_DECREF(name);
+        }
+        return NULL;
+    }
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    int rc = 0;
+    if (view.len == 0) {
+        goto done;
+    }
+    if (self->conn_lost) {
+        if (self->conn_lost >= self->st->log_threshold_connlost) {
+            PyObject *r = PyObject_CallMethod(self->st->logger, "warning", "s",
+                                              "socket.send() raised exception.");
+            if (r == NULL) {
+                rc = -1;
+            }
+            Py_XDECREF(r);
+        }
+        self->conn_lost++;
+        goto done;
+    }
+    Py_ssize_t sent = 0;
+    if (self->qlen == 0) {
+        /* Try to send now; only the rest is queued. */
+        ssize_t n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+        if (n < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                rc = os_failed(self, err, WRITE_ERROR);
+                goto done;
+            }
+            n = 0;
+        }
+        sent = n;
+        if (sent == view.len) {
+            goto done;
+        }
+        if (add_writer(self) < 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    rc = queue_data(self, data, view.buf, view.len, sent);
+    if (rc == 0) {
+        rc = maybe_pause_protocol(self);
+    }
+done:
+    PyBuffer_Release(&view);
+    return none_or_null(rc);
+}
+
+static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call writelines() after write_eof()");
+        return NULL;
+    }
+    int truth = PyObject_IsTrue(list_of_data);
+    if (truth <= 0) {
+        return truth < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    /* memoryview() of each first, as asyncio does: nothing is queued if
+       one of them is not bytes-like. */
+    PyObject *items = PySequence_List(list_of_data);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *views = PyList_New(n);
+    if (views == NULL) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *mv = PyMemoryView_FromObject(PyList_GET_ITEM(items, i));
+        if (mv == NULL) {
+            rc = -1;
+        }
+        else {
+            PyList_SET_ITEM(views, i, mv);
+        }
+    }
+    /* All of them queued, then one vectored send. */
+    for (Py_ssize_t i = 0; i < n && rc == 0 && !self->conn_lost; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(views, i), &view, PyBUF_SIMPLE) < 0) {
+            rc = -1;
+            break;
+        }
+        if (view.len > 0) {
+            rc = queue_data(self, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
+        }
+        PyBuffer_Release(&view);
+    }
+    Py_DECREF(views);
+    Py_DECREF(items);
+    if (rc < 0) {
+        return NULL;
+    }
+    if (self->qlen == 0) {
+        Py_RETURN_NONE;
+    }
+    if (write_ready(self) < 0) {
+        return NULL;
+    }
+    if (self->qlen > 0 && !self->writing && add_writer(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+#else
+    /* WriteTransport.writelines: b''.join() then write(). */
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    PyObject *data = empty ? PyObject_CallMethod(empty, "join", "O", list_of_data) : NULL;
+    Py_XDECREF(empty);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "write", "O", data);
+    Py_DECREF(data);
+    return r;
+#endif
+}
+
+static PyObject *Stream_write_eof(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->eof) {
+        Py_RETURN_NONE;
+    }
+    self->eof = 1;
+    if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_can_write_eof(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Stream_close(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return none_or_null(stream_close(self));
+}
+
+static PyObject *Stream_abort(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return none_or_null(self->loop ? force_close(self, NULL) : 0);
+}
+
+static PyObject *Stream_is_closing(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *Stream_is_reading(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!self->closing && !self->paused);
+}
+
+static PyObject *Stream_pause_reading(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 1;
+    if (self->loop == NULL || remove_reader(self) < 0) {
+        return self->loop == NULL ? Py_NewRef(Py_None) : NULL;
+    }
+    if (self->loop->debug && log_debug(self, "%r pauses reading", NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_resume_reading(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || !self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 0;
+    if (add_reader(self) < 0) {
+        return NULL;
+    }
+    if (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Scheduled by the constructor: asyncio's _add_reader(fd, _read_ready),
+   after connection_made. */
+static PyObject *Stream_start_reading(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+#else
+    if (self->closing) { /* 3.10 ignores pause_reading() made before this */
+        Py_RETURN_NONE;
+    }
+#endif
+    return none_or_null(add_reader(self));
+}
+
+static PyObject *Stream_get_write_buffer_size(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->qbytes);
+}
+
+static PyObject *Stream_get_write_buffer_limits(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+}
+
+/* Binds f(a=None, b=None, ...)-style arguments: positional, then keywords. */
+static int bind_args(const char *fname, const char *const *names, Py_ssize_t n, Py_ssize_t required,
+                     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = NULL;
+    }
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes from %zd to %zd positional arguments but %zd "
+                     "were given",
+                     fname, required + 1, n + 1, nargs + 1);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k); /* borrowed */
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                break;
+            }
+        }
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'", fname,
+                         key);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
+                         names[i]);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (Py_ssize_t i = 0; i < required; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument: '%s'", fname, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *Stream_set_write_buffer_limits(StreamObject *self, PyObject *const *args,
+                                                Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"high", "low"};
+    PyObject *a[2];
+    if (bind_args("set_write_buffer_limits", names, 2, 0, args, nargs, kwnames, a) < 0 ||
+        set_limits(self, a[0], a[1]) < 0) {
+        return NULL;
+    }
+    if (self->loop == NULL || self->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(maybe_pause_protocol(self));
+}
+
+static PyObject *Stream_get_extra_info(StreamObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "default"};
+    PyObject *a[2];
+    if (bind_args("get_extra_info", names, 2, 1, args, nargs, kwnames, a) < 0) {
+        return NULL;
+    }
+    PyObject *dflt = a[1] ? a[1] : Py_None;
+    if (self->extra == NULL) {
+        return Py_NewRef(dflt);
+    }
+    if (PyDict_CheckExact(self->extra)) {
+        PyObject *v = PyDict_GetItemWithError(self->extra, a[0]); /* borrowed */
+        if (v == NULL) {
+            return PyErr_Occurred() ? NULL : Py_NewRef(dflt);
+        }
+        return Py_NewRef(v);
+    }
+    return PyObject_CallMethod(self->extra, "get", "OO", a[0], dflt);
+}
+
+static int set_protocol(StreamObject *self, PyObject *protocol)
+{
+    int b = PyObject_IsInstance(protocol, self->st->BufferedProtocol);
+    if (b < 0) {
+        return -1;
+    }
+    self->buffered = (char)b;
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    self->protocol_connected = 1;
+    return 0;
+}
+
+static PyObject *Stream_set_protocol(StreamObject *self, PyObject *protocol)
+{
+    return none_or_null(set_protocol(self, protocol));
+}
+
+static PyObject *Stream_get_protocol(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyObject *Stream_repr(StreamObject *self)
+{
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) {
+        return NULL;
+    }
+    PyObject *item = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "__name__");
+    int rc = item ? PyList_Append(parts, item) : -1;
+    Py_XDECREF(item);
+    if (rc == 0 && (self->sock == NULL || self->closing)) {
+        item = PyUnicode_FromString(self->sock == NULL ? "closed" : "closing");
+        rc = item ? PyList_Append(parts, item) : -1;
+        Py_XDECREF(item);
+    }
+    if (rc == 0) {
+        item = PyUnicode_FromFormat("fd=%d", self->fd);
+        rc = item ? PyList_Append(parts, item) : -1;
+        Py_XDECREF(item);
+    }
+    if (rc == 0 && self->loop != NULL && !self->loop->closed) {
+        item = PyUnicode_FromString(self->reading ? "read=polling" : "read=idle");
+        rc = item ? PyList_Append(parts, item) : -1;
+        Py_XDECREF(item);
+        if (rc == 0) {
+            item = PyUnicode_FromFormat("write=<%s, bufsize=%zd>",
+                                        self->writing ? "polling" : "idle", self->qbytes);
+            rc = item ? PyList_Append(parts, item) : -1;
+            Py_XDECREF(item);
+        }
+    }
+    PyObject *res = NULL;
+    if (rc == 0) {
+        PyObject *sep = PyUnicode_FromString(" ");
+        PyObject *joined = sep ? PyUnicode_Join(sep, parts) : NULL;
+        Py_XDECREF(sep);
+        if (joined != NULL) {
+            res = PyUnicode_FromFormat("<%U>", joined);
+            Py_DECREF(joined);
+        }
+    }
+    Py_DECREF(parts);
+    return res;
+}
+
+static PyObject *Stream_get_sock(StreamObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->sock ? self->sock : Py_None);
+}
+
+static PyObject *Stream_get_sock_fd(StreamObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->fd);
+}
+
+static PyObject *Stream_get_loop(StreamObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->loop ? (PyObject *)self->loop : Py_None);
+}
+
+static PyObject *Stream_get_protocol_paused(StreamObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->protocol_paused);
+}
+
+static PyObject *Stream_get_closing(StreamObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *Stream_get_true(StreamObject *self, void *Py_UNUSED(c))
+{
+    Py_RETURN_TRUE;
+}
+
+/* --- object lifetime -------------------------------------------------------- */
+
+/* asyncio's _SelectorTransport.__del__. */
+static void Stream_finalize(StreamObject *self)
+{
+    if (self->sock == NULL) {
+        return;
+    }
+    PyObject *exc = al__err_fetch();
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R", self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    self->reading = self->writing = 0;
+    if (self->loop != NULL) {
+        poll_stop(self); /* not polling, or we would not be collected */
+        if (self->registered) {
+            al__loop_unregister_transport(self->loop, self->fd, (PyObject *)self);
+            self->registered = 0;
+        }
+    }
+    al__loop_io_unlink(&self->io);
+    PyObject *sock = self->sock;
+    self->sock = NULL;
+    PyObject *r = PyObject_CallMethod(sock, "close", NULL);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(sock);
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13's __del__ also detaches from the server. */
+    if (self->server != NULL && self->server != Py_None) {
+        r = PyObject_CallMethod(self->server, "_detach", "O", (PyObject *)self);
+        if (r == NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(r);
+    }
+#endif
+    al__err_restore(exc);
+}
+
+static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->server);
+    return 0;
+}
+
+static int Stream_clear(StreamObject *self)
+{
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->server);
+    return 0;
+}
+
+static void Stream_dealloc(StreamObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    if (self->loop != NULL && self->registered) {
+        al__loop_unregister_transport(self->loop, self->fd, (PyObject *)self);
+    }
+    al__loop_io_unlink(&self->io);
+    Stream_clear(self);
+    queue_clear(self);
+    PyMem_Free(self->q);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->high_obj);
+    Py_CLEAR(self->low_obj);
+    Py_CLEAR(self->loop);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+
+static PyMethodDef Stream_methods[] = {
+    {"write", (PyCFunction)Stream_write, METH_O, NULL},
+    {"writelines", (PyCFunction)Stream_writelines, METH_O, NULL},
+    {"write_eof", (PyCFunction)Stream_write_eof, METH_NOARGS, NULL},
+    {"can_write_eof", (PyCFunction)Stream_can_write_eof, METH_NOARGS, NULL},
+    {"close", (PyCFunction)Stream_close, METH_NOARGS, NULL},
+    {"abort", (PyCFunction)Stream_abort, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)Stream_is_closing, METH_NOARGS, NULL},
+    {"is_reading", (PyCFunction)Stream_is_reading, METH_NOARGS, NULL},
+    {"pause_reading", (PyCFunction)Stream_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)Stream_resume_reading, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)Stream_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)Stream_get_write_buffer_limits, METH_NOARGS, NULL},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))Stream_set_write_buffer_limits, FASTKW,
+     NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))Stream_get_extra_info, FASTKW, NULL},
+    {"set_protocol", (PyCFunction)Stream_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)Stream_get_protocol, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)Stream_start_reading, METH_NOARGS, NULL},
+    {"_call_connection_lost", (PyCFunction)Stream_call_connection_lost, METH_O, NULL},
+    {NULL, NULL},
+};
+
+static PyGetSetDef Stream_getset[] = {
+    {"_sock", (getter)Stream_get_sock, NULL, NULL, NULL},
+    {"_sock_fd", (getter)Stream_get_sock_fd, NULL, NULL, NULL},
+    {"_loop", (getter)Stream_get_loop, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)Stream_get_protocol_paused, NULL, NULL, NULL},
+    {"_closing", (getter)Stream_get_closing, NULL, NULL, NULL},
+    {"_start_tls_compatible", (getter)Stream_get_true, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef Stream_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(StreamObject, weakreflist), READONLY},
+    {NULL},
+};
+
+static PyType_Slot Stream_slots[] = {
+    {Py_tp_dealloc, Stream_dealloc},
+    {Py_tp_finalize, Stream_finalize},
+    {Py_tp_traverse, Stream_traverse},
+    {Py_tp_clear, Stream_clear},
+    {Py_tp_repr, Stream_repr},
+    {Py_tp_methods, Stream_methods},
+    {Py_tp_getset, Stream_getset},
+    {Py_tp_members, Stream_members},
+    {Py_tp_doc, "A socket stream transport (asyncio's _SelectorSocketTransport)."},
+    {0, NULL},
+};
+
+/* Not Py_TPFLAGS_IMMUTABLETYPE: asyncio.Transport is a mutable (Python)
+   class, and an immutable subtype of it is deprecated (an error in 3.14). */
+static PyType_Spec Stream_spec = {
+    .name = "asyncloop._core.SocketTransport",
+    .basicsize = sizeof(StreamObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Stream_slots,
+};
+
+/* --- loop._make_socket_transport -------------------------------------------- */
+
+static PyObject *sock_call_or_none(PyObject *sock, const char *name)
+{
+    PyObject *r = PyObject_CallMethod(sock, name, NULL);
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_OSError)) {
+        PyErr_Clear();
+        r = Py_NewRef(Py_None);
+    }
+    return r;
+}
+
+static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
+                       PyObject *waiter, PyObject *extra, PyObject *server)
+{
+    al_state *st = loop->state;
+    self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
+    if (self->extra == NULL) {
+        return -1;
+    }
+    self->loop = (LoopObject *)Py_NewRef(loop);
+    if (set_limits(self, NULL, NULL) < 0) {
+        return -1;
+    }
+    PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
+    int rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
+    Py_XDECREF(v);
+    if (rc < 0) {
+        return -1;
+    }
+    v = sock_call_or_none(sock, "getsockname");
+    rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
+    Py_XDECREF(v);
+    if (rc < 0) {
+        return -1;
+    }
+    rc = PySequence_Contains(self->extra, st->str_peername);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc == 0) {
+        v = sock_call_or_none(sock, "getpeername");
+        rc = v ? PyObject_SetItem(self->extra, st->str_peername, v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    int fd = PyObject_AsFileDescriptor(sock);
+    if (fd < 0) {
+        return -1;
+    }
+    self->sock = Py_NewRef(sock);
+    self->fd = fd;
+    if (set_protocol(self, protocol) < 0) {
+        return -1;
+    }
+    self->server = Py_NewRef(server);
+    if (server != Py_None) {
+#if PY_VERSION_HEX >= 0x030D0000
+        v = PyObject_CallMethod(server, "_attach", "O", (PyObject *)self);
+#else
+        v = PyObject_CallMethod(server, "_attach", NULL);
+#endif
+        if (v == NULL) {
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (al__loop_register_transport(loop, fd, (PyObject *)self) < 0) {
+        return -1;
+    }
+    self->registered = 1;
+    /* _SelectorSocketTransport: Nagle off on TCP sockets. */
+    v = PyObject_CallOneArg(st->set_nodelay, sock);
+    if (v == NULL) {
+        return -1;
+    }
+    Py_DECREF(v);
+    PyObject *made = PyObject_GetAttr(protocol, st->str_connection_made);
+    rc = made ? call_soon(loop, made, (PyObject *)self, NULL) : -1;
+    Py_XDECREF(made);
+    /* Reading starts once connection_made() has run. */
+    if (rc < 0 || call_soon_method(self, st->str_start_reading, NULL) < 0) {
+        return -1;
+    }
+    if (waiter != Py_None &&
+        call_soon(loop, st->set_result_unless_cancelled, waiter, Py_None) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames)
+{
+    static const char *const names[] = {"sock", "protocol", "waiter", "extra", "server"};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *a[5];
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "_make_socket_transport() takes from 3 to 4 positional arguments but %zd "
+                     "were given",
+                     nargs + 1);
+        return NULL;
+    }
+    if (bind_args("_make_socket_transport", names, 5, 2, args, nargs, kwnames, a) < 0) {
+        return NULL;
+    }
+    al_state *st = self->state;
+    PyTypeObject *tp = st->SocketTransportType;
+    StreamObject *t = (StreamObject *)tp->tp_alloc(tp, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->st = st;
+    t->fd = -1;
+    t->io.loop_closing = stream_loop_closing;
+    al__loop_io_link(self, &t->io);
+    if (stream_init(t, self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
+                    a[4] ? a[4] : Py_None) < 0) {
+        Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+/* --- module state ------------------------------------------------------------ */
+
+#define INTERN(field, text)                                                                        \
+    do {                                                                                           \
+        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                              \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static PyObject *import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
+int al__stream_init(PyObject *module, al_state *st)
+{
+    INTERN(str_call_soon, "call_soon");
+    INTERN(str_connection_made, "connection_made");
+    INTERN(str_connection_lost, "connection_lost");
+    INTERN(str_data_received, "data_received");
+    INTERN(str_get_buffer, "get_buffer");
+    INTERN(str_buffer_updated, "buffer_updated");
+    INTERN(str_eof_received, "eof_received");
+    INTERN(str_pause_writing, "pause_writing");
+    INTERN(str_resume_writing, "resume_writing");
+    INTERN(str_transport, "transport");
+    INTERN(str_protocol, "protocol");
+    INTERN(str_socket, "socket");
+    INTERN(str_sockname, "sockname");
+    INTERN(str_peername, "peername");
+    INTERN(str_exc_info, "exc_info");
+    INTERN(str_start_reading, "_start_reading");
+    INTERN(str_call_connection_lost, "_call_connection_lost");
+    if ((st->minus_one = PyLong_FromLong(-1)) == NULL ||
+        (st->BufferedProtocol = import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
+        (st->TransportSocket = import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (st->set_nodelay = import_attr("asyncio.base_events", "_set_nodelay")) == NULL) {
+        return -1;
+    }
+    PyObject *threshold = import_attr("asyncio.constants", "LOG_THRESHOLD_FOR_CONNLOST_WRITES");
+    if (threshold == NULL) {
+        return -1;
+    }
+    st->log_threshold_connlost = PyLong_AsSsize_t(threshold);
+    Py_DECREF(threshold);
+    if (st->log_threshold_connlost == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *base = import_attr("asyncio.transports", "Transport");
+    if (base == NULL) {
+        return -1;
+    }
+    /* Our struct puts BaseTransport's one slot, _extra, right after the
+       object header: check that asyncio.Transport is laid out so. */
+    PyTypeObject *bt = (PyTypeObject *)base;
+    if (!PyType_Check(base) ||
+        bt->tp_basicsize !=
+            (Py_ssize_t)offsetof(StreamObject, extra) + (Py_ssize_t)sizeof(PyObject *) ||
+        bt->tp_itemsize != 0) {
+        PyErr_SetString(PyExc_ImportError,
+                        "asyncio.Transport has an unexpected layout (its __slots__ changed?)");
+        Py_DECREF(base);
+        return -1;
+    }
+    st->SocketTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Stream_spec, base);
+    Py_DECREF(base);
+    if (st->SocketTransportType == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, st->SocketTransportType);
+}
+
+int al__stream_traverse(al_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->SocketTransportType);
+    Py_VISIT(st->BufferedProtocol);
+    Py_VISIT(st->TransportSocket);
+    Py_VISIT(st->set_nodelay);
+    return 0;
+}
+
+void al__stream_clear(al_state *st)
+{
+    Py_CLEAR(st->SocketTransportType);
+    Py_CLEAR(st->BufferedProtocol);
+    Py_CLEAR(st->TransportSocket);
+    Py_CLEAR(st->set_nodelay);
+    Py_CLEAR(st->minus_one);
+    PyObject **names[] = {
+        &st->str_call_soon,
+        &st->str_connection_made,
+        &st->str_connection_lost,
+        &st->str_data_received,
+        &st->str_get_buffer,
+        &st->str_buffer_updated,
+        &st->str_eof_received,
+        &st->str_pause_writing,
+        &st->str_resume_writing,
+        &st->str_transport,
+        &st->str_protocol,
+        &st->str_socket,
+        &st->str_sockname,
+        &st->str_peername,
+        &st->str_exc_info,
+        &st->str_start_reading,
+        &st->str_call_connection_lost,
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        Py_CLEAR(*names[i]);
+    }
+}
