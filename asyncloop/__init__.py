@@ -8,6 +8,8 @@ Ways in:
 """
 
 import asyncio as __asyncio
+import socket as _socket
+from asyncio import base_events as _poll_base_events  # poll.c glue
 import sys as __sys
 import weakref as _weakref
 from asyncio import base_events as __base_events
@@ -44,6 +46,24 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     shutdown_asyncgens = _Base.shutdown_asyncgens
     _asyncgen_firstiter_hook = _Base._asyncgen_firstiter_hook
     _asyncgen_finalizer_hook = _Base._asyncgen_finalizer_hook
+
+    # poll.c: sock_connect resolves the address as asyncio's does, then
+    # awaits the C part (_sock_connect) for the resolved address.
+    _ensure_resolved = _Base._ensure_resolved
+
+    async def sock_connect(self, sock, address):
+        """Connect to a remote socket at address."""
+        _poll_base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        if sock.family == _socket.AF_INET or (
+                _poll_base_events._HAS_IPv6 and sock.family == _socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto,
+                loop=self,
+            )
+            _, _, _, _, address = resolved[0]
+        return await self._sock_connect(sock, address)
 
 
 def new_event_loop() -> Loop:

@@ -1989,6 +1989,29 @@ static PyMethodDef Loop_methods[] = {
     {"_pending_counts", (PyCFunction)Loop_pending_counts, METH_NOARGS, NULL},
 
     /* poll.c: add_reader/add_writer, sock_* */
+    {"add_reader", (PyCFunction)(void (*)(void))al__loop_add_reader, FASTKW,
+     "add_reader(fd, callback, *args)"},
+    {"add_writer", (PyCFunction)(void (*)(void))al__loop_add_writer, FASTKW,
+     "add_writer(fd, callback, *args)"},
+    {"remove_reader", (PyCFunction)(void (*)(void))al__loop_remove_reader, FASTKW, NULL},
+    {"remove_writer", (PyCFunction)(void (*)(void))al__loop_remove_writer, FASTKW, NULL},
+    {"sock_recv", (PyCFunction)(void (*)(void))al__loop_sock_recv, FASTKW,
+     "sock_recv(sock, n) -> Future[bytes]"},
+    {"sock_recv_into", (PyCFunction)(void (*)(void))al__loop_sock_recv_into, FASTKW,
+     "sock_recv_into(sock, buf) -> Future[int]"},
+    {"sock_sendall", (PyCFunction)(void (*)(void))al__loop_sock_sendall, FASTKW,
+     "sock_sendall(sock, data) -> Future[None]"},
+    {"_sock_connect", (PyCFunction)(void (*)(void))al__loop_sock_connect, FASTKW,
+     "_sock_connect(sock, address) -> Future[None], address already resolved"},
+    {"sock_accept", (PyCFunction)(void (*)(void))al__loop_sock_accept, FASTKW,
+     "sock_accept(sock) -> Future[(socket, address)]"},
+    {"_sock_recv", (PyCFunction)(void (*)(void))al__loop_sock_recv_cb, FASTKW, NULL},
+    {"_sock_recv_into", (PyCFunction)(void (*)(void))al__loop_sock_recv_into_cb, FASTKW, NULL},
+    {"_sock_sendall", (PyCFunction)(void (*)(void))al__loop_sock_sendall_cb, FASTKW, NULL},
+    {"_sock_connect_cb", (PyCFunction)(void (*)(void))al__loop_sock_connect_cb, FASTKW, NULL},
+    {"_sock_accept", (PyCFunction)(void (*)(void))al__loop_sock_accept_cb, FASTKW, NULL},
+    {"_sock_read_done", (PyCFunction)(void (*)(void))al__loop_sock_read_done, FASTKW, NULL},
+    {"_sock_write_done", (PyCFunction)(void (*)(void))al__loop_sock_write_done, FASTKW, NULL},
 
     /* stream.c, tcp/unix: transports */
 
