@@ -129,6 +129,46 @@ static void watcher_close(WatcherObject *w)
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 
+/* Drops the watcher's entry from the loop's dict, if it is its own. */
+static int watcher_drop_entry(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (loop->fd_watchers == NULL) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromLong(w->fd);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *cur = PyDict_GetItemWithError(loop->fd_watchers, key); /* borrowed */
+    int rc = 0;
+    if (cur == (PyObject *)w) {
+        rc = PyDict_DelItem(loop->fd_watchers, key);
+    }
+    else if (cur == NULL && PyErr_Occurred()) {
+        rc = -1;
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+/* As selectors' modify() failing: the fd is unregistered (its handles are
+   not cancelled) and the error raised. */
+static int watcher_fail(WatcherObject *w)
+{
+    PyObject *exc = al__err_fetch();
+    HandleObject *r = w->reader, *wr = w->writer;
+    w->reader = w->writer = NULL;
+    watcher_close(w);
+    if (watcher_drop_entry(w) < 0) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(wr);
+    al__err_restore(exc);
+    return -1;
+}
+
 /* Polls for what is registered; a watcher left with nothing is closed and
    dropped from the loop's dict. */
 static int watcher_update(WatcherObject *w)
@@ -136,31 +176,18 @@ static int watcher_update(WatcherObject *w)
     int want = (w->reader ? UV_READABLE : 0) | (w->writer ? UV_WRITABLE : 0);
     if (want == 0) {
         watcher_close(w);
-        LoopObject *loop = w->loop;
-        if (loop->fd_watchers != NULL) {
-            PyObject *key = PyLong_FromLong(w->fd);
-            if (key == NULL) {
-                return -1;
-            }
-            /* Only our own entry. */
-            PyObject *cur = PyDict_GetItemWithError(loop->fd_watchers, key); /* borrowed */
-            int rc = 0;
-            if (cur == (PyObject *)w) {
-                rc = PyDict_DelItem(loop->fd_watchers, key);
-            }
-            else if (cur == NULL && PyErr_Occurred()) {
-                rc = -1;
-            }
-            Py_DECREF(key);
-            return rc;
-        }
-        return 0;
+        return watcher_drop_entry(w);
     }
     if (want == w->events || w->box == NULL) {
         return 0;
     }
+    /* epoll_ctl would fail on a closed fd: asyncio's modify raises. */
+    if (fcntl(w->fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return watcher_fail(w);
+    }
     if (al__poll_start(w->loop, &w->box->poll, want, on_poll) < 0) {
-        return -1;
+        return watcher_fail(w);
     }
     watcher_set_active(w, want);
     return 0;
@@ -415,16 +442,12 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
     HandleObject *old = *slot;
     *slot = (HandleObject *)Py_NewRef(h);
     int rc = watcher_update(w);
-    if (rc < 0) {
-        /* As a failed selector.modify: the old registration stays. */
-        *slot = old;
-        Py_DECREF(h);
-        old = NULL;
-        if (watcher_update(w) < 0) {
-            PyErr_WriteUnraisable((PyObject *)w);
-        }
-    }
     Py_DECREF(w);
+    if (rc < 0) {
+        /* Unregistered by the failure; asyncio does not cancel old then. */
+        Py_XDECREF(old);
+        old = NULL;
+    }
     if (old != NULL) {
         rc = handle_cancel(old);
         Py_DECREF(old);
@@ -448,7 +471,13 @@ static PyObject *add_watch(LoopObject *self, PyObject *const *args, Py_ssize_t n
     if (ensure_no_transport(self, args[0]) < 0) {
         return NULL;
     }
-    return watch(self, args[0], write, args[1], args + 2, nargs - 2);
+    /* asyncio's add_reader returns None (its _add_reader the handle). */
+    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2);
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_DECREF(h);
+    Py_RETURN_NONE;
 }
 
 /* asyncio's remove_reader/remove_writer. */
