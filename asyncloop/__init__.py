@@ -24,6 +24,13 @@ __version__ = "0.1.0"
 _Base = __base_events.BaseEventLoop
 
 
+# poll.c: the C sock_* methods, awaited by Loop's coroutines of the same name.
+_c_sock_recv = _core.Loop.sock_recv
+_c_sock_recv_into = _core.Loop.sock_recv_into
+_c_sock_sendall = _core.Loop.sock_sendall
+_c_sock_accept = _core.Loop.sock_accept
+
+
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     """The asyncloop event loop: asyncio.AbstractEventLoop implemented in C."""
 
@@ -47,9 +54,27 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     _asyncgen_firstiter_hook = _Base._asyncgen_firstiter_hook
     _asyncgen_finalizer_hook = _Base._asyncgen_finalizer_hook
 
-    # poll.c: sock_connect resolves the address as asyncio's does, then
-    # awaits the C part (_sock_connect) for the resolved address.
+    # poll.c: the C sock_* methods return Futures; these coroutines await
+    # them, so that they are coroutines as asyncio's (create_task() takes
+    # them, errors are raised when awaited). sock_connect resolves the
+    # address as asyncio does, then awaits the C part (_sock_connect).
     _ensure_resolved = _Base._ensure_resolved
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the non-blocking socket sock."""
+        return await _c_sock_recv(self, sock, n)
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive from sock into buf; return the number of bytes received."""
+        return await _c_sock_recv_into(self, sock, buf)
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data to sock."""
+        return await _c_sock_sendall(self, sock, data)
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        return await _c_sock_accept(self, sock)
 
     async def sock_connect(self, sock, address):
         """Connect to a remote socket at address."""

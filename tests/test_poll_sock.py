@@ -771,3 +771,18 @@ def test_sock_methods_await_result_types(loop, pair):
         return await loop.sock_recv(a, 100)
 
     assert run(loop, main()) == b"ready"
+
+
+def test_sock_methods_are_coroutines(loop, pair):
+    """create_task() takes them, and argument errors come when awaited."""
+    a, b = pair
+
+    async def main():
+        t = loop.create_task(loop.sock_recv(a, 10))
+        b.send(b"task")
+        bad = loop.sock_recv(object(), 1)  # nothing raised yet
+        with pytest.raises(AttributeError):
+            await bad
+        return await t
+
+    assert run(loop, main()) == b"task"
