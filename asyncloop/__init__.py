@@ -25,9 +25,11 @@ _Base = __base_events.BaseEventLoop
 
 
 # poll.c: the C sock_* methods, awaited by Loop's coroutines of the same name.
-_c_sock_recv = _core.Loop.sock_recv
-_c_sock_recv_into = _core.Loop.sock_recv_into
-_c_sock_sendall = _core.Loop.sock_sendall
+# The _start ones give (None, result) when the first try succeeded, else
+# (future, None): the common case makes no Future.
+_c_sock_recv = _core.Loop._sock_recv_start
+_c_sock_recv_into = _core.Loop._sock_recv_into_start
+_c_sock_sendall = _core.Loop._sock_sendall_start
 _c_sock_accept = _core.Loop.sock_accept
 
 
@@ -62,15 +64,18 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes from the non-blocking socket sock."""
-        return await _c_sock_recv(self, sock, n)
+        fut, res = _c_sock_recv(self, sock, n)
+        return res if fut is None else await fut
 
     async def sock_recv_into(self, sock, buf):
         """Receive from sock into buf; return the number of bytes received."""
-        return await _c_sock_recv_into(self, sock, buf)
+        fut, res = _c_sock_recv_into(self, sock, buf)
+        return res if fut is None else await fut
 
     async def sock_sendall(self, sock, data):
         """Send all of data to sock."""
-        return await _c_sock_sendall(self, sock, data)
+        fut, res = _c_sock_sendall(self, sock, data)
+        return res if fut is None else await fut
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""

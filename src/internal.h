@@ -411,6 +411,12 @@ PyObject *al__loop_sock_connect(LoopObject *self, PyObject *const *args, size_t 
                                 PyObject *kwnames);
 PyObject *al__loop_sock_accept(LoopObject *self, PyObject *const *args, size_t nargsf,
                                PyObject *kwnames);
+PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
+PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames);
+PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames);
 PyObject *al__loop_sock_recv_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames);
 PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,

@@ -740,9 +740,35 @@ static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want, PyOb
         return NULL;                                                                               \
     }
 
+/* What a sock_* method returns: a Future (done at once if the first try
+   succeeded), or with `start` (the _sock_*_start methods behind the
+   coroutines of asyncloop.Loop) (None, result) at once and (future, None)
+   to wait, so that the common case makes no Future. Steals fut or res. */
+static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObject *res)
+{
+    if (fut == NULL && !start) {
+        fut = done_future(self, res);
+        Py_DECREF(res);
+        return fut;
+    }
+    if (!start) {
+        return fut;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_XDECREF(fut);
+        Py_XDECREF(res);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, fut ? fut : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(t, 1, res ? res : Py_NewRef(Py_None));
+    return t;
+}
+
 /* sock_recv(sock, n) and sock_recv_into(sock, buf): the first try, then a
    wait for readability. */
-static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *meth, PyObject *retry)
+static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *meth, PyObject *retry,
+                           int start)
 {
     PyObject *sock = args[0];
     if (sock_check(self, sock) < 0) {
@@ -750,9 +776,7 @@ static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *me
     }
     PyObject *res = call_method(meth, sock, args + 1, 1);
     if (res != NULL) {
-        PyObject *fut = done_future(self, res);
-        Py_DECREF(res);
-        return fut;
+        return sock_result(self, start, NULL, res);
     }
     if (!would_block()) {
         return NULL;
@@ -766,21 +790,35 @@ static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *me
         Py_DECREF(fut);
         return NULL;
     }
-    return fut;
+    return sock_result(self, start, fut, NULL);
 }
 
 PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nargsf,
                              PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv);
+    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 0);
+}
+
+PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames)
+{
+    NARGS("sock_recv", 2);
+    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 1);
 }
 
 PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into);
+    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 0);
+}
+
+PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames)
+{
+    NARGS("sock_recv_into", 2);
+    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 1);
 }
 
 /* _sock_recv(fut, sock, n) / _sock_recv_into(fut, sock, buf): a retry. */
@@ -807,10 +845,8 @@ PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, si
     return sock_read_retry(self, args, self->state->str_recv_into);
 }
 
-PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t nargsf,
-                                PyObject *kwnames)
+static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start)
 {
-    NARGS("sock_sendall", 2);
     al_state *st = self->state;
     PyObject *sock = args[0], *data = args[1];
     if (sock_check(self, sock) < 0) {
@@ -833,7 +869,7 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
         return NULL;
     }
     if (n == len) {
-        return done_future(self, Py_None);
+        return sock_result(self, start, NULL, Py_NewRef(Py_None));
     }
     PyObject *fut = new_future(self);
     if (fut == NULL) {
@@ -846,14 +882,14 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
         Py_DECREF(fut);
         return NULL;
     }
-    PyObject *start = PyLong_FromSsize_t(n);
-    if (start == NULL) {
+    PyObject *sent = PyLong_FromSsize_t(n);
+    if (sent == NULL) {
         Py_DECREF(pos);
         Py_DECREF(view);
         Py_DECREF(fut);
         return NULL;
     }
-    PyList_SET_ITEM(pos, 0, start);
+    PyList_SET_ITEM(pos, 0, sent);
     PyObject *cbargs[4] = {fut, sock, view, pos};
     int rc = wait_ready(self, sock, 1, st->str_sock_sendall, cbargs, 4);
     Py_DECREF(pos);
@@ -862,7 +898,21 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
         Py_DECREF(fut);
         return NULL;
     }
-    return fut;
+    return sock_result(self, start, fut, NULL);
+}
+
+PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    NARGS("sock_sendall", 2);
+    return sock_sendall(self, args, 0);
+}
+
+PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames)
+{
+    NARGS("sock_sendall", 2);
+    return sock_sendall(self, args, 1);
 }
 
 /* _sock_sendall(fut, sock, view, pos) */

@@ -786,3 +786,24 @@ def test_sock_methods_are_coroutines(loop, pair):
         return await t
 
     assert run(loop, main()) == b"task"
+
+
+def test_core_sock_methods_return_futures(pair):
+    """asyncloop._core.Loop's own sock_* return Futures (done at once when
+    the first try succeeds); asyncloop.Loop wraps them in coroutines."""
+    a, b = pair
+    loop = asyncloop.new_event_loop()
+    core = asyncloop._core.Loop
+    try:
+        b.send(b"now")
+        fut = core.sock_recv(loop, a, 10)
+        assert isinstance(fut, asyncio.Future) and fut.done() and fut.result() == b"now"
+        fut = core.sock_recv(loop, a, 10)
+        assert not fut.done()
+        b.send(b"later")
+        assert run(loop, fut) == b"later"
+        fut = core.sock_sendall(loop, a, b"out")
+        assert fut.done() and fut.result() is None
+        assert b.recv(10) == b"out"
+    finally:
+        loop.close()
