@@ -116,6 +116,11 @@ static void watcher_set_active(WatcherObject *w, int events)
 static void watcher_close(WatcherObject *w)
 {
     watcher_set_active(w, 0);
+    if (w->box != NULL && !w->loop->uv_ready) {
+        /* Interpreter shutdown closed the libuv loop without the al_io
+           hooks; its uv_walk closed the handle. */
+        w->box = NULL;
+    }
     if (w->box != NULL) {
         poll_box *box = w->box;
         w->box = NULL;
