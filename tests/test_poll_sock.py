@@ -807,3 +807,21 @@ def test_core_sock_methods_return_futures(pair):
         assert b.recv(10) == b"out"
     finally:
         loop.close()
+
+
+def test_add_reader_callback_not_checked(loop, pair):
+    """asyncio's add_reader takes any callback (events.Handle checks
+    nothing); a non-callable fails only when the fd is ready."""
+    a, b = pair
+
+    async def coro_fn():
+        pass
+
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["exception"]))
+    assert loop.add_reader(a, coro_fn) is None
+    assert loop.add_writer(a, 42) is None
+    run_briefly(loop, 2)
+    assert loop.remove_reader(a) is True
+    assert loop.remove_writer(a) is True
+    assert errors and all(isinstance(e, TypeError) for e in errors)
