@@ -9,6 +9,8 @@ Ways in:
 
 import asyncio as __asyncio
 import os as _os
+import socket as _socket
+from asyncio import base_events as _poll_base_events  # poll.c glue
 import sys as __sys
 import weakref as _weakref
 from asyncio import base_events as __base_events
@@ -27,6 +29,15 @@ _Base = __base_events.BaseEventLoop
 _Base_logger = __base_events.logger
 _Selector = __selector_events.BaseSelectorEventLoop
 _Unix = __unix_events._UnixSelectorEventLoop
+
+
+# poll.c: the C sock_* methods, awaited by Loop's coroutines of the same name.
+# The _start ones give (None, result) when the first try succeeded, else
+# (future, None): the common case makes no Future.
+_c_sock_recv = _core.Loop._sock_recv_start
+_c_sock_recv_into = _core.Loop._sock_recv_into_start
+_c_sock_sendall = _core.Loop._sock_sendall_start
+_c_sock_accept = _core.Loop.sock_accept
 
 
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
@@ -133,6 +144,44 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         return await self._getnameinfo(sockaddr, flags)
 
     _getaddrinfo_debug = _Base._getaddrinfo_debug
+    # poll.c: the C sock_* methods return Futures; these coroutines await
+    # them, so that they are coroutines as asyncio's (create_task() takes
+    # them, errors are raised when awaited). sock_connect resolves the
+    # address as asyncio does, then awaits the C part (_sock_connect).
+    _ensure_resolved = _Base._ensure_resolved
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the non-blocking socket sock."""
+        fut, res = _c_sock_recv(self, sock, n)
+        return res if fut is None else await fut
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive from sock into buf; return the number of bytes received."""
+        fut, res = _c_sock_recv_into(self, sock, buf)
+        return res if fut is None else await fut
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data to sock."""
+        fut, res = _c_sock_sendall(self, sock, data)
+        return res if fut is None else await fut
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        return await _c_sock_accept(self, sock)
+
+    async def sock_connect(self, sock, address):
+        """Connect to a remote socket at address."""
+        _poll_base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        if sock.family == _socket.AF_INET or (
+                _poll_base_events._HAS_IPv6 and sock.family == _socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto,
+                loop=self,
+            )
+            _, _, _, _, address = resolved[0]
+        return await self._sock_connect(sock, address)
 
 
 def new_event_loop() -> Loop:

@@ -122,6 +122,24 @@ typedef struct {
     PyObject *str_is_finalizing;
 
     /* poll.c */
+    PyTypeObject *WatcherType; /* FdWatcher: one uv_poll_t per watched fd */
+    PyObject *partial;         /* functools.partial */
+    PyObject *SSLSocket;       /* ssl.SSLSocket, or NULL without ssl */
+    PyObject *str_gettimeout;
+    PyObject *str_fileno;
+    PyObject *str_recv;
+    PyObject *str_recv_into;
+    PyObject *str_send;
+    PyObject *str_connect;
+    PyObject *str_accept;
+    PyObject *str_set_exception;
+    PyObject *str_sock_recv;       /* "_sock_recv" */
+    PyObject *str_sock_recv_into;  /* "_sock_recv_into" */
+    PyObject *str_sock_sendall;    /* "_sock_sendall" */
+    PyObject *str_sock_connect_cb; /* "_sock_connect_cb" */
+    PyObject *str_sock_accept_cb;  /* "_sock_accept" */
+    PyObject *str_sock_read_done;  /* "_sock_read_done" */
+    PyObject *str_sock_write_done; /* "_sock_write_done" */
 
     /* stream.c */
     PyTypeObject *SocketTransportType;
@@ -153,7 +171,6 @@ typedef struct {
     PyObject *AddressFamily;   /* socket.AddressFamily */
     PyObject *SocketKind;      /* socket.SocketKind */
     PyObject *str_create_future;
-    PyObject *str_set_exception;
 
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
@@ -427,6 +444,46 @@ PyObject *al__loop_getaddrinfo(LoopObject *self, PyObject *const *args, Py_ssize
 PyObject *al__loop_getnameinfo(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* loop_close_uv: waits until the thread pool is done with the loop's lookups. */
 void al__dns_close_wait(LoopObject *loop);
+/* poll.c */
+extern PyType_Spec al__watcher_spec;
+PyObject *al__loop_add_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames);
+PyObject *al__loop_add_writer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames);
+PyObject *al__loop_remove_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames);
+PyObject *al__loop_remove_writer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames);
+PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nargsf,
+                             PyObject *kwnames);
+PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames);
+PyObject *al__loop_sock_connect(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames);
+PyObject *al__loop_sock_accept(LoopObject *self, PyObject *const *args, size_t nargsf,
+                               PyObject *kwnames);
+PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
+PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames);
+PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames);
+PyObject *al__loop_sock_recv_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames);
+PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames);
+PyObject *al__loop_sock_sendall_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
+PyObject *al__loop_sock_connect_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
+PyObject *al__loop_sock_accept_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+PyObject *al__loop_sock_read_done(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
 
 /* args.c */
 typedef PyObject *(*al_fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,

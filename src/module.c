@@ -136,7 +136,6 @@ static int module_exec(PyObject *module)
     INTERN(str_is_finalizing, "is_finalizing");
     /* dns.c */
     INTERN(str_create_future, "create_future");
-    INTERN(str_set_exception, "set_exception");
     IMPORT(socket_gaierror, "socket", "gaierror");
     IMPORT(AddressFamily, "socket", "AddressFamily");
     IMPORT(SocketKind, "socket", "SocketKind");
@@ -195,6 +194,31 @@ static int module_exec(PyObject *module)
     if (st->TimerHandleType == NULL) {
         return -1;
     }
+    /* poll.c */
+    st->WatcherType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__watcher_spec, NULL);
+    if (st->WatcherType == NULL) {
+        return -1;
+    }
+    IMPORT(partial, "functools", "partial");
+    if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
+        PyErr_Clear(); /* asyncio's _check_ssl_socket without ssl: no check */
+    }
+    INTERN(str_gettimeout, "gettimeout");
+    INTERN(str_fileno, "fileno");
+    INTERN(str_recv, "recv");
+    INTERN(str_recv_into, "recv_into");
+    INTERN(str_send, "send");
+    INTERN(str_connect, "connect");
+    INTERN(str_accept, "accept");
+    INTERN(str_set_exception, "set_exception");
+    INTERN(str_sock_recv, "_sock_recv");
+    INTERN(str_sock_recv_into, "_sock_recv_into");
+    INTERN(str_sock_sendall, "_sock_sendall");
+    INTERN(str_sock_connect_cb, "_sock_connect_cb");
+    INTERN(str_sock_accept_cb, "_sock_accept");
+    INTERN(str_sock_read_done, "_sock_read_done");
+    INTERN(str_sock_write_done, "_sock_write_done");
+
     st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__loop_spec, NULL);
     if (st->LoopType == NULL) {
         return -1;
@@ -251,6 +275,10 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->socket_gaierror);
     Py_VISIT(st->AddressFamily);
     Py_VISIT(st->SocketKind);
+    /* poll.c */
+    Py_VISIT(st->WatcherType);
+    Py_VISIT(st->partial);
+    Py_VISIT(st->SSLSocket);
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -297,6 +325,24 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_context);
     Py_CLEAR(st->kwnames_name);
     Py_CLEAR(st->kwnames_name_context);
+    /* poll.c */
+    Py_CLEAR(st->WatcherType);
+    Py_CLEAR(st->partial);
+    Py_CLEAR(st->SSLSocket);
+    Py_CLEAR(st->str_gettimeout);
+    Py_CLEAR(st->str_fileno);
+    Py_CLEAR(st->str_recv);
+    Py_CLEAR(st->str_recv_into);
+    Py_CLEAR(st->str_send);
+    Py_CLEAR(st->str_connect);
+    Py_CLEAR(st->str_accept);
+    Py_CLEAR(st->str_sock_recv);
+    Py_CLEAR(st->str_sock_recv_into);
+    Py_CLEAR(st->str_sock_sendall);
+    Py_CLEAR(st->str_sock_connect_cb);
+    Py_CLEAR(st->str_sock_accept_cb);
+    Py_CLEAR(st->str_sock_read_done);
+    Py_CLEAR(st->str_sock_write_done);
     /* Interned names stay valid for the interpreter; drop our references. */
     PyObject **names[] = {
         &st->str_context,

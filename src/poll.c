@@ -1,0 +1,1147 @@
+/* add_reader/add_writer and the sock_* methods over one uv_poll_t per fd,
+   as asyncio's selector_events.BaseSelectorEventLoop. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+/* The uv_poll_t lives apart from the watcher (see docs/architecture.md):
+   either may go first. */
+typedef struct {
+    uv_poll_t poll;
+    al_state *st;
+} poll_box;
+
+/* One per watched fd, kept in loop->fd_watchers while it has a reader or a
+   writer (the dict plays the part of asyncio's selector map, and holds the
+   watcher while its handle is active). */
+typedef struct {
+    PyObject_HEAD
+    LoopObject *loop;     /* strong */
+    poll_box *box;        /* NULL once closed */
+    HandleObject *reader; /* strong, or NULL */
+    HandleObject *writer; /* strong, or NULL */
+    al_io io;
+    int fd;
+    int events; /* what libuv polls for now */
+} WatcherObject;
+
+#define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
+
+/* --- fds ------------------------------------------------------------------ */
+
+/* The int fd of an int or an object with fileno(), without the sign check
+   (asyncio's _ensure_fd_no_transport). */
+static int fileobj_fileno(PyObject *fileobj, long *out)
+{
+    PyObject *num;
+    if (PyLong_Check(fileobj)) {
+        num = Py_NewRef(fileobj);
+    }
+    else {
+        PyObject *r = PyObject_CallMethod(fileobj, "fileno", NULL);
+        num = r ? PyNumber_Long(r) : NULL;
+        Py_XDECREF(r);
+        if (num == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
+                PyErr_ExceptionMatches(PyExc_TypeError) ||
+                PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
+            }
+            return -1;
+        }
+    }
+    long fd = PyLong_AsLong(num);
+    Py_DECREF(num);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* selectors._fileobj_to_fd. */
+static int fileobj_to_fd(PyObject *fileobj, int *out)
+{
+    long fd;
+    if (fileobj_fileno(fileobj, &fd) < 0) {
+        return -1;
+    }
+    if (fd < 0) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    if (fd > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor out of range");
+        return -1;
+    }
+    *out = (int)fd;
+    return 0;
+}
+
+static int ensure_no_transport(LoopObject *loop, PyObject *fileobj)
+{
+    long fd;
+    if (fileobj_fileno(fileobj, &fd) < 0) {
+        return -1;
+    }
+    if (fd < INT_MIN || fd > INT_MAX) {
+        return 0;
+    }
+    return al__loop_ensure_fd_no_transport(loop, (int)fd, fileobj);
+}
+
+/* --- the watcher ---------------------------------------------------------- */
+
+static void on_poll_close(uv_handle_t *handle)
+{
+    poll_box *box = (poll_box *)handle;
+    box->st->live_uv_handles--;
+    PyMem_RawFree(box);
+}
+
+static void watcher_set_active(WatcherObject *w, int events)
+{
+    if (w->events == 0 && events != 0) {
+        w->loop->io_watchers++;
+    }
+    else if (w->events != 0 && events == 0) {
+        w->loop->io_watchers--;
+    }
+    w->events = events;
+}
+
+/* Closes the libuv handle; the registrations stay as they are. */
+static void watcher_close(WatcherObject *w)
+{
+    watcher_set_active(w, 0);
+    if (w->box != NULL && !w->loop->uv_ready) {
+        /* Interpreter shutdown closed the libuv loop without the al_io
+           hooks; its uv_walk closed the handle. */
+        w->box = NULL;
+    }
+    if (w->box != NULL) {
+        poll_box *box = w->box;
+        w->box = NULL;
+        al__poll_forget(w->loop, &box->poll);
+        uv_poll_stop(&box->poll);
+        box->poll.data = NULL;
+        uv_close((uv_handle_t *)&box->poll, on_poll_close);
+    }
+    al__loop_io_unlink(&w->io);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+/* Drops the watcher's entry from the loop's dict, if it is its own. */
+static int watcher_drop_entry(WatcherObject *w)
+{
+    LoopObject *loop = w->loop;
+    if (loop->fd_watchers == NULL) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromLong(w->fd);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *cur = PyDict_GetItemWithError(loop->fd_watchers, key); /* borrowed */
+    int rc = 0;
+    if (cur == (PyObject *)w) {
+        rc = PyDict_DelItem(loop->fd_watchers, key);
+    }
+    else if (cur == NULL && PyErr_Occurred()) {
+        rc = -1;
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+/* As selectors' modify() failing: the fd is unregistered (its handles are
+   not cancelled) and the error raised. */
+static int watcher_fail(WatcherObject *w)
+{
+    PyObject *exc = al__err_fetch();
+    HandleObject *r = w->reader, *wr = w->writer;
+    w->reader = w->writer = NULL;
+    watcher_close(w);
+    if (watcher_drop_entry(w) < 0) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(wr);
+    al__err_restore(exc);
+    return -1;
+}
+
+/* Polls for what is registered; a watcher left with nothing is closed and
+   dropped from the loop's dict. */
+static int watcher_update(WatcherObject *w)
+{
+    int want = (w->reader ? UV_READABLE : 0) | (w->writer ? UV_WRITABLE : 0);
+    if (want == 0) {
+        watcher_close(w);
+        return watcher_drop_entry(w);
+    }
+    if (want == w->events || w->box == NULL) {
+        return 0;
+    }
+    /* epoll_ctl would fail on a closed fd: asyncio's modify raises. */
+    if (fcntl(w->fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return watcher_fail(w);
+    }
+    if (al__poll_start(w->loop, &w->box->poll, want, on_poll) < 0) {
+        return watcher_fail(w);
+    }
+    watcher_set_active(w, want);
+    return 0;
+}
+
+static void loop_closing(al_io *io)
+{
+    WatcherObject *w = IO_TO_WATCHER(io);
+    Py_INCREF(w);
+    watcher_close(w);
+    /* asyncio's closed selector forgets its map. */
+    Py_CLEAR(w->reader);
+    Py_CLEAR(w->writer);
+    if (watcher_update(w) < 0) {
+        PyErr_WriteUnraisable((PyObject *)w);
+    }
+    Py_DECREF(w);
+}
+
+static WatcherObject *watcher_new(LoopObject *loop, int fd)
+{
+    al_state *st = loop->state;
+    /* epoll_ctl would fail with EBADF, as asyncio's register does. */
+    if (fcntl(fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    poll_box *box = PyMem_RawMalloc(sizeof(poll_box));
+    if (box == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    int err = uv_poll_init(&loop->uv, &box->poll, fd);
+    if (err < 0) {
+        PyMem_RawFree(box);
+        al__set_uv_error(err);
+        return NULL;
+    }
+    box->st = st;
+    st->live_uv_handles++;
+    WatcherObject *w = PyObject_GC_New(WatcherObject, st->WatcherType);
+    if (w == NULL) {
+        box->poll.data = NULL;
+        uv_close((uv_handle_t *)&box->poll, on_poll_close);
+        return NULL;
+    }
+    w->loop = (LoopObject *)Py_NewRef(loop);
+    w->box = box;
+    box->poll.data = w;
+    w->reader = w->writer = NULL;
+    w->fd = fd;
+    w->events = 0;
+    w->io.loop_closing = loop_closing;
+    w->io.prev = w->io.next = NULL;
+    al__loop_io_link(loop, &w->io);
+    PyObject_GC_Track(w);
+    return w;
+}
+
+/* Borrowed; NULL without an error if there is none. */
+static WatcherObject *watcher_find(LoopObject *loop, int fd)
+{
+    if (loop->fd_watchers == NULL) {
+        return NULL;
+    }
+    PyObject *key = PyLong_FromLong(fd);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *w = PyDict_GetItemWithError(loop->fd_watchers, key); /* borrowed */
+    Py_DECREF(key);
+    return (WatcherObject *)w;
+}
+
+static int handle_cancel(HandleObject *h)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)h, "cancel", NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* Drops the registration of one direction, as asyncio's _remove_reader /
+   _remove_writer once the key is found: 1 if there was one. */
+static int watcher_remove(WatcherObject *w, int write)
+{
+    HandleObject **slot = write ? &w->writer : &w->reader;
+    HandleObject *h = *slot;
+    *slot = NULL;
+    Py_INCREF(w);
+    int rc = watcher_update(w);
+    Py_DECREF(w);
+    if (h == NULL) {
+        return rc < 0 ? -1 : 0;
+    }
+    if (rc == 0) {
+        rc = handle_cancel(h);
+    }
+    Py_DECREF(h);
+    return rc < 0 ? -1 : 1;
+}
+
+/* A direction found ready: asyncio's _process_events for one key. */
+static void watcher_fire(WatcherObject *w, int write)
+{
+    HandleObject *h = write ? w->writer : w->reader;
+    if (h == NULL) {
+        return;
+    }
+    if (h->cancelled) {
+        if (watcher_remove(w, write) < 0) {
+            PyErr_WriteUnraisable((PyObject *)w);
+        }
+    }
+    else if (al__ring_push(&w->loop->ready, h) < 0) {
+        PyErr_WriteUnraisable((PyObject *)w);
+    }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    WatcherObject *w = handle->data;
+    if (w == NULL) {
+        return;
+    }
+    al__loop_hold_gil(w->loop);
+    Py_INCREF(w);
+    if (status < 0) {
+        /* libuv stopped the handle. EPOLLERR (a failed connect, a reset)
+           is reported by epoll to both directions, as asyncio's selector
+           sees it; a closed fd is dropped by epoll and its callbacks never
+           run, as on asyncio. */
+        watcher_set_active(w, 0);
+        if (fcntl(w->fd, F_GETFD) < 0) {
+            Py_DECREF(w);
+            return;
+        }
+        events = UV_READABLE | UV_WRITABLE;
+    }
+    if (events & (UV_READABLE | UV_DISCONNECT)) {
+        watcher_fire(w, 0);
+    }
+    if (events & UV_WRITABLE) {
+        watcher_fire(w, 1);
+    }
+    if (status < 0 && watcher_update(w) < 0) {
+        PyErr_WriteUnraisable((PyObject *)w);
+    }
+    Py_DECREF(w);
+}
+
+static int Watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(w));
+    Py_VISIT(w->loop);
+    Py_VISIT(w->reader);
+    Py_VISIT(w->writer);
+    return 0;
+}
+
+static int Watcher_clear(WatcherObject *w)
+{
+    Py_CLEAR(w->reader);
+    Py_CLEAR(w->writer);
+    return 0;
+}
+
+static void Watcher_dealloc(WatcherObject *w)
+{
+    PyTypeObject *tp = Py_TYPE(w);
+    PyObject_GC_UnTrack(w);
+    if (w->loop != NULL) {
+        watcher_close(w);
+    }
+    Watcher_clear(w);
+    Py_CLEAR(w->loop);
+    PyObject_GC_Del(w);
+    Py_DECREF(tp);
+}
+
+static PyObject *Watcher_repr(WatcherObject *w)
+{
+    return PyUnicode_FromFormat("<FdWatcher fd=%d reader=%R writer=%R>", w->fd,
+                                w->reader ? (PyObject *)w->reader : Py_None,
+                                w->writer ? (PyObject *)w->writer : Py_None);
+}
+
+static PyType_Slot Watcher_slots[] = {
+    {Py_tp_dealloc, Watcher_dealloc},
+    {Py_tp_traverse, Watcher_traverse},
+    {Py_tp_clear, Watcher_clear},
+    {Py_tp_repr, Watcher_repr},
+    {0, NULL},
+};
+
+PyType_Spec al__watcher_spec = {
+    .name = "asyncloop._core.FdWatcher",
+    .basicsize = sizeof(WatcherObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Watcher_slots,
+};
+
+/* --- add_reader / add_writer ---------------------------------------------- */
+
+/* asyncio's _add_reader/_add_writer after _ensure_fd_no_transport: returns
+   the new Handle. */
+static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject *callback,
+                       PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = loop->state;
+    if (loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    HandleObject *h = al__handle_new(st, st->HandleType, loop, callback, args, nargs, NULL);
+    if (h == NULL) {
+        return NULL;
+    }
+    /* Held by the watcher, not only queued: an ordinary GC object. */
+    if (!PyObject_GC_IsTracked((PyObject *)h)) {
+        PyObject_GC_Track(h);
+    }
+    int fd;
+    if (fileobj_to_fd(fileobj, &fd) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    WatcherObject *w = watcher_find(loop, fd);
+    if (w != NULL) {
+        Py_INCREF(w);
+    }
+    else if (PyErr_Occurred()) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    else {
+        if (loop->fd_watchers == NULL && (loop->fd_watchers = PyDict_New()) == NULL) {
+            Py_DECREF(h);
+            return NULL;
+        }
+        w = watcher_new(loop, fd);
+        PyObject *key = w ? PyLong_FromLong(fd) : NULL;
+        if (key == NULL || PyDict_SetItem(loop->fd_watchers, key, (PyObject *)w) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(w);
+            Py_DECREF(h);
+            return NULL;
+        }
+        Py_DECREF(key);
+    }
+    HandleObject **slot = write ? &w->writer : &w->reader;
+    HandleObject *old = *slot;
+    *slot = (HandleObject *)Py_NewRef(h);
+    int rc = watcher_update(w);
+    Py_DECREF(w);
+    if (rc < 0) {
+        /* Unregistered by the failure; asyncio does not cancel old then. */
+        Py_XDECREF(old);
+        old = NULL;
+    }
+    if (old != NULL) {
+        rc = handle_cancel(old);
+        Py_DECREF(old);
+    }
+    if (rc < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return (PyObject *)h;
+}
+
+static PyObject *add_watch(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, int write)
+{
+    const char *name = write ? "add_writer" : "add_reader";
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() missing %s required positional argument%s: %s", name,
+                     nargs ? "1" : "2", nargs ? "" : "s",
+                     nargs ? "'callback'" : "'fd' and 'callback'");
+        return NULL;
+    }
+    if (ensure_no_transport(self, args[0]) < 0) {
+        return NULL;
+    }
+    /* asyncio's add_reader returns None (its _add_reader the handle). */
+    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2);
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_DECREF(h);
+    Py_RETURN_NONE;
+}
+
+/* asyncio's remove_reader/remove_writer. */
+static PyObject *remove_watch(LoopObject *self, PyObject *fileobj, int write)
+{
+    if (ensure_no_transport(self, fileobj) < 0) {
+        return NULL;
+    }
+    if (self->closed) {
+        Py_RETURN_FALSE;
+    }
+    int fd;
+    if (fileobj_to_fd(fileobj, &fd) < 0) {
+        return NULL;
+    }
+    WatcherObject *w = watcher_find(self, fd);
+    if (w == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    int rc = watcher_remove(w, write);
+    if (rc < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *keywords_bound(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames, al_fastcall_method fn, const char *method,
+                                int varargs)
+{
+    static const char *const names_cb[] = {"fd", "callback"};
+    static const char *const names_fd[] = {"fd"};
+    return al__call_with_keywords_bound((PyObject *)self, fn, method, varargs ? names_cb : names_fd,
+                                        varargs ? 2 : 1, NULL, args, PyVectorcall_NARGS(nargsf),
+                                        kwnames);
+}
+
+PyObject *al__loop_add_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        return keywords_bound(self, args, nargsf, kwnames, (al_fastcall_method)al__loop_add_reader,
+                              "add_reader", 1);
+    }
+    return add_watch(self, args, PyVectorcall_NARGS(nargsf), 0);
+}
+
+PyObject *al__loop_add_writer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        return keywords_bound(self, args, nargsf, kwnames, (al_fastcall_method)al__loop_add_writer,
+                              "add_writer", 1);
+    }
+    return add_watch(self, args, PyVectorcall_NARGS(nargsf), 1);
+}
+
+PyObject *al__loop_remove_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames)
+{
+    PyObject *fd; /* borrowed */
+    if (al__one_arg("remove_reader", "fd", args, PyVectorcall_NARGS(nargsf), kwnames, &fd) < 0) {
+        return NULL;
+    }
+    return remove_watch(self, fd, 0);
+}
+
+PyObject *al__loop_remove_writer(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames)
+{
+    PyObject *fd; /* borrowed */
+    if (al__one_arg("remove_writer", "fd", args, PyVectorcall_NARGS(nargsf), kwnames, &fd) < 0) {
+        return NULL;
+    }
+    return remove_watch(self, fd, 1);
+}
+
+/* --- sock_* ---------------------------------------------------------------- */
+
+static PyObject *call_method(PyObject *name, PyObject *self, PyObject *const *args,
+                             Py_ssize_t nargs)
+{
+    PyObject *argv[4];
+    argv[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        argv[i + 1] = args[i];
+    }
+    return PyObject_VectorcallMethod(name, argv, (size_t)(nargs + 1), NULL);
+}
+
+/* The syscall would block: BlockingIOError or InterruptedError, cleared. */
+static int would_block(void)
+{
+    if (PyErr_ExceptionMatches(PyExc_BlockingIOError) ||
+        PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
+/* base_events._check_ssl_socket and the debug-mode blocking check. */
+static int sock_check(LoopObject *self, PyObject *sock)
+{
+    al_state *st = self->state;
+    if (st->SSLSocket != NULL) {
+        int r = PyObject_IsInstance(sock, st->SSLSocket);
+        if (r < 0) {
+            return -1;
+        }
+        if (r) {
+            PyErr_SetString(PyExc_TypeError, "Socket cannot be of type SSLSocket");
+            return -1;
+        }
+    }
+    if (self->debug) {
+        PyObject *t = call_method(st->str_gettimeout, sock, NULL, 0);
+        if (t == NULL) {
+            return -1;
+        }
+        PyObject *zero = PyLong_FromLong(0);
+        int ne = zero ? PyObject_RichCompareBool(t, zero, Py_NE) : -1;
+        Py_XDECREF(zero);
+        Py_DECREF(t);
+        if (ne < 0) {
+            return -1;
+        }
+        if (ne) {
+            PyErr_SetString(PyExc_ValueError, "the socket must be non-blocking");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *new_future(LoopObject *self)
+{
+    return PyObject_CallMethod((PyObject *)self, "create_future", NULL);
+}
+
+static PyObject *done_future(LoopObject *self, PyObject *result)
+{
+    PyObject *fut = new_future(self);
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *r = call_method(self->state->str_set_result, fut, &result, 1);
+    if (r == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return fut;
+}
+
+/* Completes fut from the result of a retried syscall, as asyncio's
+   _sock_recv and the others: SystemExit/KeyboardInterrupt propagate, other
+   exceptions go to the future. Steals res. */
+static PyObject *complete(LoopObject *self, PyObject *fut, PyObject *res)
+{
+    al_state *st = self->state;
+    PyObject *r;
+    if (res == NULL) {
+        if (would_block()) {
+            Py_RETURN_NONE;
+        }
+        if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            return NULL;
+        }
+        PyObject *exc = al__err_fetch();
+        r = call_method(st->str_set_exception, fut, &exc, 1);
+        Py_DECREF(exc);
+    }
+    else {
+        r = call_method(st->str_set_result, fut, &res, 1);
+        Py_DECREF(res);
+    }
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static int fut_done(LoopObject *self, PyObject *fut)
+{
+    PyObject *r = call_method(self->state->str_done, fut, NULL, 0);
+    int done = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    return done;
+}
+
+/* fut.add_done_callback(functools.partial(self.<done>, fd, handle=handle)) */
+static int add_done(LoopObject *self, PyObject *fut, PyObject *fd, PyObject *handle, int write)
+{
+    al_state *st = self->state;
+    PyObject *meth = PyObject_GetAttr((PyObject *)self,
+                                      write ? st->str_sock_write_done : st->str_sock_read_done);
+    if (meth == NULL) {
+        return -1;
+    }
+    PyObject *kwnames = PyTuple_Pack(1, st->str_handle);
+    PyObject *argv[3] = {meth, fd, handle};
+    PyObject *p = kwnames ? PyObject_Vectorcall(st->partial, argv, 2, kwnames) : NULL;
+    Py_XDECREF(kwnames);
+    Py_DECREF(meth);
+    if (p == NULL) {
+        return -1;
+    }
+    PyObject *r = call_method(st->str_add_done_callback, fut, &p, 1);
+    Py_DECREF(p);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* fd = sock.fileno(); _ensure_fd_no_transport(fd);
+   handle = _add_reader/_add_writer(fd, self.<retry>, fut, *args);
+   fut.add_done_callback(partial(self._sock_read_done, fd, handle=handle)) */
+static int wait_ready(LoopObject *self, PyObject *sock, int write, PyObject *retry,
+                      PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = self->state;
+    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    if (fd == NULL) {
+        return -1;
+    }
+    if (ensure_no_transport(self, fd) < 0) {
+        Py_DECREF(fd);
+        return -1;
+    }
+    PyObject *cb = PyObject_GetAttr((PyObject *)self, retry);
+    PyObject *h = cb ? watch(self, fd, write, cb, args, nargs) : NULL;
+    Py_XDECREF(cb);
+    int rc = h ? add_done(self, args[0], fd, h, write) : -1;
+    Py_XDECREF(h);
+    Py_DECREF(fd);
+    return rc;
+}
+
+static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want, PyObject *kwnames)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", name);
+        return -1;
+    }
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)", name, want,
+                     nargs);
+        return -1;
+    }
+    return 0;
+}
+
+#define NARGS(name, want)                                                                          \
+    if (check_nargs(name, PyVectorcall_NARGS(nargsf), want, kwnames) < 0) {                        \
+        return NULL;                                                                               \
+    }
+
+/* What a sock_* method returns: a Future (done at once if the first try
+   succeeded), or with `start` (the _sock_*_start methods behind the
+   coroutines of asyncloop.Loop) (None, result) at once and (future, None)
+   to wait, so that the common case makes no Future. Steals fut or res. */
+static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObject *res)
+{
+    if (fut == NULL && !start) {
+        fut = done_future(self, res);
+        Py_DECREF(res);
+        return fut;
+    }
+    if (!start) {
+        return fut;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_XDECREF(fut);
+        Py_XDECREF(res);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, fut ? fut : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(t, 1, res ? res : Py_NewRef(Py_None));
+    return t;
+}
+
+/* sock_recv(sock, n) and sock_recv_into(sock, buf): the first try, then a
+   wait for readability. */
+static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *meth, PyObject *retry,
+                           int start)
+{
+    PyObject *sock = args[0];
+    if (sock_check(self, sock) < 0) {
+        return NULL;
+    }
+    PyObject *res = call_method(meth, sock, args + 1, 1);
+    if (res != NULL) {
+        return sock_result(self, start, NULL, res);
+    }
+    if (!would_block()) {
+        return NULL;
+    }
+    PyObject *fut = new_future(self);
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *cbargs[3] = {fut, sock, args[1]};
+    if (wait_ready(self, sock, 0, retry, cbargs, 3) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return sock_result(self, start, fut, NULL);
+}
+
+PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nargsf,
+                             PyObject *kwnames)
+{
+    NARGS("sock_recv", 2);
+    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 0);
+}
+
+PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames)
+{
+    NARGS("sock_recv", 2);
+    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 1);
+}
+
+PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    NARGS("sock_recv_into", 2);
+    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 0);
+}
+
+PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames)
+{
+    NARGS("sock_recv_into", 2);
+    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 1);
+}
+
+/* _sock_recv(fut, sock, n) / _sock_recv_into(fut, sock, buf): a retry. */
+static PyObject *sock_read_retry(LoopObject *self, PyObject *const *args, PyObject *meth)
+{
+    int done = fut_done(self, args[0]);
+    if (done) {
+        return done < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    return complete(self, args[0], call_method(meth, args[1], args + 2, 1));
+}
+
+PyObject *al__loop_sock_recv_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    NARGS("_sock_recv", 3);
+    return sock_read_retry(self, args, self->state->str_recv);
+}
+
+PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames)
+{
+    NARGS("_sock_recv_into", 3);
+    return sock_read_retry(self, args, self->state->str_recv_into);
+}
+
+static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start)
+{
+    al_state *st = self->state;
+    PyObject *sock = args[0], *data = args[1];
+    if (sock_check(self, sock) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    PyObject *r = call_method(st->str_send, sock, &data, 1);
+    if (r != NULL) {
+        n = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (n == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    else if (!would_block()) {
+        return NULL;
+    }
+    Py_ssize_t len = PyObject_Size(data);
+    if (len < 0) {
+        return NULL;
+    }
+    if (n == len) {
+        return sock_result(self, start, NULL, Py_NewRef(Py_None));
+    }
+    PyObject *fut = new_future(self);
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *view = PyMemoryView_FromObject(data);
+    PyObject *pos = view ? PyList_New(1) : NULL;
+    if (pos == NULL) {
+        Py_XDECREF(view);
+        Py_DECREF(fut);
+        return NULL;
+    }
+    PyObject *sent = PyLong_FromSsize_t(n);
+    if (sent == NULL) {
+        Py_DECREF(pos);
+        Py_DECREF(view);
+        Py_DECREF(fut);
+        return NULL;
+    }
+    PyList_SET_ITEM(pos, 0, sent);
+    PyObject *cbargs[4] = {fut, sock, view, pos};
+    int rc = wait_ready(self, sock, 1, st->str_sock_sendall, cbargs, 4);
+    Py_DECREF(pos);
+    Py_DECREF(view);
+    if (rc < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return sock_result(self, start, fut, NULL);
+}
+
+PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    NARGS("sock_sendall", 2);
+    return sock_sendall(self, args, 0);
+}
+
+PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames)
+{
+    NARGS("sock_sendall", 2);
+    return sock_sendall(self, args, 1);
+}
+
+/* _sock_sendall(fut, sock, view, pos) */
+PyObject *al__loop_sock_sendall_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames)
+{
+    NARGS("_sock_sendall", 4);
+    al_state *st = self->state;
+    PyObject *fut = args[0], *sock = args[1], *view = args[2], *pos = args[3];
+    int done = fut_done(self, fut);
+    if (done) {
+        return done < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (!PyList_Check(pos) || PyList_GET_SIZE(pos) != 1) {
+        PyErr_SetString(PyExc_TypeError, "_sock_sendall: pos must be a list of one int");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(pos, 0));
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *rest = PySequence_GetSlice(view, start, PY_SSIZE_T_MAX);
+    if (rest == NULL) {
+        return NULL;
+    }
+    PyObject *r = call_method(st->str_send, sock, &rest, 1);
+    Py_DECREF(rest);
+    if (r == NULL) {
+        return complete(self, fut, NULL);
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    start += n;
+    Py_ssize_t len = PyObject_Size(view);
+    if (len < 0) {
+        return NULL;
+    }
+    if (start == len) {
+        return complete(self, fut, Py_NewRef(Py_None));
+    }
+    PyObject *s = PyLong_FromSsize_t(start);
+    if (s == NULL) {
+        return NULL;
+    }
+    PyList_SetItem(pos, 0, s);
+    Py_RETURN_NONE;
+}
+
+/* _sock_connect(sock, address): asyncio's _sock_connect for a resolved
+   address; returns the future (sock_connect in __init__.py resolves). */
+PyObject *al__loop_sock_connect(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    NARGS("_sock_connect", 2);
+    al_state *st = self->state;
+    PyObject *sock = args[0], *address = args[1];
+    PyObject *fut = new_future(self);
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    if (fd == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(fd);
+    PyObject *r = call_method(st->str_connect, sock, &address, 1);
+    if (r == NULL && would_block()) {
+        PyObject *cbargs[3] = {fut, sock, address};
+        if (wait_ready(self, sock, 1, st->str_sock_connect_cb, cbargs, 3) < 0) {
+            Py_DECREF(fut);
+            return NULL;
+        }
+        return fut;
+    }
+    if (r != NULL) {
+        Py_DECREF(r);
+        r = Py_NewRef(Py_None);
+    }
+    PyObject *c = complete(self, fut, r);
+    if (c == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(c);
+    return fut;
+}
+
+/* _sock_connect_cb(fut, sock, address) */
+PyObject *al__loop_sock_connect_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames)
+{
+    NARGS("_sock_connect_cb", 3);
+    PyObject *fut = args[0], *sock = args[1], *address = args[2];
+    int done = fut_done(self, fut);
+    if (done) {
+        return done < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *r = PyObject_CallMethod(sock, "getsockopt", "ii", SOL_SOCKET, SO_ERROR);
+    if (r != NULL) {
+        long err = PyLong_AsLong(r);
+        Py_DECREF(r);
+        if (err == -1 && PyErr_Occurred()) {
+            r = NULL;
+        }
+        else if (err != 0) {
+            PyObject *msg = PyUnicode_FromFormat("Connect call failed %S", address);
+            PyObject *exc = msg ? PyObject_CallFunction(PyExc_OSError, "lO", err, msg) : NULL;
+            Py_XDECREF(msg);
+            if (exc != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+            }
+            r = NULL;
+        }
+        else {
+            r = Py_NewRef(Py_None);
+        }
+    }
+    return complete(self, fut, r);
+}
+
+/* _sock_accept(fut, sock): asyncio's, which re-registers itself. */
+PyObject *al__loop_sock_accept_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    NARGS("_sock_accept", 2);
+    al_state *st = self->state;
+    PyObject *fut = args[0], *sock = args[1];
+    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    if (fd == NULL) {
+        return NULL;
+    }
+    Py_DECREF(fd);
+    PyObject *pair = call_method(st->str_accept, sock, NULL, 0);
+    if (pair != NULL) {
+        PyObject *conn = PySequence_GetItem(pair, 0);
+        PyObject *r = conn ? PyObject_CallMethod(conn, "setblocking", "O", Py_False) : NULL;
+        Py_XDECREF(conn);
+        if (r == NULL) {
+            Py_CLEAR(pair);
+        }
+        Py_XDECREF(r);
+    }
+    if (pair == NULL && would_block()) {
+        if (wait_ready(self, sock, 0, st->str_sock_accept_cb, args, 2) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (pair != NULL && !PyTuple_Check(pair)) {
+        Py_SETREF(pair, PySequence_Tuple(pair));
+    }
+    return complete(self, fut, pair);
+}
+
+PyObject *al__loop_sock_accept(LoopObject *self, PyObject *const *args, size_t nargsf,
+                               PyObject *kwnames)
+{
+    NARGS("sock_accept", 1);
+    if (sock_check(self, args[0]) < 0) {
+        return NULL;
+    }
+    PyObject *fut = new_future(self);
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *cbargs[2] = {fut, args[0]};
+    PyObject *r = al__loop_sock_accept_cb(self, cbargs, 2, NULL);
+    if (r == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return fut;
+}
+
+/* _sock_read_done(fd, fut, handle=None) / _sock_write_done */
+static PyObject *sock_op_done(LoopObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames, int write)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *handle = Py_None; /* borrowed */
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nkw == 1 && PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) &&
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "handle") == 0 &&
+        nargs == 2) {
+        handle = args[2];
+    }
+    else if (nkw != 0 || nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "expected (fd, fut, handle=None)");
+        return NULL;
+    }
+    else if (nargs == 3) {
+        handle = args[2];
+    }
+    if (handle != Py_None) {
+        PyObject *c = call_method(self->state->str_cancelled, handle, NULL, 0);
+        int cancelled = c ? PyObject_IsTrue(c) : -1;
+        Py_XDECREF(c);
+        if (cancelled) {
+            return cancelled < 0 ? NULL : Py_NewRef(Py_None);
+        }
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)self, write ? "remove_writer" : "remove_reader",
+                                      "O", args[0]);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+PyObject *al__loop_sock_read_done(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    return sock_op_done(self, args, nargsf, kwnames, 0);
+}
+
+PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames)
+{
+    return sock_op_done(self, args, nargsf, kwnames, 1);
+}
