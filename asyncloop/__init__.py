@@ -10,10 +10,10 @@ Ways in:
 import asyncio as __asyncio
 import os as _os
 import socket as _socket
-from asyncio import base_events as _poll_base_events  # poll.c glue
 import sys as __sys
 import weakref as _weakref
 from asyncio import base_events as __base_events
+from asyncio import base_events as _poll_base_events  # poll.c glue
 from asyncio import selector_events as __selector_events
 from asyncio import sslproto as _sslproto
 from asyncio import unix_events as __unix_events

@@ -11,7 +11,6 @@ import gc
 import os
 import socket
 import ssl
-import sys
 
 import pytest
 
