@@ -285,6 +285,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
 static int module_clear(PyObject *module)
 {
     al_state *st = PyModule_GetState(module);
+    /* First: freeing a parked handle reads its type, which the free list
+       holds no reference to (the state's reference below is the one). */
+    al__handle_free_list_clear(st);
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);

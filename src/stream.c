@@ -1048,6 +1048,12 @@ static PyObject *Stream_abort(StreamObject *self, PyObject *Py_UNUSED(ignored))
     return none_or_null(self->loop ? force_close(self, NULL) : 0);
 }
 
+/* asyncio's _force_close(exc): asyncio.sslproto calls it on its transport. */
+static PyObject *Stream_force_close_meth(StreamObject *self, PyObject *exc)
+{
+    return none_or_null(self->loop ? force_close(self, exc == Py_None ? NULL : exc) : 0);
+}
+
 static PyObject *Stream_is_closing(StreamObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(self->closing);
@@ -1389,6 +1395,7 @@ static PyMethodDef Stream_methods[] = {
     {"can_write_eof", (PyCFunction)Stream_can_write_eof, METH_NOARGS, NULL},
     {"close", (PyCFunction)Stream_close, METH_NOARGS, NULL},
     {"abort", (PyCFunction)Stream_abort, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)Stream_force_close_meth, METH_O, NULL},
     {"is_closing", (PyCFunction)Stream_is_closing, METH_NOARGS, NULL},
     {"is_reading", (PyCFunction)Stream_is_reading, METH_NOARGS, NULL},
     {"pause_reading", (PyCFunction)Stream_pause_reading, METH_NOARGS, NULL},

@@ -11,11 +11,14 @@ asyncio's loop and on ours.
 
 import asyncio
 import gc
+import subprocess
 import sys
 import warnings
 import weakref
 
 import pytest
+
+from conftest import pythonpath_env
 
 
 class Token:
@@ -323,3 +326,16 @@ def test_handle_revived_from_weakref_after_run_is_collected(loop_factory):
         loop = cb = box = None
         _collect()
     assert loop_ref() is None
+
+
+def test_interpreter_exit_with_parked_handles_under_debug_allocator(loop_kind):
+    # Regression: handles parked on the free list were freed after the
+    # module had dropped their type (a bad free at exit, seen as a crash
+    # under the debug allocator).
+    code = "import asyncio\n" + (
+        "import asyncloop\nasyncloop.run(asyncio.sleep(0))\n" if loop_kind == "asyncloop"
+        else "asyncio.run(asyncio.sleep(0))\n")
+    proc = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True,
+                          text=True, env=pythonpath_env({"PYTHONMALLOC": "debug"}), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
