@@ -53,7 +53,7 @@ async def main():
         for line in await client(uri, "solo", 2):
             print(line)
 
-        both = await asyncio.gather(client(uri, "alice", 3), client(uri, "bob", 1))
+        both = await asyncio.gather(client(uri, "alice", 3), client(uri, "bob", 2))
         for lines in both:
             for line in lines:
                 print(line)
