@@ -273,10 +273,6 @@ def test_fd_closed_while_registered_modify(loop):
 
 def test_fd_closed_while_registered_run(loop, loop_kind):
     """epoll forgets a closed fd: its callbacks never run."""
-    if loop_kind == "asyncloop":
-        pytest.xfail("asyncloop's signal wakeup pipe is reopened at each run and can take the "
-                     "closed fd's number, which libuv still holds for the stale watcher "
-                     "(uv_poll_start: EEXIST)")
     a, b = socket.socketpair()
     fd = a.fileno()
     got = []
