@@ -39,6 +39,11 @@ struct al_io {
     /* Called once by Loop.close(): close the libuv handle, drop whatever
        reference the loop's activity held on the object. */
     void (*loop_closing)(al_io *io);
+    /* The object, while its libuv activity holds a reference to it (as
+       asyncio's selector holds a reading transport's bound methods); NULL
+       otherwise. The loop's traverse reports that reference, so that an
+       unclosed loop and its transports are collected together. */
+    PyObject *held;
 };
 
 /* Module state (PEP 489/573): types, cached asyncio objects, interned names. */

@@ -1698,6 +1698,9 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->fd_transports);
     Py_VISIT(self->fd_watchers);
     Py_VISIT(self->pending_exc);
+    for (al_io *io = self->io_objects.next; io != &self->io_objects; io = io->next) {
+        Py_VISIT(io->held);
+    }
     for (size_t i = 0; i < self->ready.len; i++) {
         HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
         int rc = loop_visit_handle(h, visit, arg);

@@ -195,6 +195,7 @@ static void poll_stop(StreamObject *self)
     p->poll.data = NULL;
     uv_close((uv_handle_t *)&p->poll, on_poll_close);
     self->loop->io_watchers--;
+    self->io.held = NULL;
     Py_DECREF(self);
 }
 
@@ -229,6 +230,7 @@ static int poll_update(StreamObject *self)
         self->poll = p;
         self->loop->io_watchers++;
         Py_INCREF(self); /* as asyncio's selector holds our bound methods */
+        self->io.held = (PyObject *)self;
         fresh = 1;
     }
     if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {

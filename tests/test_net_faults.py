@@ -415,3 +415,31 @@ def test_protocol_callback_raises(loop, where):
         handler.contexts
     if where != "connection_made":
         assert srv.events[-1] == "lost"
+
+
+def test_unclosed_loop_with_reading_transports_is_collected(loop_factory):
+    # The loop's activity holds the reading transports (as asyncio's selector
+    # map does): a loop dropped unclosed goes with them, each warning.
+    import weakref
+
+    loop = loop_factory()
+    holder = {}
+
+    async def main():
+        holder["pair"] = await pair(loop)
+
+    run(loop, main())
+    srv, client, server = holder.pop("pair")
+    server.close()
+    loop_ref = weakref.ref(loop)
+    transport_ref = weakref.ref(client.transport)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del loop, srv, client, server
+        for _ in range(3):
+            gc.collect()
+    assert loop_ref() is None
+    assert transport_ref() is None
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert any(m.startswith("unclosed event loop") for m in messages), messages
+    assert any(m.startswith("unclosed transport") for m in messages), messages
