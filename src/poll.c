@@ -247,6 +247,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->events = 0;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
+    w->io.held = NULL; /* the loop's fd_watchers dict holds it, and reports it */
     al__loop_io_link(loop, &w->io);
     PyObject_GC_Track(w);
     return w;
