@@ -239,6 +239,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--chart", metavar="PNG", help="also draw the ratios to this PNG file")
     args = ap.parse_args()
     seconds = args.seconds or (1.0 if args.quick else 2.0)
     repeat = args.repeat or (1 if args.quick else 3)
@@ -314,6 +315,43 @@ def main():
                 mem[loop] = f"fails: {exc}"[:60]
 
     print_tables(loops, cases, results, mem, args.markdown, http_cases, http)
+    if args.chart:
+        draw_chart(args.chart, cases, results, http_cases, http)
+
+
+def draw_chart(path, cases, results, http_cases, http):
+    """asyncloop's per-CPU-second ratio to each other loop, one group a case."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart", file=sys.stderr)
+        return
+    labels, table = [], {b: [] for b in ("uvloop", "rloop", "asyncio")}
+    rows = [((mode, size), f"{mode} {size // 1024}K", results) for _, mode, size in cases]
+    rows += [((role, lib), f"{lib} {role}", http) for role, lib in http_cases]
+    for key, label, source in rows:
+        labels.append(label)
+        a = source.get((*key, "asyncloop"))
+        for b in table:
+            r = source.get((*key, b))
+            ok = isinstance(a, dict) and isinstance(r, dict)
+            table[b].append(a["per_cpu"] / r["per_cpu"] if ok else 0.0)
+    fig, ax = plt.subplots(figsize=(max(8, len(labels) * 0.7), 4.5))
+    width = 0.27
+    for i, (b, values) in enumerate(table.items()):
+        xs = [j + (i - 1) * width for j in range(len(labels))]
+        ax.bar(xs, values, width, label=f"asyncloop / {b}")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_ylabel("ratio per server CPU-second (> 1: asyncloop faster)")
+    ax.set_title("asyncloop network benchmarks (0: the other loop failed the case)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def print_tables(loops, cases, results, mem, markdown, http_cases=(), http=None):
