@@ -469,6 +469,9 @@ static long numeric_port(PyObject *pobj, const char *pptr)
         long v = PyLong_AsLongAndOverflow(pobj, &overflow);
         return (overflow || v < 0 || v > 65535) ? -1 : v;
     }
+    if (pptr == NULL) {
+        return -1;
+    }
     size_t n = strlen(pptr);
     if (n == 0 || n > 5) {
         return -1;

@@ -1106,17 +1106,15 @@ static PyObject *sock_op_done(LoopObject *self, PyObject *const *args, size_t na
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *handle = Py_None; /* borrowed */
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nkw == 1 && PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) &&
-        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "handle") == 0 &&
-        nargs == 2) {
-        handle = args[2];
-    }
-    else if (nkw != 0 || nargs < 2 || nargs > 3) {
+    int handle_by_keyword =
+        nkw == 1 && nargs == 2 && PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) &&
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "handle") == 0;
+    if (!handle_by_keyword && (nkw != 0 || nargs < 2 || nargs > 3)) {
         PyErr_SetString(PyExc_TypeError, "expected (fd, fut, handle=None)");
         return NULL;
     }
-    else if (nargs == 3) {
-        handle = args[2];
+    if (handle_by_keyword || nargs == 3) {
+        handle = args[2]; /* the keyword's value follows the positionals */
     }
     if (handle != Py_None) {
         PyObject *c = call_method(self->state->str_cancelled, handle, NULL, 0);

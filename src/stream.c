@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define READ_BUF_SIZE (256 * 1024) /* asyncio's max_size */
+#define READ_BUF_SIZE ((size_t)256 * 1024) /* asyncio's max_size */
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -185,8 +185,8 @@ static void on_poll_close(uv_handle_t *handle)
 static void poll_stop(StreamObject *self)
 {
     stream_poll *p = self->poll;
-    if (p == NULL) {
-        return;
+    if (p == NULL || self->loop == NULL) {
+        return; /* a poll handle implies the loop: connection_lost clears both */
     }
     self->poll = NULL;
     self->poll_events = 0;
@@ -426,7 +426,7 @@ static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
     PyObject *h = NULL, *l = NULL;
     if (high == NULL || high == Py_None) {
         if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64 * 1024);
+            h = PyLong_FromLong(64L * 1024);
         }
         else {
             PyObject *four = PyLong_FromLong(4);
