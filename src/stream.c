@@ -11,10 +11,14 @@
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #define READ_BUF_SIZE (256 * 1024) /* asyncio's max_size */
+/* From this size on a read goes straight into its bytes object (sized by
+   FIONREAD) instead of being copied there from the loop's buffer. */
+#define BIG_READ (16 * 1024)
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -57,9 +61,10 @@ typedef struct {
     char eof;
     char paused;
     char protocol_paused;
-    char reading;  /* asyncio's reader registered */
-    char writing;  /* asyncio's writer registered */
-    char detached; /* the loop was closed: no libuv handle any more */
+    char reading;   /* asyncio's reader registered */
+    char writing;   /* asyncio's writer registered */
+    char detached;  /* the loop was closed: no libuv handle any more */
+    char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
 } StreamObject;
 
@@ -668,9 +673,67 @@ static int on_eof(StreamObject *self)
     return stream_close(self);
 }
 
+static int deliver_data(StreamObject *self, PyObject *data)
+{
+    PyObject *r = call_protocol(self, self->loop->state->str_data_received, data);
+    Py_DECREF(data);
+    if (r == NULL) {
+        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Large reads: recv into a bytes object of the size FIONREAD gives, saving
+   a copy of every byte (1 if it handled the read, 0 to use the loop's
+   buffer, -1 on error). */
+static int read_direct(StreamObject *self)
+{
+    int avail = 0;
+    if (ioctl(self->fd, FIONREAD, &avail) < 0 || avail < BIG_READ) {
+        return 0;
+    }
+    if (avail > READ_BUF_SIZE) {
+        avail = READ_BUF_SIZE;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, avail);
+    if (data == NULL) {
+        return -1;
+    }
+    ssize_t n = recv(self->fd, PyBytes_AS_STRING(data), (size_t)avail, 0);
+    if (n == avail) {
+        return deliver_data(self, data) < 0 ? -1 : 1;
+    }
+    int err = errno;
+    if (n > 0) {
+        /* Less than FIONREAD said (it cannot shrink on its own; be safe). */
+        PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
+        Py_DECREF(data);
+        if (part == NULL) {
+            return -1;
+        }
+        self->big_reads = n >= BIG_READ;
+        return deliver_data(self, part) < 0 ? -1 : 1;
+    }
+    Py_DECREF(data);
+    if (n == 0) {
+        return on_eof(self) < 0 ? -1 : 1;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        return 1;
+    }
+    return os_failed(self, err, READ_ERROR) < 0 ? -1 : 1;
+}
+
 static int read_data(StreamObject *self)
 {
     LoopObject *loop = self->loop;
+    if (self->big_reads) {
+        int rc = read_direct(self);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
     if (loop->stream_read_buf == NULL) {
         loop->stream_read_buf = PyMem_RawMalloc(READ_BUF_SIZE);
         if (loop->stream_read_buf == NULL) {
@@ -688,17 +751,12 @@ static int read_data(StreamObject *self)
     if (n == 0) {
         return on_eof(self);
     }
+    self->big_reads = n >= BIG_READ;
     PyObject *data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
     if (data == NULL) {
         return -1;
     }
-    PyObject *r = call_protocol(self, loop->state->str_data_received, data);
-    Py_DECREF(data);
-    if (r == NULL) {
-        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
-    }
-    Py_DECREF(r);
-    return 0;
+    return deliver_data(self, data);
 }
 
 static int read_buffered(StreamObject *self)
