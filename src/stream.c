@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
@@ -46,7 +47,7 @@ typedef struct {
     PyObject *protocol;
     PyObject *server;
     al_io io;
-    stream_poll *poll; /* non-NULL while polling: we then hold a reference to self */
+    stream_poll *poll; /* kept from the first start until close or dealloc */
     int fd;
     int poll_events;
     Py_ssize_t conn_lost;
@@ -64,6 +65,7 @@ typedef struct {
     char reading;   /* asyncio's reader registered */
     char writing;   /* asyncio's writer registered */
     char detached;  /* the loop was closed: no libuv handle any more */
+    char poll_held; /* polling: we then hold a reference to self */
     char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
 } StreamObject;
@@ -184,24 +186,46 @@ static void on_poll_close(uv_handle_t *handle)
     PyMem_RawFree(p);
 }
 
+/* Stops watching, keeping the handle for the next start (StreamReader
+   pauses and resumes reading), and drops the reference the activity held:
+   self may go with it, so callers hold their own. */
+static void poll_release(StreamObject *self)
+{
+    if (!self->poll_held) {
+        return;
+    }
+    self->poll_held = 0;
+    self->poll_events = 0;
+    al__poll_forget(self->loop, &self->poll->poll);
+    uv_poll_stop(&self->poll->poll);
+    self->loop->io_watchers--;
+    self->io.held = NULL;
+    Py_DECREF(self);
+}
+
 /* Stops watching and closes the handle (freed by its close callback), then
-   drops the reference the activity held: self may go with it, so callers
-   hold their own. */
+   drops the reference the activity held, as poll_release. */
 static void poll_stop(StreamObject *self)
 {
     stream_poll *p = self->poll;
     if (p == NULL) {
         return;
     }
+    int held = self->poll_held;
+    if (held) {
+        self->poll_held = 0;
+        al__poll_forget(self->loop, &p->poll);
+        uv_poll_stop(&p->poll);
+        self->loop->io_watchers--;
+        self->io.held = NULL;
+    }
     self->poll = NULL;
     self->poll_events = 0;
-    al__poll_forget(self->loop, &p->poll);
-    uv_poll_stop(&p->poll);
     p->poll.data = NULL;
     uv_close((uv_handle_t *)&p->poll, on_poll_close);
-    self->loop->io_watchers--;
-    self->io.held = NULL;
-    Py_DECREF(self);
+    if (held) {
+        Py_DECREF(self);
+    }
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events);
@@ -210,8 +234,12 @@ static void on_poll(uv_poll_t *handle, int status, int events);
 static int poll_update(StreamObject *self)
 {
     int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
-    if (events == 0 || self->detached || self->loop == NULL) {
+    if (self->detached || self->loop == NULL) {
         poll_stop(self);
+        return 0;
+    }
+    if (events == 0) {
+        poll_release(self);
         return 0;
     }
     if (events == self->poll_events) {
@@ -233,6 +261,14 @@ static int poll_update(StreamObject *self)
         p->poll.data = self;
         p->st->live_uv_handles++;
         self->poll = p;
+    }
+    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
+        /* what registering a closed fd raises (uv_poll_init checks it) */
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (!self->poll_held) {
+        self->poll_held = 1;
         self->loop->io_watchers++;
         Py_INCREF(self); /* as asyncio's selector holds our bound methods */
         self->io.held = (PyObject *)self;
@@ -240,7 +276,7 @@ static int poll_update(StreamObject *self)
     }
     if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
         if (fresh) {
-            poll_stop(self);
+            poll_release(self);
         }
         return -1;
     }
@@ -1434,6 +1470,7 @@ static void Stream_dealloc(StreamObject *self)
     if (self->loop != NULL && self->registered) {
         al__loop_unregister_transport(self->loop, self->fd, (PyObject *)self);
     }
+    poll_stop(self); /* a stopped handle kept for the next start */
     al__loop_io_unlink(&self->io);
     Stream_clear(self);
     queue_clear(self);
