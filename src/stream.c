@@ -8,13 +8,18 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #define READ_BUF_SIZE ((size_t)256 * 1024) /* asyncio's max_size */
+/* From this size on a read goes straight into its bytes object (sized by
+   FIONREAD) instead of being copied there from the loop's buffer. */
+#define BIG_READ (16 * 1024)
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -42,7 +47,7 @@ typedef struct {
     PyObject *protocol;
     PyObject *server;
     al_io io;
-    stream_poll *poll; /* non-NULL while polling: we then hold a reference to self */
+    stream_poll *poll; /* kept from the first start until close or dealloc */
     int fd;
     int poll_events;
     Py_ssize_t conn_lost;
@@ -57,9 +62,11 @@ typedef struct {
     char eof;
     char paused;
     char protocol_paused;
-    char reading;  /* asyncio's reader registered */
-    char writing;  /* asyncio's writer registered */
-    char detached; /* the loop was closed: no libuv handle any more */
+    char reading;   /* asyncio's reader registered */
+    char writing;   /* asyncio's writer registered */
+    char detached;  /* the loop was closed: no libuv handle any more */
+    char poll_held; /* polling: we then hold a reference to self */
+    char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
 } StreamObject;
 
@@ -179,24 +186,46 @@ static void on_poll_close(uv_handle_t *handle)
     PyMem_RawFree(p);
 }
 
+/* Stops watching, keeping the handle for the next start (StreamReader
+   pauses and resumes reading), and drops the reference the activity held:
+   self may go with it, so callers hold their own. */
+static void poll_release(StreamObject *self)
+{
+    if (!self->poll_held) {
+        return;
+    }
+    self->poll_held = 0;
+    self->poll_events = 0;
+    al__poll_forget(self->loop, &self->poll->poll);
+    uv_poll_stop(&self->poll->poll);
+    self->loop->io_watchers--;
+    self->io.held = NULL;
+    Py_DECREF(self);
+}
+
 /* Stops watching and closes the handle (freed by its close callback), then
-   drops the reference the activity held: self may go with it, so callers
-   hold their own. */
+   drops the reference the activity held, as poll_release. */
 static void poll_stop(StreamObject *self)
 {
     stream_poll *p = self->poll;
     if (p == NULL || self->loop == NULL) {
         return; /* a poll handle implies the loop: connection_lost clears both */
     }
+    int held = self->poll_held;
+    if (held) {
+        self->poll_held = 0;
+        al__poll_forget(self->loop, &p->poll);
+        uv_poll_stop(&p->poll);
+        self->loop->io_watchers--;
+        self->io.held = NULL;
+    }
     self->poll = NULL;
     self->poll_events = 0;
-    al__poll_forget(self->loop, &p->poll);
-    uv_poll_stop(&p->poll);
     p->poll.data = NULL;
     uv_close((uv_handle_t *)&p->poll, on_poll_close);
-    self->loop->io_watchers--;
-    self->io.held = NULL;
-    Py_DECREF(self);
+    if (held) {
+        Py_DECREF(self);
+    }
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events);
@@ -205,8 +234,12 @@ static void on_poll(uv_poll_t *handle, int status, int events);
 static int poll_update(StreamObject *self)
 {
     int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
-    if (events == 0 || self->detached || self->loop == NULL) {
+    if (self->detached || self->loop == NULL) {
         poll_stop(self);
+        return 0;
+    }
+    if (events == 0) {
+        poll_release(self);
         return 0;
     }
     if (events == self->poll_events) {
@@ -228,6 +261,14 @@ static int poll_update(StreamObject *self)
         p->poll.data = self;
         p->st->live_uv_handles++;
         self->poll = p;
+    }
+    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
+        /* what registering a closed fd raises (uv_poll_init checks it) */
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (!self->poll_held) {
+        self->poll_held = 1;
         self->loop->io_watchers++;
         Py_INCREF(self); /* as asyncio's selector holds our bound methods */
         self->io.held = (PyObject *)self;
@@ -235,7 +276,7 @@ static int poll_update(StreamObject *self)
     }
     if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
         if (fresh) {
-            poll_stop(self);
+            poll_release(self);
         }
         return -1;
     }
@@ -668,9 +709,67 @@ static int on_eof(StreamObject *self)
     return stream_close(self);
 }
 
+static int deliver_data(StreamObject *self, PyObject *data)
+{
+    PyObject *r = call_protocol(self, self->loop->state->str_data_received, data);
+    Py_DECREF(data);
+    if (r == NULL) {
+        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Large reads: recv into a bytes object of the size FIONREAD gives, saving
+   a copy of every byte (1 if it handled the read, 0 to use the loop's
+   buffer, -1 on error). */
+static int read_direct(StreamObject *self)
+{
+    int avail = 0;
+    if (ioctl(self->fd, FIONREAD, &avail) < 0 || avail < BIG_READ) {
+        return 0;
+    }
+    if ((size_t)avail > READ_BUF_SIZE) {
+        avail = (int)READ_BUF_SIZE;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, avail);
+    if (data == NULL) {
+        return -1;
+    }
+    ssize_t n = recv(self->fd, PyBytes_AS_STRING(data), (size_t)avail, 0);
+    if (n == avail) {
+        return deliver_data(self, data) < 0 ? -1 : 1;
+    }
+    int err = errno;
+    if (n > 0) {
+        /* Less than FIONREAD said (it cannot shrink on its own; be safe). */
+        PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
+        Py_DECREF(data);
+        if (part == NULL) {
+            return -1;
+        }
+        self->big_reads = n >= BIG_READ;
+        return deliver_data(self, part) < 0 ? -1 : 1;
+    }
+    Py_DECREF(data);
+    if (n == 0) {
+        return on_eof(self) < 0 ? -1 : 1;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        return 1;
+    }
+    return os_failed(self, err, READ_ERROR) < 0 ? -1 : 1;
+}
+
 static int read_data(StreamObject *self)
 {
     LoopObject *loop = self->loop;
+    if (self->big_reads) {
+        int rc = read_direct(self);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
     if (loop->stream_read_buf == NULL) {
         loop->stream_read_buf = PyMem_RawMalloc(READ_BUF_SIZE);
         if (loop->stream_read_buf == NULL) {
@@ -688,17 +787,12 @@ static int read_data(StreamObject *self)
     if (n == 0) {
         return on_eof(self);
     }
+    self->big_reads = n >= BIG_READ;
     PyObject *data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
     if (data == NULL) {
         return -1;
     }
-    PyObject *r = call_protocol(self, loop->state->str_data_received, data);
-    Py_DECREF(data);
-    if (r == NULL) {
-        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
-    }
-    Py_DECREF(r);
-    return 0;
+    return deliver_data(self, data);
 }
 
 static int read_buffered(StreamObject *self)
@@ -1376,6 +1470,7 @@ static void Stream_dealloc(StreamObject *self)
     if (self->loop != NULL && self->registered) {
         al__loop_unregister_transport(self->loop, self->fd, (PyObject *)self);
     }
+    poll_stop(self); /* a stopped handle kept for the next start */
     al__loop_io_unlink(&self->io);
     Stream_clear(self);
     queue_clear(self);

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import gc
 import logging
+import os
 import re
 import socket
 import struct
@@ -202,6 +203,31 @@ def test_echo(loop, pair, buffered):
         assert set(proto.sizes) == {-1}
     assert t.is_closing()
     assert ours.fileno() == -1  # the transport closed the socket
+
+
+def test_echo_large_reads(loop, pair):
+    # Reads of 16 KiB and more take another path on asyncloop (straight
+    # into the bytes object): every byte, in order, as bytes.
+    ours, peer = pair
+    proto = Proto(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
+    payload = os.urandom(3 * 1024 * 1024 + 12345)
+    echoed = []
+    reader = threading.Thread(target=lambda: echoed.append(recv_all(peer)))
+
+    def send():
+        for i in range(0, len(payload), 100 * 1024 + 7):
+            peer.sendall(payload[i:i + 100 * 1024 + 7])
+        peer.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    reader.start()
+    sender.start()
+    assert wait(loop, proto.lost) is None  # data_received asserts bytes
+    sender.join(GUARD)
+    reader.join(GUARD)
+    assert echoed == [payload]
+    assert bytes(proto.data) == payload
 
 
 def test_callback_order_and_waiter(loop, pair):
