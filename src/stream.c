@@ -19,7 +19,7 @@
 #define READ_BUF_SIZE ((size_t)256 * 1024) /* asyncio's max_size */
 /* From this size on a read goes straight into its bytes object (sized by
    FIONREAD) instead of being copied there from the loop's buffer. */
-#define BIG_READ (16 * 1024)
+#define BIG_READ ((ssize_t)16 * 1024)
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -211,7 +211,7 @@ static void poll_stop(StreamObject *self)
     if (p == NULL || self->loop == NULL) {
         return; /* a poll handle implies the loop: connection_lost clears both */
     }
-    int held = self->poll_held;
+    int held = self->poll_held != 0;
     if (held) {
         self->poll_held = 0;
         al__poll_forget(self->loop, &p->poll);
@@ -748,7 +748,7 @@ static int read_direct(StreamObject *self)
         if (part == NULL) {
             return -1;
         }
-        self->big_reads = n >= BIG_READ;
+        self->big_reads = (char)(n >= BIG_READ);
         return deliver_data(self, part) < 0 ? -1 : 1;
     }
     Py_DECREF(data);
@@ -787,7 +787,7 @@ static int read_data(StreamObject *self)
     if (n == 0) {
         return on_eof(self);
     }
-    self->big_reads = n >= BIG_READ;
+    self->big_reads = (char)(n >= BIG_READ);
     PyObject *data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
     if (data == NULL) {
         return -1;
