@@ -85,25 +85,27 @@ def applicable_patterns(table):
 # Not implemented yet in this phase of the core: these come with later issues.
 # When they land, the strict xfails turn into failures ("XPASS(strict)"),
 # which is the cue to delete the entries.
-NET = xfail("networking not implemented yet (sockets, servers, add_reader/add_writer, "
-            "sock_*, DNS); lands with the networking issue")
-TLS = xfail("TLS not implemented yet (needs networking first); lands with the TLS issue")
-SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
+UDP = xfail("UDP (create_datagram_endpoint, sock_sendto/sock_recvfrom) not implemented "
+            "yet; lands with the UDP/pipes/sendfile issue")
 PIPES = xfail("pipes (connect_read_pipe/connect_write_pipe) not implemented yet; "
-              "lands with the pipes issue")
+              "lands with the UDP/pipes/sendfile issue")
+SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
+                 "NotImplementedError); lands with the UDP/pipes/sendfile issue")
+SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
 
-# A test that waits in run_forever() for a networking call to stop the loop:
-# with the call missing (AbstractEventLoop's coroutine raises inside a task)
-# nothing stops the loop and the test would hang until the watchdog.
-NET_HANGS = skip("networking not implemented yet, and the test then hangs in "
-                 "run_forever() (nothing stops the loop); lands with the networking issue")
+# Not a failure of its own: test_read_all_from_pipe_reader (PIPES, runs just
+# before it) leaves its pipe's FileIO unclosed when connect_read_pipe raises;
+# the gc.collect() inside this test's assertWarns then collects it and records
+# a second ResourceWarning ("2 != 1").  It passes when run alone, hence flaky;
+# goes with the pipes.
+PIPE_LEAK = flaky("the unclosed pipe file left by the xfailed "
+                  "test_read_all_from_pipe_reader (no connect_read_pipe yet) is "
+                  "collected inside this test's assertWarns: 2 warnings, not 1; "
+                  "lands with the UDP/pipes/sendfile issue")
 
 # PERMANENT: these will never apply to a loop that is not asyncio's.
 INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
                   "(_run_once, _clock_resolution, _selector, ...), not loop behaviour")
-INTERNALS_STOP_SERVING = xfail(
-    "PERMANENT: ends with loop._stop_serving(sock), a private method of "
-    "asyncio's selector/proactor loops (and needs sock_recv: networking)")
 
 # Bugs of our core get  xfail("BUG: <what>")  entries here, only while the
 # fix is under way, and are reported to the lead; none at the moment.
@@ -112,57 +114,24 @@ INTERNALS_STOP_SERVING = xfail(
 # ----------------------------------------------------------------------------
 # Tables
 
-# The table for asyncloop.  This phase of the core has no networking, TLS,
-# subprocesses or pipes: 52 NET, 42 TLS, 16 SUBPROCESS, 8 PIPES entries (some
-# are whole-class patterns), one NET_HANGS skip, and two PERMANENT ones.
+# The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
+# add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
+# features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
+# loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
+# one flaky PIPE_LEAK, no skips, and one PERMANENT.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
 ASYNCLOOP = {
-    # -- test_buffered_proto
-    "test_buffered_proto.BufferedProtocolTests.*": NET,
     # -- test_events
-    "test_events.TestServer.*": NET,
     "test_events.EventLoopTests.test_bidirectional_pty": PIPES,
-    "test_events.EventLoopTests.test_connect_accepted_socket": NET,
-    "test_events.EventLoopTests.test_connect_accepted_socket_ssl_timeout_for_plain_socket": TLS,
-    "test_events.EventLoopTests.test_create_connection": NET,
-    "test_events.EventLoopTests.test_create_connection_local_addr": NET,
-    "test_events.EventLoopTests.test_create_connection_local_addr_in_use": NET,
-    "test_events.EventLoopTests.test_create_connection_local_addr_nomatch_family": NET,
-    "test_events.EventLoopTests.test_create_connection_local_addr_skip_different_family": NET,
-    "test_events.EventLoopTests.test_create_datagram_endpoint": NET,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": NET,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": NET,
-    "test_events.EventLoopTests.test_create_server": NET,
-    "test_events.EventLoopTests.test_create_server_addr_in_use": NET,
-    "test_events.EventLoopTests.test_create_server_dual_stack": NET,
-    "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv4": NET,
-    "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv6": NET,
-    "test_events.EventLoopTests.test_create_server_reuse_port": NET,
-    "test_events.EventLoopTests.test_create_server_sock": NET,
-    "test_events.EventLoopTests.test_create_server_ssl": TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_match_failed": TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_verified": TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_verify_failed": TLS,
-    "test_events.EventLoopTests.test_create_server_trsock": NET.only(since=(3, 12)),
-    "test_events.EventLoopTests.test_create_ssl_connection": TLS,
-    "test_events.EventLoopTests.test_create_ssl_unix_connection": TLS,
-    "test_events.EventLoopTests.test_create_unix_connection": NET,
-    "test_events.EventLoopTests.test_create_unix_server": NET,
-    "test_events.EventLoopTests.test_create_unix_server_path_socket_error": NET,
-    "test_events.EventLoopTests.test_create_unix_server_ssl": TLS,
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verified": TLS,
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": TLS,
+    "test_events.EventLoopTests.test_create_datagram_endpoint": UDP,
+    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": UDP,
+    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UDP,
     "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
-        NET.only(since=(3, 13)),
-    "test_events.EventLoopTests.test_prompt_cancellation": INTERNALS_STOP_SERVING,
+        UDP.only(since=(3, 13)),
     "test_events.EventLoopTests.test_read_pipe": PIPES,
     "test_events.EventLoopTests.test_read_pty_output": PIPES,
-    "test_events.EventLoopTests.test_reader_callback": NET,
-    "test_events.EventLoopTests.test_remove_fds_after_closing": NET,
-    "test_events.EventLoopTests.test_server_close": NET,
-    "test_events.EventLoopTests.test_ssl_connect_accepted_socket": TLS,
     "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
@@ -183,74 +152,18 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_write_pipe": PIPES,
     "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
     "test_events.EventLoopTests.test_write_pty": PIPES,
-    "test_events.EventLoopTests.test_writer_callback": NET,
-    # -- test_sendfile
-    "test_sendfile.SendfileTests.*": NET,
-    # -- test_server
-    "test_server.StartServerTests.*": NET,
-    "test_server.TestServer2.*": NET.only(since=(3, 12)),
-    "test_server.UnixServerCleanupTests.*": NET.only(since=(3, 13)),
+    # -- test_sendfile: loop.sendfile() (the sock_sendfile tests pass)
+    "test_sendfile.SendfileTests.test_sendfile*": SENDFILE,
     # -- test_sock_lowlevel
-    "test_sock_lowlevel.SockTests.*": NET,
-    # -- test_ssl
-    "test_ssl.TestSSL.test_connect_accepted_socket": NET_HANGS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_connect_timeout_warning": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_connection_memory_leak": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_connection_ssl_1": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_connection_ssl_failed_certificate": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_connection_ssl_slow_handshake": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_server_ssl_1": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_create_server_ssl_over_ssl": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_flush_before_shutdown": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_handshake_timeout_handler_leak": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_remote_shutdown_receives_trailing_data": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_shutdown_cleanly": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_shutdown_timeout_handler_leak": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_shutdown_timeout_handler_not_set": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_ssl_handshake_connection_lost": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_ssl_handshake_timeout": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_start_tls_client_buf_proto_1": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_start_tls_client_corrupted_ssl": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_start_tls_client_reg_proto_1": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_start_tls_server_1": TLS.only(since=(3, 11)),
-    "test_ssl.TestSSL.test_start_tls_slow_client_cancel": TLS.only(since=(3, 11)),
-    # -- test_sslproto
-    "test_sslproto.StartTLSTests.test_create_connection_memory_leak": NET,
-    "test_sslproto.StartTLSTests.test_create_connection_ssl_failed_certificate": TLS,
-    "test_sslproto.StartTLSTests.test_create_connection_ssl_slow_handshake": TLS,
-    "test_sslproto.StartTLSTests.test_handshake_timeout": NET,
-    "test_sslproto.StartTLSTests.test_start_tls_client_buf_proto_1": TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_client_corrupted_ssl": TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_client_reg_proto_1": TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_server_1": TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_slow_client_cancel": TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_wrong_args": TLS,
+    "test_sock_lowlevel.SockTests.test_recvfrom": UDP.only(since=(3, 11)),
+    "test_sock_lowlevel.SockTests.test_recvfrom_into": UDP.only(since=(3, 11)),
+    "test_sock_lowlevel.SockTests.test_sendto_blocking": UDP.only(since=(3, 11)),
     # -- test_streams
-    "test_streams.StreamTests.test_async_writer_api": NET,
-    "test_streams.StreamTests.test_async_writer_api_exception_after_close": NET,
-    "test_streams.StreamTests.test_drain_raises": NET,
-    "test_streams.StreamTests.test_eof_feed_when_closing_writer": NET,
-    "test_streams.StreamTests.test_open_connection": NET,
-    "test_streams.StreamTests.test_open_connection_error": NET,
-    "test_streams.StreamTests.test_open_connection_no_loop_ssl": TLS,
-    "test_streams.StreamTests.test_open_unix_connection": NET,
-    "test_streams.StreamTests.test_open_unix_connection_error": NET,
-    "test_streams.StreamTests.test_open_unix_connection_no_loop_ssl": TLS,
     "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
-    "test_streams.StreamTests.test_start_server": NET,
-    "test_streams.StreamTests.test_start_tls": TLS.only(since=(3, 11)),
-    "test_streams.StreamTests.test_start_unix_server": NET,
-    "test_streams.StreamTests.test_unclosed_resource_warnings": NET.only(since=(3, 11)),
-    "test_streams.StreamTests.test_unclosed_server_resource_warnings": NET.only(since=(3, 13)),
-    "test_streams.StreamTests.test_unhandled_cancel": NET.only(since=(3, 13)),
-    "test_streams.StreamTests.test_unhandled_exception": NET.only(since=(3, 13)),
-    "test_streams.StreamTests.test_unhandled_exceptions": NET.only(since=(3, 11), until=(3, 12)),
-    "test_streams.StreamTests.test_wait_closed_on_close": NET,
-    "test_streams.StreamTests.test_wait_closed_on_close_with_unread_data": NET,
+    "test_streams.StreamTests.test_unclosed_resource_warnings": PIPE_LEAK.only(since=(3, 11)),
     # -- test_subprocess
     "test_subprocess.SubprocessTests.*": SUBPROCESS,
     # -- test_unix_events
-    "test_unix_events.TestFunctional.*": NET,
     "test_unix_events.TestFork.test_fork_asyncio_subprocess": SUBPROCESS.only(since=(3, 12)),
 }
 
