@@ -130,6 +130,8 @@ typedef struct {
     PyTypeObject *WatcherType; /* FdWatcher: one uv_poll_t per watched fd */
     PyObject *partial;         /* functools.partial */
     PyObject *SSLSocket;       /* ssl.SSLSocket, or NULL without ssl */
+    PyObject *socket_type;     /* socket.socket: its recv/send are made here */
+    char *recv_scratch;        /* RawMalloc'd, for sock_recv's syscalls */
     PyObject *str_gettimeout;
     PyObject *str_fileno;
     PyObject *str_recv;

@@ -200,6 +200,7 @@ static int module_exec(PyObject *module)
         return -1;
     }
     IMPORT(partial, "functools", "partial");
+    IMPORT(socket_type, "socket", "socket");
     if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
         PyErr_Clear(); /* asyncio's _check_ssl_socket without ssl: no check */
     }
@@ -279,6 +280,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->WatcherType);
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
+    Py_VISIT(st->socket_type);
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -332,6 +334,9 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->WatcherType);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
+    Py_CLEAR(st->socket_type);
+    PyMem_RawFree(st->recv_scratch);
+    st->recv_scratch = NULL;
     Py_CLEAR(st->str_gettimeout);
     Py_CLEAR(st->str_fileno);
     Py_CLEAR(st->str_recv);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 /* The uv_poll_t lives apart from the watcher (see docs/architecture.md):
    either may go first. */
@@ -587,11 +588,197 @@ static int would_block(void)
     return 0;
 }
 
+/* --- syscalls on a socket.socket ------------------------------------------ */
+
+/* Largest sock_recv(n) made here: the bytes are received into a scratch
+   buffer and copied out (no public API shrinks a bytes object). */
+#define RECV_SCRATCH (256 * 1024)
+
+/* What sock.recv()/send() would do, made directly on the fd when sock is
+   a socket.socket (whose methods are _socket's: errors are
+   PyErr_SetFromErrno's OSError subclasses, EINTR is retried after the
+   signal handlers ran). Each returns 1 done, 0 would block (no exception
+   made), -1 error. A socket with a timeout (gettimeout() != 0) that would
+   block goes through its method, which waits as it does on asyncio. */
+static int plain_socket(al_state *st, PyObject *sock)
+{
+    return (PyObject *)Py_TYPE(sock) == st->socket_type;
+}
+
+static int sock_fd(al_state *st, PyObject *sock, int *fd)
+{
+    PyObject *r =
+        PyObject_VectorcallMethod(st->str_fileno, &sock, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *fd = v < INT_MIN || v > INT_MAX ? -1 : (int)v;
+    return 0;
+}
+
+/* After EAGAIN: 1 if sock is non-blocking (gettimeout() == 0.0), so the
+   caller waits; 0 if it should call the method instead. */
+static int sock_nonblocking(al_state *st, PyObject *sock)
+{
+    PyObject *t = PyObject_VectorcallMethod(st->str_gettimeout, &sock,
+                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (t == NULL) {
+        return -1;
+    }
+    int nb = PyFloat_Check(t) && PyFloat_AS_DOUBLE(t) == 0.0;
+    Py_DECREF(t);
+    return nb;
+}
+
+/* The result of a failed syscall: 0, -1, or 2 to call the method. */
+static int syscall_failed(al_state *st, PyObject *sock)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int nb = sock_nonblocking(st, sock);
+        return nb < 0 ? -1 : nb ? 0 : 2;
+    }
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* A method's result: BlockingIOError/InterruptedError is 0. */
+static int method_result(PyObject *r, PyObject **out)
+{
+    *out = r;
+    if (r != NULL) {
+        return 1;
+    }
+    return would_block() ? 0 : -1;
+}
+
+/* sock.recv(n) */
+static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
+{
+    Py_ssize_t n = plain_socket(st, sock) && PyLong_CheckExact(nobj) ? PyLong_AsSsize_t(nobj) : 0;
+    if (n == -1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* the method raises its own error */
+        n = 0;
+    }
+    if (n > 0 && n <= RECV_SCRATCH) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            return -1;
+        }
+        if (st->recv_scratch == NULL &&
+            (st->recv_scratch = PyMem_RawMalloc(RECV_SCRATCH)) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (;;) {
+            ssize_t got = recv(fd, st->recv_scratch, (size_t)n, 0);
+            if (got >= 0) {
+                *out = PyBytes_FromStringAndSize(st->recv_scratch, got);
+                return *out ? 1 : -1;
+            }
+            if (errno != EINTR) {
+                break;
+            }
+            if (PyErr_CheckSignals() < 0) {
+                return -1;
+            }
+        }
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    return method_result(call_method(st->str_recv, sock, &nobj, 1), out);
+}
+
+/* sock.recv_into(buf) */
+static int do_recv_into(al_state *st, PyObject *sock, PyObject *buf, PyObject **out)
+{
+    Py_buffer view;
+    if (plain_socket(st, sock) && PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) == 0) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        ssize_t got;
+        do {
+            got = recv(fd, view.buf, (size_t)view.len, 0);
+        } while (got < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        int err = errno;
+        PyBuffer_Release(&view);
+        if (got >= 0) {
+            *out = PyLong_FromSsize_t(got);
+            return *out ? 1 : -1;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        errno = err;
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    else {
+        PyErr_Clear(); /* the method raises its own error */
+    }
+    return method_result(call_method(st->str_recv_into, sock, &buf, 1), out);
+}
+
+/* n = sock.send(data) */
+static int do_send(al_state *st, PyObject *sock, PyObject *data, Py_ssize_t *sent)
+{
+    PyObject *r;
+    Py_buffer view;
+    if (plain_socket(st, sock) && PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        ssize_t n;
+        do {
+            n = send(fd, view.buf, (size_t)view.len, 0);
+        } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        int err = errno;
+        PyBuffer_Release(&view);
+        if (n >= 0) {
+            *sent = n;
+            return 1;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        errno = err;
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    else {
+        PyErr_Clear(); /* the method raises its own error */
+    }
+    int rc = method_result(call_method(st->str_send, sock, &data, 1), &r);
+    if (rc == 1) {
+        *sent = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (*sent == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
 /* base_events._check_ssl_socket and the debug-mode blocking check. */
 static int sock_check(LoopObject *self, PyObject *sock)
 {
     al_state *st = self->state;
-    if (st->SSLSocket != NULL) {
+    if (st->SSLSocket != NULL && !plain_socket(st, sock)) {
         int r = PyObject_IsInstance(sock, st->SSLSocket);
         if (r < 0) {
             return -1;
@@ -772,19 +959,18 @@ static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObjec
 
 /* sock_recv(sock, n) and sock_recv_into(sock, buf): the first try, then a
    wait for readability. */
-static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *meth, PyObject *retry,
+static PyObject *sock_read(LoopObject *self, PyObject *const *args, int into, PyObject *retry,
                            int start)
 {
     PyObject *sock = args[0];
     if (sock_check(self, sock) < 0) {
         return NULL;
     }
-    PyObject *res = call_method(meth, sock, args + 1, 1);
-    if (res != NULL) {
-        return sock_result(self, start, NULL, res);
-    }
-    if (!would_block()) {
-        return NULL;
+    PyObject *res;
+    int rc = into ? do_recv_into(self->state, sock, args[1], &res)
+                  : do_recv(self->state, sock, args[1], &res);
+    if (rc != 0) {
+        return rc < 0 ? NULL : sock_result(self, start, NULL, res);
     }
     PyObject *fut = new_future(self);
     if (fut == NULL) {
@@ -802,52 +988,58 @@ PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nar
                              PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 0);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 0);
 }
 
 PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 1);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 1);
 }
 
 PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 0);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 0);
 }
 
 PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 1);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 1);
 }
 
 /* _sock_recv(fut, sock, n) / _sock_recv_into(fut, sock, buf): a retry. */
-static PyObject *sock_read_retry(LoopObject *self, PyObject *const *args, PyObject *meth)
+static PyObject *sock_read_retry(LoopObject *self, PyObject *const *args, int into)
 {
     int done = fut_done(self, args[0]);
     if (done) {
         return done < 0 ? NULL : Py_NewRef(Py_None);
     }
-    return complete(self, args[0], call_method(meth, args[1], args + 2, 1));
+    PyObject *res;
+    int rc = into ? do_recv_into(self->state, args[1], args[2], &res)
+                  : do_recv(self->state, args[1], args[2], &res);
+    if (rc == 0) {
+        Py_RETURN_NONE;
+    }
+    return complete(self, args[0], rc < 0 ? NULL : res);
 }
 
 PyObject *al__loop_sock_recv_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames)
 {
     NARGS("_sock_recv", 3);
-    return sock_read_retry(self, args, self->state->str_recv);
+    return sock_read_retry(self, args, 0);
 }
 
 PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
                                      PyObject *kwnames)
 {
     NARGS("_sock_recv_into", 3);
-    return sock_read_retry(self, args, self->state->str_recv_into);
+    return sock_read_retry(self, args, 1);
 }
 
 static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start)
@@ -858,15 +1050,7 @@ static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start
         return NULL;
     }
     Py_ssize_t n = 0;
-    PyObject *r = call_method(st->str_send, sock, &data, 1);
-    if (r != NULL) {
-        n = PyLong_AsSsize_t(r);
-        Py_DECREF(r);
-        if (n == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    else if (!would_block()) {
+    if (do_send(st, sock, data, &n) < 0) {
         return NULL;
     }
     Py_ssize_t len = PyObject_Size(data);
@@ -943,15 +1127,11 @@ PyObject *al__loop_sock_sendall_cb(LoopObject *self, PyObject *const *args, size
     if (rest == NULL) {
         return NULL;
     }
-    PyObject *r = call_method(st->str_send, sock, &rest, 1);
+    Py_ssize_t n = 0;
+    int rc = do_send(st, sock, rest, &n);
     Py_DECREF(rest);
-    if (r == NULL) {
-        return complete(self, fut, NULL);
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(r);
-    Py_DECREF(r);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
+    if (rc <= 0) {
+        return rc < 0 ? complete(self, fut, NULL) : Py_NewRef(Py_None);
     }
     start += n;
     Py_ssize_t len = PyObject_Size(view);
