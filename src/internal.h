@@ -127,11 +127,12 @@ typedef struct {
     PyObject *str_is_finalizing;
 
     /* poll.c */
-    PyTypeObject *WatcherType; /* FdWatcher: one uv_poll_t per watched fd */
-    PyObject *partial;         /* functools.partial */
-    PyObject *SSLSocket;       /* ssl.SSLSocket, or NULL without ssl */
-    PyObject *socket_type;     /* socket.socket: its recv/send are made here */
-    char *recv_scratch;        /* RawMalloc'd, for sock_recv's syscalls */
+    PyTypeObject *WatcherType;  /* FdWatcher: one uv_poll_t per watched fd */
+    PyTypeObject *SockDoneType; /* a sock_* future's done callback */
+    PyObject *partial;          /* functools.partial */
+    PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
+    PyObject *socket_type;      /* socket.socket: its recv/send are made here */
+    char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
     PyObject *str_gettimeout;
     PyObject *str_fileno;
     PyObject *str_recv;
@@ -453,6 +454,7 @@ PyObject *al__loop_getnameinfo(LoopObject *self, PyObject *const *args, Py_ssize
 void al__dns_close_wait(LoopObject *loop);
 /* poll.c */
 extern PyType_Spec al__watcher_spec;
+extern PyType_Spec al__sock_done_spec;
 PyObject *al__loop_add_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
                               PyObject *kwnames);
 PyObject *al__loop_add_writer(LoopObject *self, PyObject *const *args, size_t nargsf,

@@ -199,6 +199,10 @@ static int module_exec(PyObject *module)
     if (st->WatcherType == NULL) {
         return -1;
     }
+    st->SockDoneType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__sock_done_spec, NULL);
+    if (st->SockDoneType == NULL) {
+        return -1;
+    }
     IMPORT(partial, "functools", "partial");
     IMPORT(socket_type, "socket", "socket");
     if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
@@ -278,6 +282,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->SocketKind);
     /* poll.c */
     Py_VISIT(st->WatcherType);
+    Py_VISIT(st->SockDoneType);
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
@@ -332,6 +337,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_name_context);
     /* poll.c */
     Py_CLEAR(st->WatcherType);
+    Py_CLEAR(st->SockDoneType);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
     Py_CLEAR(st->socket_type);

@@ -866,23 +866,107 @@ static int fut_done(LoopObject *self, PyObject *fut)
     return done;
 }
 
-/* fut.add_done_callback(functools.partial(self.<done>, fd, handle=handle)) */
+/* asyncio's functools.partial(self._sock_read_done, fd, handle=handle) as
+   one C callable: fut's done callback. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    LoopObject *loop;
+    PyObject *fd;
+    HandleObject *handle;
+    int write;
+} SockDoneObject;
+
+/* _sock_read_done(fd, fut, handle): if not handle.cancelled(): remove_reader(fd) */
+static PyObject *SockDone_vectorcall(SockDoneObject *d, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames)
+{
+    (void)args;
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "expected (fut)");
+        return NULL;
+    }
+    if (d->handle->cancelled) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = remove_watch(d->loop, d->fd, d->write);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static int SockDone_traverse(SockDoneObject *d, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(d));
+    Py_VISIT(d->loop);
+    Py_VISIT(d->fd);
+    Py_VISIT(d->handle);
+    return 0;
+}
+
+static int SockDone_clear(SockDoneObject *d)
+{
+    Py_CLEAR(d->loop);
+    Py_CLEAR(d->fd);
+    Py_CLEAR(d->handle);
+    return 0;
+}
+
+static void SockDone_dealloc(SockDoneObject *d)
+{
+    PyTypeObject *tp = Py_TYPE(d);
+    PyObject_GC_UnTrack(d);
+    SockDone_clear(d);
+    PyObject_GC_Del(d);
+    Py_DECREF(tp);
+}
+
+static PyObject *SockDone_repr(SockDoneObject *d)
+{
+    return PyUnicode_FromFormat(
+        "functools.partial(<%s>, %R, handle=%R)", d->write ? "_sock_write_done" : "_sock_read_done",
+        d->fd ? d->fd : Py_None, d->handle ? (PyObject *)d->handle : Py_None);
+}
+
+static PyMemberDef SockDone_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(SockDoneObject, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot SockDone_slots[] = {
+    {Py_tp_dealloc, SockDone_dealloc},
+    {Py_tp_traverse, SockDone_traverse},
+    {Py_tp_clear, SockDone_clear},
+    {Py_tp_repr, SockDone_repr},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, SockDone_members},
+    {0, NULL},
+};
+
+PyType_Spec al__sock_done_spec = {
+    .name = "asyncloop._core.SockDone",
+    .basicsize = sizeof(SockDoneObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = SockDone_slots,
+};
+
 static int add_done(LoopObject *self, PyObject *fut, PyObject *fd, PyObject *handle, int write)
 {
     al_state *st = self->state;
-    PyObject *meth = PyObject_GetAttr((PyObject *)self,
-                                      write ? st->str_sock_write_done : st->str_sock_read_done);
-    if (meth == NULL) {
+    SockDoneObject *d = PyObject_GC_New(SockDoneObject, st->SockDoneType);
+    if (d == NULL) {
         return -1;
     }
-    PyObject *kwnames = PyTuple_Pack(1, st->str_handle);
-    PyObject *argv[3] = {meth, fd, handle};
-    PyObject *p = kwnames ? PyObject_Vectorcall(st->partial, argv, 2, kwnames) : NULL;
-    Py_XDECREF(kwnames);
-    Py_DECREF(meth);
-    if (p == NULL) {
-        return -1;
-    }
+    d->vectorcall = (vectorcallfunc)SockDone_vectorcall;
+    d->loop = (LoopObject *)Py_NewRef(self);
+    d->fd = Py_NewRef(fd);
+    d->handle = (HandleObject *)Py_NewRef(handle);
+    d->write = write;
+    PyObject_GC_Track(d);
+    PyObject *p = (PyObject *)d;
     PyObject *r = call_method(st->str_add_done_callback, fut, &p, 1);
     Py_DECREF(p);
     Py_XDECREF(r);
