@@ -134,6 +134,7 @@ typedef struct {
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
     PyObject *str_gettimeout;
+    PyObject *str_cancel;
     PyObject *str_fileno;
     PyObject *str_recv;
     PyObject *str_recv_into;

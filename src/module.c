@@ -209,6 +209,7 @@ static int module_exec(PyObject *module)
         PyErr_Clear(); /* asyncio's _check_ssl_socket without ssl: no check */
     }
     INTERN(str_gettimeout, "gettimeout");
+    INTERN(str_cancel, "cancel");
     INTERN(str_fileno, "fileno");
     INTERN(str_recv, "recv");
     INTERN(str_recv_into, "recv_into");
@@ -344,6 +345,7 @@ static int module_clear(PyObject *module)
     PyMem_RawFree(st->recv_scratch);
     st->recv_scratch = NULL;
     Py_CLEAR(st->str_gettimeout);
+    Py_CLEAR(st->str_cancel);
     Py_CLEAR(st->str_fileno);
     Py_CLEAR(st->str_recv);
     Py_CLEAR(st->str_recv_into);

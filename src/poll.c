@@ -268,9 +268,11 @@ static WatcherObject *watcher_find(LoopObject *loop, int fd)
     return (WatcherObject *)w;
 }
 
-static int handle_cancel(HandleObject *h)
+static int handle_cancel(al_state *st, HandleObject *h)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)h, "cancel", NULL);
+    PyObject *self = (PyObject *)h;
+    PyObject *r =
+        PyObject_VectorcallMethod(st->str_cancel, &self, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -279,6 +281,7 @@ static int handle_cancel(HandleObject *h)
    _remove_writer once the key is found: 1 if there was one. */
 static int watcher_remove(WatcherObject *w, int write)
 {
+    al_state *st = w->loop->state; /* w may go with its dict entry */
     HandleObject **slot = write ? &w->writer : &w->reader;
     HandleObject *h = *slot;
     *slot = NULL;
@@ -289,7 +292,7 @@ static int watcher_remove(WatcherObject *w, int write)
         return rc < 0 ? -1 : 0;
     }
     if (rc == 0) {
-        rc = handle_cancel(h);
+        rc = handle_cancel(st, h);
     }
     Py_DECREF(h);
     return rc < 0 ? -1 : 1;
@@ -455,7 +458,7 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         old = NULL;
     }
     if (old != NULL) {
-        rc = handle_cancel(old);
+        rc = handle_cancel(st, old);
         Py_DECREF(old);
     }
     if (rc < 0) {
