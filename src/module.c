@@ -203,6 +203,10 @@ static int module_exec(PyObject *module)
     if (st->SockDoneType == NULL) {
         return -1;
     }
+    st->SockCallType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__sock_call_spec, NULL);
+    if (st->SockCallType == NULL || PyModule_AddType(module, st->SockCallType) < 0) {
+        return -1;
+    }
     IMPORT(partial, "functools", "partial");
     IMPORT(socket_type, "socket", "socket");
     if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
@@ -284,6 +288,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     /* poll.c */
     Py_VISIT(st->WatcherType);
     Py_VISIT(st->SockDoneType);
+    Py_VISIT(st->SockCallType);
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
@@ -339,6 +344,7 @@ static int module_clear(PyObject *module)
     /* poll.c */
     Py_CLEAR(st->WatcherType);
     Py_CLEAR(st->SockDoneType);
+    Py_CLEAR(st->SockCallType);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
     Py_CLEAR(st->socket_type);

@@ -1019,12 +1019,18 @@ static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want, PyOb
         return NULL;                                                                               \
     }
 
+#define START_AWAIT 2
+
 /* What a sock_* method returns: a Future (done at once if the first try
    succeeded), or with `start` (the _sock_*_start methods behind the
    coroutines of asyncloop.Loop) (None, result) at once and (future, None)
    to wait, so that the common case makes no Future. Steals fut or res. */
 static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObject *res)
 {
+    if (start == START_AWAIT) {
+        /* A SockCall's first step: the future (told by *waited) or the result. */
+        return fut ? fut : res;
+    }
     if (fut == NULL && !start) {
         fut = done_future(self, res);
         Py_DECREF(res);
@@ -1047,7 +1053,7 @@ static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObjec
 /* sock_recv(sock, n) and sock_recv_into(sock, buf): the first try, then a
    wait for readability. */
 static PyObject *sock_read(LoopObject *self, PyObject *const *args, int into, PyObject *retry,
-                           int start)
+                           int start, int *waited)
 {
     PyObject *sock = args[0];
     if (sock_check(self, sock) < 0) {
@@ -1068,6 +1074,9 @@ static PyObject *sock_read(LoopObject *self, PyObject *const *args, int into, Py
         Py_DECREF(fut);
         return NULL;
     }
+    if (waited != NULL) {
+        *waited = 1;
+    }
     return sock_result(self, start, fut, NULL);
 }
 
@@ -1075,28 +1084,28 @@ PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nar
                              PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, 0, self->state->str_sock_recv, 0);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 0, NULL);
 }
 
 PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, 0, self->state->str_sock_recv, 1);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 1, NULL);
 }
 
 PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, 1, self->state->str_sock_recv_into, 0);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 0, NULL);
 }
 
 PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, 1, self->state->str_sock_recv_into, 1);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 1, NULL);
 }
 
 /* _sock_recv(fut, sock, n) / _sock_recv_into(fut, sock, buf): a retry. */
@@ -1129,7 +1138,7 @@ PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, si
     return sock_read_retry(self, args, 1);
 }
 
-static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start)
+static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start, int *waited)
 {
     al_state *st = self->state;
     PyObject *sock = args[0], *data = args[1];
@@ -1174,6 +1183,9 @@ static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start
         Py_DECREF(fut);
         return NULL;
     }
+    if (waited != NULL) {
+        *waited = 1;
+    }
     return sock_result(self, start, fut, NULL);
 }
 
@@ -1181,14 +1193,14 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
                                 PyObject *kwnames)
 {
     NARGS("sock_sendall", 2);
-    return sock_sendall(self, args, 0);
+    return sock_sendall(self, args, 0, NULL);
 }
 
 PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                       PyObject *kwnames)
 {
     NARGS("sock_sendall", 2);
-    return sock_sendall(self, args, 1);
+    return sock_sendall(self, args, 1, NULL);
 }
 
 /* _sock_sendall(fut, sock, view, pos) */
@@ -1411,4 +1423,325 @@ PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size
                                    PyObject *kwnames)
 {
     return sock_op_done(self, args, nargsf, kwnames, 1);
+}
+
+/* --- SockCall: the sock_* coroutines of asyncloop.Loop -------------------- */
+
+/* What loop.sock_recv(sock, n) (and recv_into, sendall, accept) return: a
+   coroutine-like object (registered as a collections.abc.Coroutine, so
+   asyncio.iscoroutine() and create_task() take it) that does nothing until
+   first stepped, as an `async def` would; its first step makes the first
+   try, and only when that would block does it wait on the future, through
+   the future's own __await__ iterator. This replaces a Python coroutine per
+   call (and the (future, result) tuple). */
+enum { CALL_RECV, CALL_RECV_INTO, CALL_SENDALL, CALL_ACCEPT };
+
+static const char *const call_names[] = {"sock_recv", "sock_recv_into", "sock_sendall",
+                                         "sock_accept"};
+
+typedef struct {
+    PyObject_HEAD
+    LoopObject *loop;
+    PyObject *sock;
+    PyObject *arg;     /* n, buf or data; NULL for accept */
+    PyObject *waiting; /* the future's __await__ iterator while waiting */
+    int kind;
+    int state; /* 0 not started, 1 waiting, 2 finished */
+} SockCallObject;
+
+static PySendResult SockCall_am_send(SockCallObject *c, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    if (c->state == 1) {
+        PySendResult r = PyIter_Send(c->waiting, arg, result);
+        if (r != PYGEN_NEXT) {
+            c->state = 2;
+            Py_CLEAR(c->waiting);
+        }
+        return r;
+    }
+    if (c->state == 2) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return PYGEN_ERROR;
+    }
+    c->state = 2;
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+        return PYGEN_ERROR;
+    }
+    PyObject *args[2] = {c->sock, c->arg};
+    int waited = 0;
+    PyObject *r;
+    switch (c->kind) {
+    case CALL_RECV:
+        r = sock_read(c->loop, args, 0, c->loop->state->str_sock_recv, START_AWAIT, &waited);
+        break;
+    case CALL_RECV_INTO:
+        r = sock_read(c->loop, args, 1, c->loop->state->str_sock_recv_into, START_AWAIT, &waited);
+        break;
+    case CALL_SENDALL:
+        r = sock_sendall(c->loop, args, START_AWAIT, &waited);
+        break;
+    default:
+        r = al__loop_sock_accept(c->loop, args, 1, NULL);
+        waited = 1;
+        break;
+    }
+    if (r == NULL) {
+        return PYGEN_ERROR;
+    }
+    if (!waited) {
+        *result = r;
+        return PYGEN_RETURN;
+    }
+    /* `return await fut` */
+    unaryfunc await = Py_TYPE(r)->tp_as_async ? Py_TYPE(r)->tp_as_async->am_await : NULL;
+    c->waiting = await ? await(r) : NULL;
+    if (await == NULL) {
+        PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
+                     Py_TYPE(r)->tp_name);
+    }
+    Py_DECREF(r);
+    if (c->waiting == NULL) {
+        return PYGEN_ERROR;
+    }
+    c->state = 1;
+    return SockCall_am_send(c, Py_None, result);
+}
+
+/* A finished send as a generator's __next__/send(): StopIteration(value). */
+static PyObject *send_result(PySendResult r, PyObject *result)
+{
+    if (r != PYGEN_RETURN) {
+        return result; /* the value yielded, or NULL with the error */
+    }
+    if (result == Py_None) {
+        Py_DECREF(result);
+        PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *SockCall_iternext(SockCallObject *c)
+{
+    PyObject *result;
+    PySendResult r = SockCall_am_send(c, Py_None, &result);
+    if (r == PYGEN_RETURN && result == Py_None) {
+        Py_DECREF(result); /* exhausted without an exception: returns None */
+        return NULL;
+    }
+    return send_result(r, result);
+}
+
+static PyObject *SockCall_send(SockCallObject *c, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult r = SockCall_am_send(c, arg, &result);
+    return send_result(r, result);
+}
+
+/* throw(exc) / throw(type[, value[, tb]]): raised where the coroutine is,
+   which is the `await fut` or its start; either way it finishes. */
+static PyObject *SockCall_throw(SockCallObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    if (c->state == 1) {
+        PyObject *argv[4] = {c->waiting, args[0], nargs > 1 ? args[1] : NULL,
+                             nargs > 2 ? args[2] : NULL};
+        PyObject *name = PyUnicode_InternFromString("throw");
+        PyObject *r = name ? PyObject_VectorcallMethod(name, argv, (size_t)nargs + 1, NULL) : NULL;
+        Py_XDECREF(name);
+        if (r == NULL) {
+            c->state = 2;
+            Py_CLEAR(c->waiting);
+        }
+        return r;
+    }
+    c->state = 2;
+    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None;
+    if (PyExceptionInstance_Check(typ)) {
+        if (val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(typ)) {
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving from BaseException, "
+                     "not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    PyErr_SetObject(typ, val);
+    return NULL;
+}
+
+static PyObject *SockCall_close(SockCallObject *c, PyObject *Py_UNUSED(ignored))
+{
+    c->state = 2;
+    Py_CLEAR(c->waiting);
+    Py_RETURN_NONE;
+}
+
+static PyObject *SockCall_await(SockCallObject *c)
+{
+    return Py_NewRef(c);
+}
+
+static PyObject *SockCall_get_name(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(call_names[c->kind]);
+}
+
+static PyObject *SockCall_get_qualname(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromFormat("Loop.%s", call_names[c->kind]);
+}
+
+static PyObject *SockCall_get_await(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(c->waiting ? c->waiting : Py_None);
+}
+
+static PyObject *SockCall_repr(SockCallObject *c)
+{
+    return PyUnicode_FromFormat("<coroutine object Loop.%s at %p>", call_names[c->kind], c);
+}
+
+static int SockCall_traverse(SockCallObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(c));
+    Py_VISIT(c->loop);
+    Py_VISIT(c->sock);
+    Py_VISIT(c->arg);
+    Py_VISIT(c->waiting);
+    return 0;
+}
+
+static int SockCall_clear(SockCallObject *c)
+{
+    Py_CLEAR(c->loop);
+    Py_CLEAR(c->sock);
+    Py_CLEAR(c->arg);
+    Py_CLEAR(c->waiting);
+    return 0;
+}
+
+static void SockCall_dealloc(SockCallObject *c)
+{
+    PyTypeObject *tp = Py_TYPE(c);
+    PyObject_GC_UnTrack(c);
+    SockCall_clear(c);
+    PyObject_GC_Del(c);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef SockCall_methods[] = {
+    {"send", (PyCFunction)SockCall_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))SockCall_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)SockCall_close, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyGetSetDef SockCall_getset[] = {
+    {"__name__", (getter)SockCall_get_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)SockCall_get_qualname, NULL, NULL, NULL},
+    {"cr_await", (getter)SockCall_get_await, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyType_Slot SockCall_slots[] = {
+    {Py_tp_dealloc, SockCall_dealloc},
+    {Py_tp_traverse, SockCall_traverse},
+    {Py_tp_clear, SockCall_clear},
+    {Py_tp_repr, SockCall_repr},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, SockCall_iternext},
+    {Py_am_await, SockCall_await},
+    {Py_am_send, SockCall_am_send},
+    {Py_tp_methods, SockCall_methods},
+    {Py_tp_getset, SockCall_getset},
+    {0, NULL},
+};
+
+PyType_Spec al__sock_call_spec = {
+    .name = "asyncloop._core.SockCall",
+    .basicsize = sizeof(SockCallObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = SockCall_slots,
+};
+
+static PyObject *sock_call_new(LoopObject *self, int kind, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    Py_ssize_t want = kind == CALL_ACCEPT ? 1 : 2;
+    if (check_nargs(call_names[kind], nargs, want, kwnames) < 0) {
+        return NULL;
+    }
+    SockCallObject *c = PyObject_GC_New(SockCallObject, self->state->SockCallType);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->loop = (LoopObject *)Py_NewRef(self);
+    c->sock = Py_NewRef(args[0]);
+    c->arg = want > 1 ? Py_NewRef(args[1]) : NULL;
+    c->waiting = NULL;
+    c->kind = kind;
+    c->state = 0;
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
+}
+
+static PyObject *sock_call(LoopObject *self, int kind, PyObject *const *args, size_t nargsf,
+                           PyObject *kwnames, al_fastcall_method fn)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        static const char *const names2[][2] = {
+            {"sock", "n"}, {"sock", "buf"}, {"sock", "data"}, {"sock", NULL}};
+        return al__call_with_keywords_bound((PyObject *)self, fn, call_names[kind], names2[kind],
+                                            kind == CALL_ACCEPT ? 1 : 2, NULL, args,
+                                            PyVectorcall_NARGS(nargsf), kwnames);
+    }
+    return sock_call_new(self, kind, args, PyVectorcall_NARGS(nargsf), NULL);
+}
+
+PyObject *al__loop_sock_recv_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    return sock_call(self, CALL_RECV, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_recv_call);
+}
+
+PyObject *al__loop_sock_recv_into_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames)
+{
+    return sock_call(self, CALL_RECV_INTO, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_recv_into_call);
+}
+
+PyObject *al__loop_sock_sendall_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames)
+{
+    return sock_call(self, CALL_SENDALL, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_sendall_call);
+}
+
+PyObject *al__loop_sock_accept_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    return sock_call(self, CALL_ACCEPT, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_accept_call);
 }
