@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 /* The uv_poll_t lives apart from the watcher (see docs/architecture.md):
    either may go first. */
@@ -25,6 +26,8 @@ typedef struct {
     al_io io;
     int fd;
     int events; /* what libuv polls for now */
+    dev_t dev;  /* the file polled: a watcher left with nothing stays, */
+    ino_t ino;  /* stopped, for the next wait on the same file */
 } WatcherObject;
 
 #define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
@@ -175,11 +178,22 @@ static int watcher_fail(WatcherObject *w)
     return -1;
 }
 
-/* Polls for what is registered; a watcher left with nothing is closed and
-   dropped from the loop's dict. */
+/* Polls for what is registered. A watcher left with nothing stops
+   polling but stays in the loop's dict with its libuv handle (idle), so
+   that the next wait on the fd (sock_recv's, each time) makes no new one;
+   watch() checks that the fd is still the same file. A closed watcher is
+   dropped from the dict. */
 static int watcher_update(WatcherObject *w)
 {
     int want = (w->reader ? UV_READABLE : 0) | (w->writer ? UV_WRITABLE : 0);
+    if (want == 0 && w->box != NULL) {
+        if (w->events != 0) {
+            al__poll_forget(w->loop, &w->box->poll);
+            uv_poll_stop(&w->box->poll);
+            watcher_set_active(w, 0);
+        }
+        return 0;
+    }
     if (want == 0) {
         watcher_close(w);
         return watcher_drop_entry(w);
@@ -217,7 +231,8 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
 {
     al_state *st = loop->state;
     /* epoll_ctl would fail with EBADF, as asyncio's register does. */
-    if (fcntl(fd, F_GETFD) < 0) {
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
     }
@@ -246,6 +261,8 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->reader = w->writer = NULL;
     w->fd = fd;
     w->events = 0;
+    w->dev = sb.st_dev;
+    w->ino = sb.st_ino;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
     al__loop_io_link(loop, &w->io);
@@ -425,6 +442,23 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         return NULL;
     }
     WatcherObject *w = watcher_find(loop, fd);
+    if (w != NULL && w->reader == NULL && w->writer == NULL) {
+        /* Idle: its handle is for this fd's file only if the fd was not
+           closed and reused since (for a regular file, say, which libuv
+           cannot poll). Otherwise it goes and a new one is made. */
+        struct stat sb;
+        if (fstat(fd, &sb) < 0 || sb.st_dev != w->dev || sb.st_ino != w->ino) {
+            Py_INCREF(w);
+            watcher_close(w);
+            int rc = watcher_drop_entry(w);
+            Py_DECREF(w);
+            if (rc < 0) {
+                Py_DECREF(h);
+                return NULL;
+            }
+            w = NULL;
+        }
+    }
     if (w != NULL) {
         Py_INCREF(w);
     }
