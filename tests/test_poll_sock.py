@@ -896,3 +896,35 @@ def test_sock_coroutine_keywords(loop, pair):
 
     assert run(loop, main()) == b"kw"
     assert b.recv(10) == b"back"
+
+
+def test_sock_recv_after_fd_reused(loop, tmp_path):
+    """A finished sock_recv leaves nothing registered: the fd number, once
+    closed and reused by another socket or a regular file, behaves as new."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    async def recv_later(sock, peer):
+        loop.call_soon(peer.send, b"x")
+        return await loop.sock_recv(sock, 10)
+
+    assert run(loop, recv_later(a, b)) == b"x"
+    fd = a.fileno()
+    a.close()
+    b.close()
+    c, d = socket.socketpair()
+    try:
+        if c.fileno() != fd:
+            c, d = d, c
+        assert c.fileno() == fd
+        c.setblocking(False)
+        assert run(loop, recv_later(c, d)) == b"x"
+    finally:
+        c.close()
+        d.close()
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    with open(path, "rb") as f:
+        assert f.fileno() == fd
+        with pytest.raises(PermissionError):
+            loop.add_reader(f.fileno(), print)
