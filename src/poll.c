@@ -265,6 +265,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->ino = sb.st_ino;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
+    w->io.held = NULL; /* the dict holds the watcher */
     al__loop_io_link(loop, &w->io);
     PyObject_GC_Track(w);
     return w;
