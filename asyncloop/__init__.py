@@ -8,6 +8,7 @@ Ways in:
 """
 
 import asyncio as __asyncio
+import collections.abc as _collections_abc  # poll.c glue
 import os as _os
 import socket as _socket
 import sys as __sys
@@ -31,13 +32,10 @@ _Selector = __selector_events.BaseSelectorEventLoop
 _Unix = __unix_events._UnixSelectorEventLoop
 
 
-# poll.c: the C sock_* methods, awaited by Loop's coroutines of the same name.
-# The _start ones give (None, result) when the first try succeeded, else
-# (future, None): the common case makes no Future.
-_c_sock_recv = _core.Loop._sock_recv_start
-_c_sock_recv_into = _core.Loop._sock_recv_into_start
-_c_sock_sendall = _core.Loop._sock_sendall_start
-_c_sock_accept = _core.Loop.sock_accept
+# poll.c: Loop.sock_recv/sock_recv_into/sock_sendall/sock_accept return
+# _core.SockCall objects, coroutines written in C: asyncio.iscoroutine()
+# and create_task() take them as Coroutines.
+_collections_abc.Coroutine.register(_core.SockCall)
 
 
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
@@ -150,24 +148,13 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     # address as asyncio does, then awaits the C part (_sock_connect).
     _ensure_resolved = _Base._ensure_resolved
 
-    async def sock_recv(self, sock, n):
-        """Receive up to n bytes from the non-blocking socket sock."""
-        fut, res = _c_sock_recv(self, sock, n)
-        return res if fut is None else await fut
-
-    async def sock_recv_into(self, sock, buf):
-        """Receive from sock into buf; return the number of bytes received."""
-        fut, res = _c_sock_recv_into(self, sock, buf)
-        return res if fut is None else await fut
-
-    async def sock_sendall(self, sock, data):
-        """Send all of data to sock."""
-        fut, res = _c_sock_sendall(self, sock, data)
-        return res if fut is None else await fut
-
-    async def sock_accept(self, sock):
-        """Accept a connection: (conn, address), conn non-blocking."""
-        return await _c_sock_accept(self, sock)
+    # sock_recv/sock_recv_into/sock_sendall/sock_accept return a C
+    # coroutine (_core.SockCall, registered above as a Coroutine): nothing
+    # happens until it is awaited, as with an async def.
+    sock_recv = _core.Loop._sock_recv_coro
+    sock_recv_into = _core.Loop._sock_recv_into_coro
+    sock_sendall = _core.Loop._sock_sendall_coro
+    sock_accept = _core.Loop._sock_accept_coro
 
     async def sock_connect(self, sock, address):
         """Connect to a remote socket at address."""

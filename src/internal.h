@@ -127,10 +127,15 @@ typedef struct {
     PyObject *str_is_finalizing;
 
     /* poll.c */
-    PyTypeObject *WatcherType; /* FdWatcher: one uv_poll_t per watched fd */
-    PyObject *partial;         /* functools.partial */
-    PyObject *SSLSocket;       /* ssl.SSLSocket, or NULL without ssl */
+    PyTypeObject *WatcherType;  /* FdWatcher: one uv_poll_t per watched fd */
+    PyTypeObject *SockDoneType; /* a sock_* future's done callback */
+    PyTypeObject *SockCallType; /* asyncloop.Loop.sock_*()'s coroutine */
+    PyObject *partial;          /* functools.partial */
+    PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
+    PyObject *socket_type;      /* socket.socket: its recv/send are made here */
+    char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
     PyObject *str_gettimeout;
+    PyObject *str_cancel;
     PyObject *str_fileno;
     PyObject *str_recv;
     PyObject *str_recv_into;
@@ -451,6 +456,8 @@ PyObject *al__loop_getnameinfo(LoopObject *self, PyObject *const *args, Py_ssize
 void al__dns_close_wait(LoopObject *loop);
 /* poll.c */
 extern PyType_Spec al__watcher_spec;
+extern PyType_Spec al__sock_done_spec;
+extern PyType_Spec al__sock_call_spec;
 PyObject *al__loop_add_reader(LoopObject *self, PyObject *const *args, size_t nargsf,
                               PyObject *kwnames);
 PyObject *al__loop_add_writer(LoopObject *self, PyObject *const *args, size_t nargsf,
@@ -467,6 +474,14 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
                                 PyObject *kwnames);
 PyObject *al__loop_sock_connect(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames);
+PyObject *al__loop_sock_recv_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+PyObject *al__loop_sock_recv_into_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames);
+PyObject *al__loop_sock_sendall_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames);
+PyObject *al__loop_sock_accept_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames);
 PyObject *al__loop_sock_accept(LoopObject *self, PyObject *const *args, size_t nargsf,
                                PyObject *kwnames);
 PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,

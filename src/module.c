@@ -199,11 +199,21 @@ static int module_exec(PyObject *module)
     if (st->WatcherType == NULL) {
         return -1;
     }
+    st->SockDoneType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__sock_done_spec, NULL);
+    if (st->SockDoneType == NULL) {
+        return -1;
+    }
+    st->SockCallType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__sock_call_spec, NULL);
+    if (st->SockCallType == NULL || PyModule_AddType(module, st->SockCallType) < 0) {
+        return -1;
+    }
     IMPORT(partial, "functools", "partial");
+    IMPORT(socket_type, "socket", "socket");
     if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
         PyErr_Clear(); /* asyncio's _check_ssl_socket without ssl: no check */
     }
     INTERN(str_gettimeout, "gettimeout");
+    INTERN(str_cancel, "cancel");
     INTERN(str_fileno, "fileno");
     INTERN(str_recv, "recv");
     INTERN(str_recv_into, "recv_into");
@@ -277,8 +287,11 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->SocketKind);
     /* poll.c */
     Py_VISIT(st->WatcherType);
+    Py_VISIT(st->SockDoneType);
+    Py_VISIT(st->SockCallType);
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
+    Py_VISIT(st->socket_type);
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -330,9 +343,15 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_name_context);
     /* poll.c */
     Py_CLEAR(st->WatcherType);
+    Py_CLEAR(st->SockDoneType);
+    Py_CLEAR(st->SockCallType);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
+    Py_CLEAR(st->socket_type);
+    PyMem_RawFree(st->recv_scratch);
+    st->recv_scratch = NULL;
     Py_CLEAR(st->str_gettimeout);
+    Py_CLEAR(st->str_cancel);
     Py_CLEAR(st->str_fileno);
     Py_CLEAR(st->str_recv);
     Py_CLEAR(st->str_recv_into);

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 /* The uv_poll_t lives apart from the watcher (see docs/architecture.md):
    either may go first. */
@@ -24,6 +26,8 @@ typedef struct {
     al_io io;
     int fd;
     int events; /* what libuv polls for now */
+    dev_t dev;  /* the file polled: a watcher left with nothing stays, */
+    ino_t ino;  /* stopped, for the next wait on the same file */
 } WatcherObject;
 
 #define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
@@ -174,11 +178,22 @@ static int watcher_fail(WatcherObject *w)
     return -1;
 }
 
-/* Polls for what is registered; a watcher left with nothing is closed and
-   dropped from the loop's dict. */
+/* Polls for what is registered. A watcher left with nothing stops
+   polling but stays in the loop's dict with its libuv handle (idle), so
+   that the next wait on the fd (sock_recv's, each time) makes no new one;
+   watch() checks that the fd is still the same file. A closed watcher is
+   dropped from the dict. */
 static int watcher_update(WatcherObject *w)
 {
     int want = (w->reader ? UV_READABLE : 0) | (w->writer ? UV_WRITABLE : 0);
+    if (want == 0 && w->box != NULL) {
+        if (w->events != 0) {
+            al__poll_forget(w->loop, &w->box->poll);
+            uv_poll_stop(&w->box->poll);
+            watcher_set_active(w, 0);
+        }
+        return 0;
+    }
     if (want == 0) {
         watcher_close(w);
         return watcher_drop_entry(w);
@@ -216,7 +231,8 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
 {
     al_state *st = loop->state;
     /* epoll_ctl would fail with EBADF, as asyncio's register does. */
-    if (fcntl(fd, F_GETFD) < 0) {
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
     }
@@ -245,6 +261,8 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->reader = w->writer = NULL;
     w->fd = fd;
     w->events = 0;
+    w->dev = sb.st_dev;
+    w->ino = sb.st_ino;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
     w->io.held = NULL; /* the loop's fd_watchers dict holds it, and reports it */
@@ -268,9 +286,11 @@ static WatcherObject *watcher_find(LoopObject *loop, int fd)
     return (WatcherObject *)w;
 }
 
-static int handle_cancel(HandleObject *h)
+static int handle_cancel(al_state *st, HandleObject *h)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)h, "cancel", NULL);
+    PyObject *self = (PyObject *)h;
+    PyObject *r =
+        PyObject_VectorcallMethod(st->str_cancel, &self, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -279,6 +299,7 @@ static int handle_cancel(HandleObject *h)
    _remove_writer once the key is found: 1 if there was one. */
 static int watcher_remove(WatcherObject *w, int write)
 {
+    al_state *st = w->loop->state; /* w may go with its dict entry */
     HandleObject **slot = write ? &w->writer : &w->reader;
     HandleObject *h = *slot;
     *slot = NULL;
@@ -289,7 +310,7 @@ static int watcher_remove(WatcherObject *w, int write)
         return rc < 0 ? -1 : 0;
     }
     if (rc == 0) {
-        rc = handle_cancel(h);
+        rc = handle_cancel(st, h);
     }
     Py_DECREF(h);
     return rc < 0 ? -1 : 1;
@@ -422,6 +443,23 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         return NULL;
     }
     WatcherObject *w = watcher_find(loop, fd);
+    if (w != NULL && w->reader == NULL && w->writer == NULL) {
+        /* Idle: its handle is for this fd's file only if the fd was not
+           closed and reused since (for a regular file, say, which libuv
+           cannot poll). Otherwise it goes and a new one is made. */
+        struct stat sb;
+        if (fstat(fd, &sb) < 0 || sb.st_dev != w->dev || sb.st_ino != w->ino) {
+            Py_INCREF(w);
+            watcher_close(w);
+            int rc = watcher_drop_entry(w);
+            Py_DECREF(w);
+            if (rc < 0) {
+                Py_DECREF(h);
+                return NULL;
+            }
+            w = NULL;
+        }
+    }
     if (w != NULL) {
         Py_INCREF(w);
     }
@@ -455,7 +493,7 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         old = NULL;
     }
     if (old != NULL) {
-        rc = handle_cancel(old);
+        rc = handle_cancel(st, old);
         Py_DECREF(old);
     }
     if (rc < 0) {
@@ -588,11 +626,198 @@ static int would_block(void)
     return 0;
 }
 
+/* --- syscalls on a socket.socket ------------------------------------------ */
+
+/* Largest sock_recv(n) made here: the bytes are received into a scratch
+   buffer and copied out (no public API shrinks a bytes object). */
+#define RECV_SCRATCH (256 * 1024)
+
+/* What sock.recv()/send() would do, made directly on the fd when sock is
+   a socket.socket, with MSG_DONTWAIT so that a blocking socket never
+   blocks here with the GIL held (whose methods are _socket's: errors are
+   PyErr_SetFromErrno's OSError subclasses, EINTR is retried after the
+   signal handlers ran). Each returns 1 done, 0 would block (no exception
+   made), -1 error. A socket with a timeout (gettimeout() != 0) that would
+   block goes through its method, which waits as it does on asyncio. */
+static int plain_socket(al_state *st, PyObject *sock)
+{
+    return (PyObject *)Py_TYPE(sock) == st->socket_type;
+}
+
+static int sock_fd(al_state *st, PyObject *sock, int *fd)
+{
+    PyObject *r =
+        PyObject_VectorcallMethod(st->str_fileno, &sock, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *fd = v < INT_MIN || v > INT_MAX ? -1 : (int)v;
+    return 0;
+}
+
+/* After EAGAIN: 1 if sock is non-blocking (gettimeout() == 0.0), so the
+   caller waits; 0 if it should call the method instead. */
+static int sock_nonblocking(al_state *st, PyObject *sock)
+{
+    PyObject *t = PyObject_VectorcallMethod(st->str_gettimeout, &sock,
+                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (t == NULL) {
+        return -1;
+    }
+    int nb = PyFloat_Check(t) && PyFloat_AS_DOUBLE(t) == 0.0;
+    Py_DECREF(t);
+    return nb;
+}
+
+/* The result of a failed syscall: 0, -1, or 2 to call the method. */
+static int syscall_failed(al_state *st, PyObject *sock)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int nb = sock_nonblocking(st, sock);
+        return nb < 0 ? -1 : nb ? 0 : 2;
+    }
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* A method's result: BlockingIOError/InterruptedError is 0. */
+static int method_result(PyObject *r, PyObject **out)
+{
+    *out = r;
+    if (r != NULL) {
+        return 1;
+    }
+    return would_block() ? 0 : -1;
+}
+
+/* sock.recv(n) */
+static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
+{
+    Py_ssize_t n = plain_socket(st, sock) && PyLong_CheckExact(nobj) ? PyLong_AsSsize_t(nobj) : 0;
+    if (n == -1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* the method raises its own error */
+        n = 0;
+    }
+    if (n > 0 && n <= RECV_SCRATCH) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            return -1;
+        }
+        if (st->recv_scratch == NULL &&
+            (st->recv_scratch = PyMem_RawMalloc(RECV_SCRATCH)) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (;;) {
+            ssize_t got = recv(fd, st->recv_scratch, (size_t)n, MSG_DONTWAIT);
+            if (got >= 0) {
+                *out = PyBytes_FromStringAndSize(st->recv_scratch, got);
+                return *out ? 1 : -1;
+            }
+            if (errno != EINTR) {
+                break;
+            }
+            if (PyErr_CheckSignals() < 0) {
+                return -1;
+            }
+        }
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    return method_result(call_method(st->str_recv, sock, &nobj, 1), out);
+}
+
+/* sock.recv_into(buf) */
+static int do_recv_into(al_state *st, PyObject *sock, PyObject *buf, PyObject **out)
+{
+    Py_buffer view;
+    if (plain_socket(st, sock) && PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) == 0) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        ssize_t got;
+        do {
+            got = recv(fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
+        } while (got < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        int err = errno;
+        PyBuffer_Release(&view);
+        if (got >= 0) {
+            *out = PyLong_FromSsize_t(got);
+            return *out ? 1 : -1;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        errno = err;
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    else {
+        PyErr_Clear(); /* the method raises its own error */
+    }
+    return method_result(call_method(st->str_recv_into, sock, &buf, 1), out);
+}
+
+/* n = sock.send(data) */
+static int do_send(al_state *st, PyObject *sock, PyObject *data, Py_ssize_t *sent)
+{
+    PyObject *r;
+    Py_buffer view;
+    if (plain_socket(st, sock) && PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
+        int fd;
+        if (sock_fd(st, sock, &fd) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        ssize_t n;
+        do {
+            n = send(fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        int err = errno;
+        PyBuffer_Release(&view);
+        if (n >= 0) {
+            *sent = n;
+            return 1;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        errno = err;
+        int rc = syscall_failed(st, sock);
+        if (rc < 2) {
+            return rc;
+        }
+    }
+    else {
+        PyErr_Clear(); /* the method raises its own error */
+    }
+    int rc = method_result(call_method(st->str_send, sock, &data, 1), &r);
+    if (rc == 1) {
+        *sent = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (*sent == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
 /* base_events._check_ssl_socket and the debug-mode blocking check. */
 static int sock_check(LoopObject *self, PyObject *sock)
 {
     al_state *st = self->state;
-    if (st->SSLSocket != NULL) {
+    if (st->SSLSocket != NULL && !plain_socket(st, sock)) {
         int r = PyObject_IsInstance(sock, st->SSLSocket);
         if (r < 0) {
             return -1;
@@ -680,23 +905,107 @@ static int fut_done(LoopObject *self, PyObject *fut)
     return done;
 }
 
-/* fut.add_done_callback(functools.partial(self.<done>, fd, handle=handle)) */
+/* asyncio's functools.partial(self._sock_read_done, fd, handle=handle) as
+   one C callable: fut's done callback. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    LoopObject *loop;
+    PyObject *fd;
+    HandleObject *handle;
+    int write;
+} SockDoneObject;
+
+/* _sock_read_done(fd, fut, handle): if not handle.cancelled(): remove_reader(fd) */
+static PyObject *SockDone_vectorcall(SockDoneObject *d, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames)
+{
+    (void)args;
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "expected (fut)");
+        return NULL;
+    }
+    if (d->handle->cancelled) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = remove_watch(d->loop, d->fd, d->write);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static int SockDone_traverse(SockDoneObject *d, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(d));
+    Py_VISIT(d->loop);
+    Py_VISIT(d->fd);
+    Py_VISIT(d->handle);
+    return 0;
+}
+
+static int SockDone_clear(SockDoneObject *d)
+{
+    Py_CLEAR(d->loop);
+    Py_CLEAR(d->fd);
+    Py_CLEAR(d->handle);
+    return 0;
+}
+
+static void SockDone_dealloc(SockDoneObject *d)
+{
+    PyTypeObject *tp = Py_TYPE(d);
+    PyObject_GC_UnTrack(d);
+    SockDone_clear(d);
+    PyObject_GC_Del(d);
+    Py_DECREF(tp);
+}
+
+static PyObject *SockDone_repr(SockDoneObject *d)
+{
+    return PyUnicode_FromFormat(
+        "functools.partial(<%s>, %R, handle=%R)", d->write ? "_sock_write_done" : "_sock_read_done",
+        d->fd ? d->fd : Py_None, d->handle ? (PyObject *)d->handle : Py_None);
+}
+
+static PyMemberDef SockDone_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(SockDoneObject, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot SockDone_slots[] = {
+    {Py_tp_dealloc, SockDone_dealloc},
+    {Py_tp_traverse, SockDone_traverse},
+    {Py_tp_clear, SockDone_clear},
+    {Py_tp_repr, SockDone_repr},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, SockDone_members},
+    {0, NULL},
+};
+
+PyType_Spec al__sock_done_spec = {
+    .name = "asyncloop._core.SockDone",
+    .basicsize = sizeof(SockDoneObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = SockDone_slots,
+};
+
 static int add_done(LoopObject *self, PyObject *fut, PyObject *fd, PyObject *handle, int write)
 {
     al_state *st = self->state;
-    PyObject *meth = PyObject_GetAttr((PyObject *)self,
-                                      write ? st->str_sock_write_done : st->str_sock_read_done);
-    if (meth == NULL) {
+    SockDoneObject *d = PyObject_GC_New(SockDoneObject, st->SockDoneType);
+    if (d == NULL) {
         return -1;
     }
-    PyObject *kwnames = PyTuple_Pack(1, st->str_handle);
-    PyObject *argv[3] = {meth, fd, handle};
-    PyObject *p = kwnames ? PyObject_Vectorcall(st->partial, argv, 2, kwnames) : NULL;
-    Py_XDECREF(kwnames);
-    Py_DECREF(meth);
-    if (p == NULL) {
-        return -1;
-    }
+    d->vectorcall = (vectorcallfunc)SockDone_vectorcall;
+    d->loop = (LoopObject *)Py_NewRef(self);
+    d->fd = Py_NewRef(fd);
+    d->handle = (HandleObject *)Py_NewRef(handle);
+    d->write = write;
+    PyObject_GC_Track(d);
+    PyObject *p = (PyObject *)d;
     PyObject *r = call_method(st->str_add_done_callback, fut, &p, 1);
     Py_DECREF(p);
     Py_XDECREF(r);
@@ -746,12 +1055,18 @@ static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want, PyOb
         return NULL;                                                                               \
     }
 
+#define START_AWAIT 2
+
 /* What a sock_* method returns: a Future (done at once if the first try
    succeeded), or with `start` (the _sock_*_start methods behind the
    coroutines of asyncloop.Loop) (None, result) at once and (future, None)
    to wait, so that the common case makes no Future. Steals fut or res. */
 static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObject *res)
 {
+    if (start == START_AWAIT) {
+        /* A SockCall's first step: the future (told by *waited) or the result. */
+        return fut ? fut : res;
+    }
     if (fut == NULL && !start) {
         fut = done_future(self, res);
         Py_DECREF(res);
@@ -773,19 +1088,18 @@ static PyObject *sock_result(LoopObject *self, int start, PyObject *fut, PyObjec
 
 /* sock_recv(sock, n) and sock_recv_into(sock, buf): the first try, then a
    wait for readability. */
-static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *meth, PyObject *retry,
-                           int start)
+static PyObject *sock_read(LoopObject *self, PyObject *const *args, int into, PyObject *retry,
+                           int start, int *waited)
 {
     PyObject *sock = args[0];
     if (sock_check(self, sock) < 0) {
         return NULL;
     }
-    PyObject *res = call_method(meth, sock, args + 1, 1);
-    if (res != NULL) {
-        return sock_result(self, start, NULL, res);
-    }
-    if (!would_block()) {
-        return NULL;
+    PyObject *res;
+    int rc = into ? do_recv_into(self->state, sock, args[1], &res)
+                  : do_recv(self->state, sock, args[1], &res);
+    if (rc != 0) {
+        return rc < 0 ? NULL : sock_result(self, start, NULL, res);
     }
     PyObject *fut = new_future(self);
     if (fut == NULL) {
@@ -796,6 +1110,9 @@ static PyObject *sock_read(LoopObject *self, PyObject *const *args, PyObject *me
         Py_DECREF(fut);
         return NULL;
     }
+    if (waited != NULL) {
+        *waited = 1;
+    }
     return sock_result(self, start, fut, NULL);
 }
 
@@ -803,55 +1120,61 @@ PyObject *al__loop_sock_recv(LoopObject *self, PyObject *const *args, size_t nar
                              PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 0);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 0, NULL);
 }
 
 PyObject *al__loop_sock_recv_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames)
 {
     NARGS("sock_recv", 2);
-    return sock_read(self, args, self->state->str_recv, self->state->str_sock_recv, 1);
+    return sock_read(self, args, 0, self->state->str_sock_recv, 1, NULL);
 }
 
 PyObject *al__loop_sock_recv_into(LoopObject *self, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 0);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 0, NULL);
 }
 
 PyObject *al__loop_sock_recv_into_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames)
 {
     NARGS("sock_recv_into", 2);
-    return sock_read(self, args, self->state->str_recv_into, self->state->str_sock_recv_into, 1);
+    return sock_read(self, args, 1, self->state->str_sock_recv_into, 1, NULL);
 }
 
 /* _sock_recv(fut, sock, n) / _sock_recv_into(fut, sock, buf): a retry. */
-static PyObject *sock_read_retry(LoopObject *self, PyObject *const *args, PyObject *meth)
+static PyObject *sock_read_retry(LoopObject *self, PyObject *const *args, int into)
 {
     int done = fut_done(self, args[0]);
     if (done) {
         return done < 0 ? NULL : Py_NewRef(Py_None);
     }
-    return complete(self, args[0], call_method(meth, args[1], args + 2, 1));
+    PyObject *res;
+    int rc = into ? do_recv_into(self->state, args[1], args[2], &res)
+                  : do_recv(self->state, args[1], args[2], &res);
+    if (rc == 0) {
+        Py_RETURN_NONE;
+    }
+    return complete(self, args[0], rc < 0 ? NULL : res);
 }
 
 PyObject *al__loop_sock_recv_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames)
 {
     NARGS("_sock_recv", 3);
-    return sock_read_retry(self, args, self->state->str_recv);
+    return sock_read_retry(self, args, 0);
 }
 
 PyObject *al__loop_sock_recv_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
                                      PyObject *kwnames)
 {
     NARGS("_sock_recv_into", 3);
-    return sock_read_retry(self, args, self->state->str_recv_into);
+    return sock_read_retry(self, args, 1);
 }
 
-static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start)
+static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start, int *waited)
 {
     al_state *st = self->state;
     PyObject *sock = args[0], *data = args[1];
@@ -859,15 +1182,7 @@ static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start
         return NULL;
     }
     Py_ssize_t n = 0;
-    PyObject *r = call_method(st->str_send, sock, &data, 1);
-    if (r != NULL) {
-        n = PyLong_AsSsize_t(r);
-        Py_DECREF(r);
-        if (n == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    else if (!would_block()) {
+    if (do_send(st, sock, data, &n) < 0) {
         return NULL;
     }
     Py_ssize_t len = PyObject_Size(data);
@@ -904,6 +1219,9 @@ static PyObject *sock_sendall(LoopObject *self, PyObject *const *args, int start
         Py_DECREF(fut);
         return NULL;
     }
+    if (waited != NULL) {
+        *waited = 1;
+    }
     return sock_result(self, start, fut, NULL);
 }
 
@@ -911,14 +1229,14 @@ PyObject *al__loop_sock_sendall(LoopObject *self, PyObject *const *args, size_t 
                                 PyObject *kwnames)
 {
     NARGS("sock_sendall", 2);
-    return sock_sendall(self, args, 0);
+    return sock_sendall(self, args, 0, NULL);
 }
 
 PyObject *al__loop_sock_sendall_start(LoopObject *self, PyObject *const *args, size_t nargsf,
                                       PyObject *kwnames)
 {
     NARGS("sock_sendall", 2);
-    return sock_sendall(self, args, 1);
+    return sock_sendall(self, args, 1, NULL);
 }
 
 /* _sock_sendall(fut, sock, view, pos) */
@@ -944,15 +1262,11 @@ PyObject *al__loop_sock_sendall_cb(LoopObject *self, PyObject *const *args, size
     if (rest == NULL) {
         return NULL;
     }
-    PyObject *r = call_method(st->str_send, sock, &rest, 1);
+    Py_ssize_t n = 0;
+    int rc = do_send(st, sock, rest, &n);
     Py_DECREF(rest);
-    if (r == NULL) {
-        return complete(self, fut, NULL);
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(r);
-    Py_DECREF(r);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
+    if (rc <= 0) {
+        return rc < 0 ? complete(self, fut, NULL) : Py_NewRef(Py_None);
     }
     start += n;
     Py_ssize_t len = PyObject_Size(view);
@@ -1143,4 +1457,325 @@ PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size
                                    PyObject *kwnames)
 {
     return sock_op_done(self, args, nargsf, kwnames, 1);
+}
+
+/* --- SockCall: the sock_* coroutines of asyncloop.Loop -------------------- */
+
+/* What loop.sock_recv(sock, n) (and recv_into, sendall, accept) return: a
+   coroutine-like object (registered as a collections.abc.Coroutine, so
+   asyncio.iscoroutine() and create_task() take it) that does nothing until
+   first stepped, as an `async def` would; its first step makes the first
+   try, and only when that would block does it wait on the future, through
+   the future's own __await__ iterator. This replaces a Python coroutine per
+   call (and the (future, result) tuple). */
+enum { CALL_RECV, CALL_RECV_INTO, CALL_SENDALL, CALL_ACCEPT };
+
+static const char *const call_names[] = {"sock_recv", "sock_recv_into", "sock_sendall",
+                                         "sock_accept"};
+
+typedef struct {
+    PyObject_HEAD
+    LoopObject *loop;
+    PyObject *sock;
+    PyObject *arg;     /* n, buf or data; NULL for accept */
+    PyObject *waiting; /* the future's __await__ iterator while waiting */
+    int kind;
+    int state; /* 0 not started, 1 waiting, 2 finished */
+} SockCallObject;
+
+static PySendResult SockCall_am_send(SockCallObject *c, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    if (c->state == 1) {
+        PySendResult r = PyIter_Send(c->waiting, arg, result);
+        if (r != PYGEN_NEXT) {
+            c->state = 2;
+            Py_CLEAR(c->waiting);
+        }
+        return r;
+    }
+    if (c->state == 2) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return PYGEN_ERROR;
+    }
+    c->state = 2;
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+        return PYGEN_ERROR;
+    }
+    PyObject *args[2] = {c->sock, c->arg};
+    int waited = 0;
+    PyObject *r;
+    switch (c->kind) {
+    case CALL_RECV:
+        r = sock_read(c->loop, args, 0, c->loop->state->str_sock_recv, START_AWAIT, &waited);
+        break;
+    case CALL_RECV_INTO:
+        r = sock_read(c->loop, args, 1, c->loop->state->str_sock_recv_into, START_AWAIT, &waited);
+        break;
+    case CALL_SENDALL:
+        r = sock_sendall(c->loop, args, START_AWAIT, &waited);
+        break;
+    default:
+        r = al__loop_sock_accept(c->loop, args, 1, NULL);
+        waited = 1;
+        break;
+    }
+    if (r == NULL) {
+        return PYGEN_ERROR;
+    }
+    if (!waited) {
+        *result = r;
+        return PYGEN_RETURN;
+    }
+    /* `return await fut` */
+    unaryfunc await = Py_TYPE(r)->tp_as_async ? Py_TYPE(r)->tp_as_async->am_await : NULL;
+    c->waiting = await ? await(r) : NULL;
+    if (await == NULL) {
+        PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
+                     Py_TYPE(r)->tp_name);
+    }
+    Py_DECREF(r);
+    if (c->waiting == NULL) {
+        return PYGEN_ERROR;
+    }
+    c->state = 1;
+    return SockCall_am_send(c, Py_None, result);
+}
+
+/* A finished send as a generator's __next__/send(): StopIteration(value). */
+static PyObject *send_result(PySendResult r, PyObject *result)
+{
+    if (r != PYGEN_RETURN) {
+        return result; /* the value yielded, or NULL with the error */
+    }
+    if (result == Py_None) {
+        Py_DECREF(result);
+        PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *SockCall_iternext(SockCallObject *c)
+{
+    PyObject *result;
+    PySendResult r = SockCall_am_send(c, Py_None, &result);
+    if (r == PYGEN_RETURN && result == Py_None) {
+        Py_DECREF(result); /* exhausted without an exception: returns None */
+        return NULL;
+    }
+    return send_result(r, result);
+}
+
+static PyObject *SockCall_send(SockCallObject *c, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult r = SockCall_am_send(c, arg, &result);
+    return send_result(r, result);
+}
+
+/* throw(exc) / throw(type[, value[, tb]]): raised where the coroutine is,
+   which is the `await fut` or its start; either way it finishes. */
+static PyObject *SockCall_throw(SockCallObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    if (c->state == 1) {
+        PyObject *argv[4] = {c->waiting, args[0], nargs > 1 ? args[1] : NULL,
+                             nargs > 2 ? args[2] : NULL};
+        PyObject *name = PyUnicode_InternFromString("throw");
+        PyObject *r = name ? PyObject_VectorcallMethod(name, argv, (size_t)nargs + 1, NULL) : NULL;
+        Py_XDECREF(name);
+        if (r == NULL) {
+            c->state = 2;
+            Py_CLEAR(c->waiting);
+        }
+        return r;
+    }
+    c->state = 2;
+    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None;
+    if (PyExceptionInstance_Check(typ)) {
+        if (val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(typ)) {
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving from BaseException, "
+                     "not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    PyErr_SetObject(typ, val);
+    return NULL;
+}
+
+static PyObject *SockCall_close(SockCallObject *c, PyObject *Py_UNUSED(ignored))
+{
+    c->state = 2;
+    Py_CLEAR(c->waiting);
+    Py_RETURN_NONE;
+}
+
+static PyObject *SockCall_await(SockCallObject *c)
+{
+    return Py_NewRef(c);
+}
+
+static PyObject *SockCall_get_name(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(call_names[c->kind]);
+}
+
+static PyObject *SockCall_get_qualname(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromFormat("Loop.%s", call_names[c->kind]);
+}
+
+static PyObject *SockCall_get_await(SockCallObject *c, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(c->waiting ? c->waiting : Py_None);
+}
+
+static PyObject *SockCall_repr(SockCallObject *c)
+{
+    return PyUnicode_FromFormat("<coroutine object Loop.%s at %p>", call_names[c->kind], c);
+}
+
+static int SockCall_traverse(SockCallObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(c));
+    Py_VISIT(c->loop);
+    Py_VISIT(c->sock);
+    Py_VISIT(c->arg);
+    Py_VISIT(c->waiting);
+    return 0;
+}
+
+static int SockCall_clear(SockCallObject *c)
+{
+    Py_CLEAR(c->loop);
+    Py_CLEAR(c->sock);
+    Py_CLEAR(c->arg);
+    Py_CLEAR(c->waiting);
+    return 0;
+}
+
+static void SockCall_dealloc(SockCallObject *c)
+{
+    PyTypeObject *tp = Py_TYPE(c);
+    PyObject_GC_UnTrack(c);
+    SockCall_clear(c);
+    PyObject_GC_Del(c);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef SockCall_methods[] = {
+    {"send", (PyCFunction)SockCall_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))SockCall_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)SockCall_close, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyGetSetDef SockCall_getset[] = {
+    {"__name__", (getter)SockCall_get_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)SockCall_get_qualname, NULL, NULL, NULL},
+    {"cr_await", (getter)SockCall_get_await, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyType_Slot SockCall_slots[] = {
+    {Py_tp_dealloc, SockCall_dealloc},
+    {Py_tp_traverse, SockCall_traverse},
+    {Py_tp_clear, SockCall_clear},
+    {Py_tp_repr, SockCall_repr},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, SockCall_iternext},
+    {Py_am_await, SockCall_await},
+    {Py_am_send, SockCall_am_send},
+    {Py_tp_methods, SockCall_methods},
+    {Py_tp_getset, SockCall_getset},
+    {0, NULL},
+};
+
+PyType_Spec al__sock_call_spec = {
+    .name = "asyncloop._core.SockCall",
+    .basicsize = sizeof(SockCallObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = SockCall_slots,
+};
+
+static PyObject *sock_call_new(LoopObject *self, int kind, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    Py_ssize_t want = kind == CALL_ACCEPT ? 1 : 2;
+    if (check_nargs(call_names[kind], nargs, want, kwnames) < 0) {
+        return NULL;
+    }
+    SockCallObject *c = PyObject_GC_New(SockCallObject, self->state->SockCallType);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->loop = (LoopObject *)Py_NewRef(self);
+    c->sock = Py_NewRef(args[0]);
+    c->arg = want > 1 ? Py_NewRef(args[1]) : NULL;
+    c->waiting = NULL;
+    c->kind = kind;
+    c->state = 0;
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
+}
+
+static PyObject *sock_call(LoopObject *self, int kind, PyObject *const *args, size_t nargsf,
+                           PyObject *kwnames, al_fastcall_method fn)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        static const char *const names2[][2] = {
+            {"sock", "n"}, {"sock", "buf"}, {"sock", "data"}, {"sock", NULL}};
+        return al__call_with_keywords_bound((PyObject *)self, fn, call_names[kind], names2[kind],
+                                            kind == CALL_ACCEPT ? 1 : 2, NULL, args,
+                                            PyVectorcall_NARGS(nargsf), kwnames);
+    }
+    return sock_call_new(self, kind, args, PyVectorcall_NARGS(nargsf), NULL);
+}
+
+PyObject *al__loop_sock_recv_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    return sock_call(self, CALL_RECV, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_recv_call);
+}
+
+PyObject *al__loop_sock_recv_into_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames)
+{
+    return sock_call(self, CALL_RECV_INTO, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_recv_into_call);
+}
+
+PyObject *al__loop_sock_sendall_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames)
+{
+    return sock_call(self, CALL_SENDALL, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_sendall_call);
+}
+
+PyObject *al__loop_sock_accept_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    return sock_call(self, CALL_ACCEPT, args, nargsf, kwnames,
+                     (al_fastcall_method)al__loop_sock_accept_call);
 }

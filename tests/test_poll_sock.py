@@ -820,3 +820,130 @@ def test_add_reader_callback_not_checked(loop, pair):
     assert loop.remove_reader(a) is True
     assert loop.remove_writer(a) is True
     assert errors and all(isinstance(e, TypeError) for e in errors)
+
+
+# ------------------------------------------- sock_* coroutine objects --
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+def test_sock_coroutine_protocol(loop, pair):
+    """What loop.sock_recv() returns behaves as asyncio's coroutine does:
+    iscoroutine, nothing done until stepped, send/throw/close, no reuse."""
+    a, b = pair
+    b.send(b"abc")
+    c = loop.sock_recv(a, 10)
+    assert asyncio.iscoroutine(c)
+    assert b.send(b"") == 0  # nothing was read yet: the data is still there
+    with pytest.raises(StopIteration) as e:
+        c.send(None)
+    assert e.value.value == b"abc"
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        c.send(None)
+    c = loop.sock_recv(a, 10)
+    with pytest.raises(TypeError):
+        c.send(1)
+    c = loop.sock_sendall(a, b"x")
+    with pytest.raises(KeyError):
+        c.throw(KeyError("k"))
+    with pytest.raises(RuntimeError):
+        c.send(None)
+    c = loop.sock_recv(a, 10)
+    c.close()
+    with pytest.raises(BlockingIOError):
+        b.recv(10)  # the sendall thrown into never sent
+
+
+def test_sock_coroutine_task_cancelled_before_start(loop, pair):
+    a, b = pair
+
+    async def main():
+        t = loop.create_task(loop.sock_recv(a, 10))
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        b.send(b"kept")  # the cancelled call never read
+        return await loop.sock_recv(a, 10)
+
+    assert run(loop, main()) == b"kept"
+
+
+def test_sock_coroutine_task_cancel_while_waiting(loop, pair):
+    a, b = pair
+
+    async def main():
+        t = loop.create_task(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        assert "sock_recv" in repr(t)
+        t.cancel("why")
+        with pytest.raises(asyncio.CancelledError) as e:
+            await t
+        await asyncio.sleep(0)
+        assert loop.remove_reader(a) is False
+        b.send(b"next")
+        # 3.10's await of a cancelled task drops the message, on both loops
+        return e.value.args in ((), ("why",)), await loop.sock_recv(a, 10)
+
+    assert run(loop, main()) == (True, b"next")
+
+
+def test_sock_coroutine_keywords(loop, pair):
+    a, b = pair
+    b.send(b"kw")
+
+    async def main():
+        got = await loop.sock_recv(sock=a, n=10)
+        await loop.sock_sendall(a, data=b"back")
+        return got
+
+    assert run(loop, main()) == b"kw"
+    assert b.recv(10) == b"back"
+
+
+def test_sock_recv_after_fd_reused(loop, tmp_path):
+    """A finished sock_recv leaves nothing registered: the fd number, once
+    closed and reused by another socket or a regular file, behaves as new."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    async def recv_later(sock, peer):
+        loop.call_soon(peer.send, b"x")
+        return await loop.sock_recv(sock, 10)
+
+    assert run(loop, recv_later(a, b)) == b"x"
+    fd = a.fileno()
+    a.close()
+    b.close()
+    c, d = socket.socketpair()
+    try:
+        if c.fileno() != fd:
+            c, d = d, c
+        assert c.fileno() == fd
+        c.setblocking(False)
+        assert run(loop, recv_later(c, d)) == b"x"
+    finally:
+        c.close()
+        d.close()
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    with open(path, "rb") as f:
+        assert f.fileno() == fd
+        with pytest.raises(PermissionError):
+            loop.add_reader(f.fileno(), print)
+
+
+def test_blocking_socket_outside_debug_waits_like_asyncio(loop):
+    # asyncio's sock_recv/sock_sendall on a blocking socket (debug mode off)
+    # block in the socket's own method, with the GIL released: another
+    # thread can still send. A recv made with the GIL held would deadlock.
+    import threading
+
+    a, b = socket.socketpair()
+    with a, b:
+        timer = threading.Timer(0.2, b.sendall, (b"late",))
+        timer.start()
+        try:
+            got = loop.run_until_complete(asyncio.wait_for(loop.sock_recv(a, 10), 30))
+        finally:
+            timer.join()
+        assert got == b"late"
+        loop.run_until_complete(asyncio.wait_for(loop.sock_sendall(a, b"back"), 30))
+        assert b.recv(10) == b"back"
