@@ -295,10 +295,13 @@ struct al_loop {
     PyObject *coro_saved_depth;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */
-    al_io io_objects;        /* list head of the al_io of live I/O objects */
-    PyObject *fd_transports; /* dict: fd -> weakref to the transport using it */
-    PyObject *fd_watchers;   /* dict: fd -> poll.c watcher (add_reader, sock_*) */
-    PyObject *pending_exc;   /* SystemExit/KeyboardInterrupt from an I/O callback */
+    al_io io_objects; /* list head of the al_io of live I/O objects */
+    /* fd -> the transport using it (borrowed: a transport unregisters
+       before it goes), as asyncio's loop._transports; NULL-filled. */
+    PyObject **fd_transports;
+    int n_fd_transports;
+    PyObject *fd_watchers; /* dict: fd -> poll.c watcher (add_reader, sock_*) */
+    PyObject *pending_exc; /* SystemExit/KeyboardInterrupt from an I/O callback */
     struct {
         uv_poll_t *handle;
         uv_poll_cb cb;
@@ -414,24 +417,6 @@ static inline void al__err_restore(PyObject *exc)
 #else
     PyObject *tb = PyException_GetTraceback(exc);
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
-#endif
-}
-
-/* The referent of a weak reference as a strong reference in *out (NULL if
-   it is gone): 1 alive, 0 gone, -1 error. PyWeakref_GetObject's borrowed
-   result is deprecated from 3.13. */
-static inline int al__weakref_get(PyObject *ref, PyObject **out)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyWeakref_GetRef(ref, out);
-#else
-    PyObject *obj = PyWeakref_GetObject(ref); /* borrowed */
-    if (obj == NULL) {
-        *out = NULL;
-        return -1;
-    }
-    *out = obj == Py_None ? NULL : Py_NewRef(obj);
-    return *out != NULL;
 #endif
 }
 

@@ -977,68 +977,46 @@ static void loop_detach_io(LoopObject *self)
 
 int al__loop_register_transport(LoopObject *loop, int fd, PyObject *transport)
 {
-    if (loop->fd_transports == NULL && (loop->fd_transports = PyDict_New()) == NULL) {
-        return -1;
+    if (fd < 0) {
+        return 0;
     }
-    PyObject *key = PyLong_FromLong(fd);
-    if (key == NULL) {
-        return -1;
+    if (fd >= loop->n_fd_transports) {
+        int n = loop->n_fd_transports ? loop->n_fd_transports : 64;
+        while (n <= fd) {
+            if (n > INT_MAX / 2) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            n *= 2;
+        }
+        PyObject **tab = PyMem_Realloc(loop->fd_transports, (size_t)n * sizeof(PyObject *));
+        if (tab == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(tab + loop->n_fd_transports, 0,
+               (size_t)(n - loop->n_fd_transports) * sizeof(PyObject *));
+        loop->fd_transports = tab;
+        loop->n_fd_transports = n;
     }
-    PyObject *ref = PyWeakref_NewRef(transport, NULL);
-    int rc = ref ? PyDict_SetItem(loop->fd_transports, key, ref) : -1;
-    Py_XDECREF(ref);
-    Py_DECREF(key);
-    return rc;
+    loop->fd_transports[fd] = transport; /* borrowed */
+    return 0;
 }
 
 void al__loop_unregister_transport(LoopObject *loop, int fd, PyObject *transport)
 {
-    if (loop->fd_transports == NULL) {
-        return;
+    /* Only our own entry: the fd may have been reused by another. */
+    if (fd >= 0 && fd < loop->n_fd_transports && loop->fd_transports[fd] == transport) {
+        loop->fd_transports[fd] = NULL;
     }
-    PyObject *exc = al__err_fetch();
-    PyObject *key = PyLong_FromLong(fd);
-    if (key != NULL) {
-        PyObject *ref = PyDict_GetItemWithError(loop->fd_transports, key); /* borrowed */
-        /* Only our own entry: the fd may have been reused by another. */
-        if (ref != NULL && PyWeakref_Check(ref)) {
-            PyObject *obj;
-            int alive = al__weakref_get(ref, &obj);
-            if (alive == 0 || (alive > 0 && obj == transport)) {
-                if (PyDict_DelItem(loop->fd_transports, key) < 0) {
-                    PyErr_Clear();
-                }
-            }
-            Py_XDECREF(obj);
-        }
-        PyErr_Clear();
-        Py_DECREF(key);
-    }
-    else {
-        PyErr_Clear();
-    }
-    al__err_restore(exc);
 }
 
 int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj)
 {
-    if (loop->fd_transports == NULL || PyDict_GET_SIZE(loop->fd_transports) == 0) {
+    if (fd < 0 || fd >= loop->n_fd_transports || loop->fd_transports[fd] == NULL) {
         return 0;
     }
-    PyObject *key = PyLong_FromLong(fd);
-    if (key == NULL) {
-        return -1;
-    }
-    PyObject *ref = PyDict_GetItemWithError(loop->fd_transports, key); /* borrowed */
-    Py_DECREF(key);
-    if (ref == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    PyObject *transport;
-    int alive = al__weakref_get(ref, &transport);
-    if (alive <= 0) {
-        return alive;
-    }
+    PyObject *transport = Py_NewRef(loop->fd_transports[fd]);
     PyObject *closing = PyObject_CallMethod(transport, "is_closing", NULL);
     int truth = closing ? PyObject_IsTrue(closing) : -1;
     Py_XDECREF(closing);
@@ -1695,7 +1673,6 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->old_agen_hooks);
     Py_VISIT(self->coro_saved_depth);
     Py_VISIT(self->wakeup_saved);
-    Py_VISIT(self->fd_transports);
     Py_VISIT(self->fd_watchers);
     Py_VISIT(self->pending_exc);
     for (al_io *io = self->io_objects.next; io != &self->io_objects; io = io->next) {
@@ -1729,7 +1706,6 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
     Py_CLEAR(self->wakeup_saved);
-    Py_CLEAR(self->fd_transports);
     Py_CLEAR(self->fd_watchers);
     Py_CLEAR(self->pending_exc);
     ring_clear(&self->ready);
@@ -1868,20 +1844,15 @@ static PyObject *Loop_get_task_factory_attr(LoopObject *self, void *Py_UNUSED(c)
 static PyObject *Loop_get_transports(LoopObject *self, void *Py_UNUSED(c))
 {
     PyObject *result = PyDict_New();
-    if (result == NULL || self->fd_transports == NULL) {
-        return result;
-    }
-    PyObject *fd, *ref; /* borrowed */
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(self->fd_transports, &pos, &fd, &ref)) {
-        PyObject *transport;
-        int alive = al__weakref_get(ref, &transport);
-        if (alive < 0 || (alive > 0 && PyDict_SetItem(result, fd, transport) < 0)) {
-            Py_XDECREF(transport);
-            Py_DECREF(result);
-            return NULL;
+    for (int fd = 0; result != NULL && fd < self->n_fd_transports; fd++) {
+        if (self->fd_transports[fd] == NULL) {
+            continue;
         }
-        Py_XDECREF(transport);
+        PyObject *key = PyLong_FromLong(fd);
+        if (key == NULL || PyDict_SetItem(result, key, self->fd_transports[fd]) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(key);
     }
     return result;
 }

@@ -310,8 +310,6 @@ def test_fd_reused_after_close(loop):
 
 
 def test_fd_owned_by_transport(loop, pair):
-    if not hasattr(loop, "_make_socket_transport"):
-        pytest.skip("transport not in this build")
     a, _ = pair
 
     async def main():
