@@ -3,7 +3,8 @@
 #   make test    install what is missing (libuv headers, virtualenvs), build,
 #                run the whole test suite on each CPython
 #   make bench   build, run the benchmark suite and the tutorial examples on
-#                asyncio, uvloop and asyncloop, print the table
+#                asyncio, uvloop and asyncloop, then the network benchmarks on
+#                asyncio, uvloop, rloop and asyncloop; print the tables
 #   make lint    install what is missing (clang-format, clang-tidy, ruff, mypy),
 #                then clang-format, clang-tidy, a -Werror build and stubtest on
 #                each CPython, and ruff; fails on any finding
