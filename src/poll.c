@@ -630,7 +630,7 @@ static int would_block(void)
 
 /* Largest sock_recv(n) made here: the bytes are received into a scratch
    buffer and copied out (no public API shrinks a bytes object). */
-#define RECV_SCRATCH (256 * 1024)
+#define RECV_SCRATCH ((Py_ssize_t)256 * 1024)
 
 /* What sock.recv()/send() would do, made directly on the fd when sock is
    a socket.socket, with MSG_DONTWAIT so that a blocking socket never
@@ -709,7 +709,7 @@ static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
             return -1;
         }
         if (st->recv_scratch == NULL &&
-            (st->recv_scratch = PyMem_RawMalloc(RECV_SCRATCH)) == NULL) {
+            (st->recv_scratch = PyMem_RawMalloc((size_t)RECV_SCRATCH)) == NULL) {
             PyErr_NoMemory();
             return -1;
         }
