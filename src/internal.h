@@ -315,6 +315,16 @@ struct al_loop {
 
 /* module.c */
 extern unsigned long al__fork_generation;
+/* module.attr, imported (a new reference). */
+PyObject *al__import_attr(const char *module, const char *name);
+/* Module init (module_exec, al__stream_init): st->field = the interned text,
+   or return -1. */
+#define INTERN(field, text)                                                                        \
+    do {                                                                                           \
+        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                              \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
 
 /* handle.c */
 extern PyType_Spec al__handle_spec;

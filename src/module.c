@@ -12,7 +12,7 @@ static void after_fork_child(void)
     al__fork_generation++;
 }
 
-static PyObject *import_attr(const char *module, const char *name)
+PyObject *al__import_attr(const char *module, const char *name)
 {
     PyObject *mod = PyImport_ImportModule(module);
     if (mod == NULL) {
@@ -27,7 +27,7 @@ static PyObject *import_attr(const char *module, const char *name)
    whether it takes **kwargs (newer releases pass eager_start and others). */
 static int inspect_create_task(al_state *st)
 {
-    PyObject *func = import_attr("asyncio.base_events", "BaseEventLoop");
+    PyObject *func = al__import_attr("asyncio.base_events", "BaseEventLoop");
     if (func == NULL) {
         return -1;
     }
@@ -78,16 +78,9 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL},
 };
 
-#define INTERN(field, text)                                                                        \
-    do {                                                                                           \
-        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                              \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 #define IMPORT(field, module, name)                                                                \
     do {                                                                                           \
-        if ((st->field = import_attr(module, name)) == NULL) {                                     \
+        if ((st->field = al__import_attr(module, name)) == NULL) {                                 \
             return -1;                                                                             \
         }                                                                                          \
     } while (0)
@@ -174,7 +167,7 @@ static int module_exec(PyObject *module)
         return -1;
     }
     /* Gone in 3.13, where create_task calls task.set_name(). */
-    st->set_task_name = import_attr("asyncio.tasks", "_set_task_name");
+    st->set_task_name = al__import_attr("asyncio.tasks", "_set_task_name");
     if (st->set_task_name == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
@@ -209,7 +202,7 @@ static int module_exec(PyObject *module)
     }
     IMPORT(partial, "functools", "partial");
     IMPORT(socket_type, "socket", "socket");
-    if ((st->SSLSocket = import_attr("ssl", "SSLSocket")) == NULL) {
+    if ((st->SSLSocket = al__import_attr("ssl", "SSLSocket")) == NULL) {
         PyErr_Clear(); /* asyncio's _check_ssl_socket without ssl: no check */
     }
     INTERN(str_gettimeout, "gettimeout");

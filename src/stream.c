@@ -293,34 +293,33 @@ static int check_loop_open(StreamObject *self)
     return 0;
 }
 
-/* asyncio's loop._add_reader / _add_writer / _remove_reader / _remove_writer */
-static int add_reader(StreamObject *self)
+/* asyncio's loop._add_reader / _add_writer: *flag is self->reading or
+   self->writing, put back if the watch cannot be made. */
+static int add_interest(StreamObject *self, char *flag)
 {
     if (check_loop_open(self) < 0) {
         return -1;
     }
-    char was = self->reading;
-    self->reading = 1;
+    char was = *flag;
+    *flag = 1;
     if (poll_update(self) < 0) {
-        self->reading = was;
+        *flag = was;
         return -1;
     }
     return 0;
 }
 
-static int add_writer(StreamObject *self)
+static inline int add_reader(StreamObject *self)
 {
-    if (check_loop_open(self) < 0) {
-        return -1;
-    }
-    char was = self->writing;
-    self->writing = 1;
-    if (poll_update(self) < 0) {
-        self->writing = was;
-        return -1;
-    }
-    return 0;
+    return add_interest(self, &self->reading);
 }
+
+static inline int add_writer(StreamObject *self)
+{
+    return add_interest(self, &self->writing);
+}
+
+/* asyncio's loop._remove_reader / _remove_writer */
 
 static int remove_reader(StreamObject *self)
 {
@@ -1675,24 +1674,6 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
 
 /* --- module state ------------------------------------------------------------ */
 
-#define INTERN(field, text)                                                                        \
-    do {                                                                                           \
-        if ((st->field = PyUnicode_InternFromString(text)) == NULL) {                              \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
-static PyObject *import_attr(const char *module, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(module);
-    if (mod == NULL) {
-        return NULL;
-    }
-    PyObject *attr = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return attr;
-}
-
 int al__stream_init(PyObject *module, al_state *st)
 {
     INTERN(str_call_soon, "call_soon");
@@ -1713,12 +1694,12 @@ int al__stream_init(PyObject *module, al_state *st)
     INTERN(str_start_reading, "_start_reading");
     INTERN(str_call_connection_lost, "_call_connection_lost");
     if ((st->minus_one = PyLong_FromLong(-1)) == NULL ||
-        (st->BufferedProtocol = import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
-        (st->TransportSocket = import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
-        (st->set_nodelay = import_attr("asyncio.base_events", "_set_nodelay")) == NULL) {
+        (st->BufferedProtocol = al__import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
+        (st->TransportSocket = al__import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (st->set_nodelay = al__import_attr("asyncio.base_events", "_set_nodelay")) == NULL) {
         return -1;
     }
-    PyObject *threshold = import_attr("asyncio.constants", "LOG_THRESHOLD_FOR_CONNLOST_WRITES");
+    PyObject *threshold = al__import_attr("asyncio.constants", "LOG_THRESHOLD_FOR_CONNLOST_WRITES");
     if (threshold == NULL) {
         return -1;
     }
@@ -1727,7 +1708,7 @@ int al__stream_init(PyObject *module, al_state *st)
     if (st->log_threshold_connlost == -1 && PyErr_Occurred()) {
         return -1;
     }
-    PyObject *base = import_attr("asyncio.transports", "Transport");
+    PyObject *base = al__import_attr("asyncio.transports", "Transport");
     if (base == NULL) {
         return -1;
     }
