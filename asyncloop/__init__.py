@@ -94,6 +94,12 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 
+    # pipe.c: asyncio's own connect_read_pipe / connect_write_pipe (waiter,
+    # debug log) over the C _make_read_pipe_transport /
+    # _make_write_pipe_transport.
+    connect_read_pipe = _Base.connect_read_pipe
+    connect_write_pipe = _Base.connect_write_pipe
+
     def _add_reader(self, fd, callback, *args):
         # The listening socket is no transport's: add_reader's check passes.
         return self.add_reader(fd, callback, *args)

@@ -2027,6 +2027,12 @@ static PyMethodDef Loop_methods[] = {
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
+    /* pipe.c */
+    {"_make_read_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_read_pipe_transport,
+     FASTKW, "_make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
+    {"_make_write_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_write_pipe_transport,
+     FASTKW, "_make_write_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
+
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,
      "_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0) -> Future"},
