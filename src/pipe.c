@@ -766,6 +766,17 @@ static PyObject *Pipe_get_pipe(PipeObject *self, void *Py_UNUSED(c))
     return Py_NewRef(self->pipe ? self->pipe : Py_None);
 }
 
+/* Tests of asyncio set _pipe = None to drop an unclosed pipe quietly. */
+static int Pipe_set_pipe(PipeObject *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _pipe");
+        return -1;
+    }
+    Py_XSETREF(self->pipe, value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
 static PyObject *Pipe_get_fileno(PipeObject *self, void *Py_UNUSED(c))
 {
     return PyLong_FromLong(self->fd);
@@ -1118,7 +1129,7 @@ static PyMethodDef Write_methods[] = {
 
 static PyGetSetDef Pipe_getset[] = {
     {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
-    {"_pipe", (getter)Pipe_get_pipe, NULL, NULL, NULL},
+    {"_pipe", (getter)Pipe_get_pipe, (setter)Pipe_set_pipe, NULL, NULL},
     {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
     {"_closing", (getter)Pipe_get_closing, NULL, NULL, NULL},
     {"_paused", (getter)Pipe_get_paused, NULL, NULL, NULL},
@@ -1127,7 +1138,7 @@ static PyGetSetDef Pipe_getset[] = {
 
 static PyGetSetDef WritePipe_getset[] = {
     {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
-    {"_pipe", (getter)Pipe_get_pipe, NULL, NULL, NULL},
+    {"_pipe", (getter)Pipe_get_pipe, (setter)Pipe_set_pipe, NULL, NULL},
     {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
     {"_closing", (getter)Pipe_get_closing, NULL, NULL, NULL},
     {"_protocol_paused", (getter)Pipe_get_paused, NULL, NULL, NULL},

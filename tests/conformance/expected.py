@@ -87,21 +87,19 @@ def applicable_patterns(table):
 # which is the cue to delete the entries.
 UDP = xfail("UDP (create_datagram_endpoint, sock_sendto/sock_recvfrom) not implemented "
             "yet; lands with the UDP/pipes/sendfile issue")
-PIPES = xfail("pipes (connect_read_pipe/connect_write_pipe) not implemented yet; "
-              "lands with the UDP/pipes/sendfile issue")
 SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
                  "NotImplementedError); lands with the UDP/pipes/sendfile issue")
 SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
 
-# Not a failure of its own: test_read_all_from_pipe_reader (PIPES, runs just
-# before it) leaves its pipe's FileIO unclosed when connect_read_pipe raises;
-# the gc.collect() inside this test's assertWarns then collects it and records
-# a second ResourceWarning ("2 != 1").  It passes when run alone, hence flaky;
-# goes with the pipes.
-PIPE_LEAK = flaky("the unclosed pipe file left by the xfailed "
-                  "test_read_all_from_pipe_reader (no connect_read_pipe yet) is "
+# Not a failure of its own: test_read_all_from_pipe_reader (SUBPROCESS, runs
+# just before it) leaves its read pipe transport unclosed when
+# create_subprocess_exec raises; the gc.collect() inside this test's
+# assertWarns then collects it and records a second ResourceWarning
+# ("2 != 1").  It passes when run alone, hence flaky; goes with subprocesses.
+PIPE_LEAK = flaky("the unclosed read pipe transport left by the xfailed "
+                  "test_read_all_from_pipe_reader (no subprocesses yet) is "
                   "collected inside this test's assertWarns: 2 warnings, not 1; "
-                  "lands with the UDP/pipes/sendfile issue")
+                  "lands with the subprocess issue")
 
 # PERMANENT: these will never apply to a loop that is not asyncio's.
 INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
@@ -116,22 +114,19 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
-# features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
-# loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
+# features of later issues, 7 UDP, 1 SENDFILE (a pattern over the
+# loop.sendfile tests) and 17 SUBPROCESS entries (one a whole-class pattern),
 # one flaky PIPE_LEAK, no skips, and one PERMANENT.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
 ASYNCLOOP = {
     # -- test_events
-    "test_events.EventLoopTests.test_bidirectional_pty": PIPES,
     "test_events.EventLoopTests.test_create_datagram_endpoint": UDP,
     "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": UDP,
     "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UDP,
     "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
         UDP.only(since=(3, 13)),
-    "test_events.EventLoopTests.test_read_pipe": PIPES,
-    "test_events.EventLoopTests.test_read_pty_output": PIPES,
     "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
@@ -148,10 +143,6 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
-    "test_events.EventLoopTests.test_unclosed_pipe_transport": PIPES,
-    "test_events.EventLoopTests.test_write_pipe": PIPES,
-    "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
-    "test_events.EventLoopTests.test_write_pty": PIPES,
     # -- test_sendfile: loop.sendfile() (the sock_sendfile tests pass)
     "test_sendfile.SendfileTests.test_sendfile*": SENDFILE,
     # -- test_sock_lowlevel
@@ -159,7 +150,7 @@ ASYNCLOOP = {
     "test_sock_lowlevel.SockTests.test_recvfrom_into": UDP.only(since=(3, 11)),
     "test_sock_lowlevel.SockTests.test_sendto_blocking": UDP.only(since=(3, 11)),
     # -- test_streams
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
+    "test_streams.StreamTests.test_read_all_from_pipe_reader": SUBPROCESS,
     "test_streams.StreamTests.test_unclosed_resource_warnings": PIPE_LEAK.only(since=(3, 11)),
     # -- test_subprocess
     "test_subprocess.SubprocessTests.*": SUBPROCESS,
