@@ -1,0 +1,689 @@
+"""Pipe transports (src/pipe.c): loop.connect_read_pipe / connect_write_pipe.
+
+Every test runs on asyncio's own loop (its _UnixReadPipeTransport and
+_UnixWritePipeTransport are the reference) and on asyncloop, over os.pipe,
+FIFOs, ptys and socketpairs.
+"""
+
+import asyncio
+import errno
+import gc
+import io
+import logging
+import os
+import socket
+import stat
+import sys
+import warnings
+
+import pytest
+
+from conftest import GUARD, Recorder
+
+PY = sys.version_info[:2]
+
+
+def wait(loop, aw, timeout=GUARD):
+    return loop.run_until_complete(asyncio.wait_for(aw, timeout))
+
+
+def run_briefly(loop, n=3):
+    for _ in range(n):
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+
+
+def fd_count():
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Proto(asyncio.Protocol):
+    """Records every callback; futures for the interesting moments."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.events = []
+        self.data = bytearray()
+        self.transport = None
+        self.lost = loop.create_future()
+        self.got = None  # (n, future): resolved once n bytes are in
+        self.paused = loop.create_future()
+        self.resumed = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        assert isinstance(data, bytes)
+        self.data += data
+        if self.got is not None and len(self.data) >= self.got[0] and not self.got[1].done():
+            self.got[1].set_result(None)
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def pause_writing(self):
+        self.events.append("pause")
+        if not self.paused.done():
+            self.paused.set_result(None)
+
+    def resume_writing(self):
+        self.events.append("resume")
+        if not self.resumed.done():
+            self.resumed.set_result(None)
+
+    def connection_lost(self, exc):
+        self.events.append(("lost", type(exc).__name__ if exc else None))
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    def want(self, n):
+        self.got = (n, self.loop.create_future())
+        if len(self.data) >= n:
+            self.got[1].set_result(None)
+        return self.got[1]
+
+
+def read_all(fd):
+    out = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return bytes(out)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+def connect_read(loop, fileobj):
+    return wait(loop, loop.connect_read_pipe(lambda: Proto(loop), fileobj))
+
+
+def connect_write(loop, fileobj):
+    return wait(loop, loop.connect_write_pipe(lambda: Proto(loop), fileobj))
+
+
+# ------------------------------------------------------------------ reading --
+
+def test_read_pipe_data_eof(loop):
+    r, w = os.pipe()
+    pipe = open(r, "rb", 0)
+    t, p = connect_read(loop, pipe)
+    assert p.events == ["made"]
+    assert t.get_extra_info("pipe") is pipe
+    assert isinstance(t, asyncio.ReadTransport)
+    assert t.is_reading() if PY >= (3, 11) else True
+    os.write(w, b"hello ")
+    os.write(w, b"world")
+    wait(loop, p.want(11))
+    assert bytes(p.data) == b"hello world"
+    assert not os.get_blocking(r)  # the fd is made non-blocking
+    os.close(w)
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", "eof", ("lost", None)]
+    assert t.is_closing()
+    assert pipe.closed  # closed with the transport, as asyncio does
+    t.close()  # closing again is a no-op
+
+
+def test_read_fifo(loop, tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    wfd = os.open(path, os.O_WRONLY)
+    assert stat.S_ISFIFO(os.fstat(rfd).st_mode)
+    pipe = open(rfd, "rb", 0)
+    t, p = connect_read(loop, pipe)
+    os.write(wfd, b"x" * 60000)  # less than the FIFO holds: no blocking
+    wait(loop, p.want(60000))
+    os.close(wfd)
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", "eof", ("lost", None)]
+    assert pipe.closed
+
+
+def test_read_large_stream(loop):
+    """More than the pipe holds at once, in order, with EOF at the end."""
+    r, w = os.pipe()
+    pipe = open(r, "rb", 0)
+    t, p = connect_read(loop, pipe)
+    payload = bytes(range(256)) * 8192  # 2 MiB
+    view = memoryview(payload)
+
+    def feed():
+        nonlocal view
+        try:
+            n = os.write(w, view[:1 << 16])
+        except BlockingIOError:
+            n = 0
+        view = view[n:]
+        if view:
+            loop.call_soon(feed)
+        else:
+            os.close(w)
+
+    os.set_blocking(w, False)
+    loop.call_soon(feed)
+    assert wait(loop, p.lost) is None
+    assert bytes(p.data) == payload
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs os.openpty()")
+def test_read_pty(loop):
+    master, slave = os.openpty()
+    pipe = io.open(master, "rb", 0)
+    assert stat.S_ISCHR(os.fstat(master).st_mode)
+    t, p = connect_read(loop, pipe)
+    os.write(slave, b"1")
+    wait(loop, p.want(1))
+    os.write(slave, b"2345")
+    wait(loop, p.want(5))
+    assert bytes(p.data) == b"12345"
+    os.close(slave)
+    exc = wait(loop, p.lost)
+    # Linux: reading a pty master whose slave is closed gives EIO, which
+    # asyncio treats as a quiet fatal error (no exception handler call).
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO
+    assert p.events == ["made", ("lost", "OSError")]
+    assert pipe.closed
+
+
+def test_read_socketpair(loop):
+    a, b = socket.socketpair()
+    t, p = connect_read(loop, a)
+    b.sendall(b"ping")
+    wait(loop, p.want(4))
+    b.close()
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", "eof", ("lost", None)]
+    assert a.fileno() == -1  # the socket object closed
+
+
+def test_pause_resume_reading(loop):
+    r, w = os.pipe()
+    t, p = connect_read(loop, open(r, "rb", 0))
+    t.pause_reading()
+    if PY >= (3, 11):
+        assert not t.is_reading()
+    t.pause_reading()  # twice: no-op
+    os.write(w, b"abc")
+    run_briefly(loop, 5)
+    assert p.data == b""
+    t.resume_reading()
+    if PY >= (3, 11):
+        assert t.is_reading()
+    wait(loop, p.want(3))
+    assert p.data == b"abc"
+    t.close()
+    assert wait(loop, p.lost) is None
+    if PY >= (3, 11):
+        assert not t.is_reading()
+    t.resume_reading()  # closing: no-op
+    os.close(w)
+
+
+def test_read_close_with_pending_data(loop):
+    r, w = os.pipe()
+    pipe = open(r, "rb", 0)
+    t, p = connect_read(loop, pipe)
+    t.close()
+    assert t.is_closing()
+    os.write(w, b"never read")
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", ("lost", None)]
+    assert p.data == b""
+    assert pipe.closed
+    os.close(w)
+
+
+def test_read_set_get_protocol(loop):
+    r, w = os.pipe()
+    t, p = connect_read(loop, open(r, "rb", 0))
+    assert t.get_protocol() is p
+    p2 = Proto(loop)
+    t.set_protocol(p2)
+    assert t.get_protocol() is p2
+    os.write(w, b"to p2")
+    wait(loop, p2.want(5))
+    assert p.data == b""
+    os.close(w)
+    wait(loop, p2.lost)
+
+
+def test_data_received_error_reported(loop):
+    """An exception from data_received goes to the exception handler; the
+    transport keeps reading (asyncio lets it out of the reader callback)."""
+    r, w = os.pipe()
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+
+    class Bad(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            raise ZeroDivisionError
+
+    t, p = wait(loop, loop.connect_read_pipe(lambda: Bad(loop), open(r, "rb", 0)))
+    os.write(w, b"a")
+    wait(loop, p.want(1))
+    run_briefly(loop)
+    assert len(rec.contexts) == 1
+    assert isinstance(rec.contexts[0]["exception"], ZeroDivisionError)
+    os.write(w, b"b")
+    wait(loop, p.want(2))
+    os.close(w)
+    wait(loop, p.lost)
+
+
+# ------------------------------------------------------------------ writing --
+
+def test_write_pipe(loop):
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    pipe = open(w, "wb", 0)
+    t, p = connect_write(loop, pipe)
+    assert isinstance(t, asyncio.WriteTransport)
+    assert t.get_extra_info("pipe") is pipe
+    assert t.can_write_eof()
+    assert not os.get_blocking(w)
+    t.write(b"1")
+    t.write(bytearray(b"23"))
+    t.write(memoryview(b"456"))
+    t.write(b"")
+    t.writelines([b"7", bytearray(b"8"), memoryview(b"9")])
+    assert t.get_write_buffer_size() == 0
+    assert read_all(r) == b"123456789"
+    t.write_eof()
+    assert t.is_closing()
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", ("lost", None)]
+    assert pipe.closed
+    assert read_all(r) == b""  # EOF for the reader
+    os.close(r)
+
+
+def test_write_bad_data(loop):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    with pytest.raises((AssertionError, TypeError)):
+        t.write("text")
+    t.close()
+    wait(loop, p.lost)
+    os.close(r)
+
+
+def test_write_fifo_and_close_flushes(loop, tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    wfd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    t, p = connect_write(loop, open(wfd, "wb", 0))
+    payload = os.urandom(300000)  # more than the FIFO holds
+    t.write(payload)
+    assert t.get_write_buffer_size() > 0
+    t.close()  # write_eof: the buffer is still written out
+    assert t.is_closing()
+    got = bytearray()
+    while not p.lost.done():
+        got += read_all(rfd)
+        run_briefly(loop, 1)
+    got += read_all(rfd)
+    assert bytes(got) == payload
+    assert p.lost.result() is None
+    os.close(rfd)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs os.openpty()")
+def test_write_pty(loop):
+    master, slave = os.openpty()
+    os.set_blocking(master, False)
+    import tty
+    tty.setraw(slave)
+    pipe = io.open(slave, "wb", 0)
+    t, p = connect_write(loop, pipe)
+    t.write(b"to the pty")
+    got = b""
+    for _ in range(100):
+        run_briefly(loop, 1)
+        got += read_all(master)
+        if len(got) >= 10:
+            break
+    assert got == b"to the pty"
+    t.close()
+    assert wait(loop, p.lost) is None
+    assert pipe.closed
+    os.close(master)
+
+
+def test_write_socketpair_peer_close(loop):
+    a, b = socket.socketpair()
+    t, p = connect_write(loop, a)
+    t.write(b"hi")
+    assert b.recv(10) == b"hi"
+    b.close()  # the read end goes: seen through the reader asyncio registers
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", ("lost", None)]
+    assert a.fileno() == -1
+
+
+def test_flow_control_slow_reader(loop):
+    """pause_writing past the high-water mark, resume_writing once drained;
+    a writer that respects it keeps the buffer bounded."""
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    assert t.get_write_buffer_limits() == (16384, 65536)
+    t.set_write_buffer_limits(high=32768)
+    assert t.get_write_buffer_limits() == (8192, 32768)
+    with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+        t.set_write_buffer_limits(high=1, low=2)
+    chunk = b"z" * 8192
+    written = 0
+    while not p.paused.done():
+        t.write(chunk)
+        written += len(chunk)
+        assert written < 10_000_000, "pause_writing never came"
+    run_briefly(loop)
+    assert p.events == ["made", "pause"]
+    assert t.get_write_buffer_size() > 32768
+    # The slow reader drains little by little; the writer waits.
+    got = bytearray()
+    while not p.resumed.done():
+        got += os.read(r, 4096)
+        run_briefly(loop, 1)
+    assert t.get_write_buffer_size() <= 8192
+    os.set_blocking(r, False)
+    while len(got) < written:
+        got += read_all(r)
+        run_briefly(loop, 1)
+    assert len(got) == written
+    assert p.events == ["made", "pause", "resume"]
+    t.close()
+    assert wait(loop, p.lost) is None
+    os.close(r)
+
+
+def test_set_write_buffer_limits_pauses_at_once(loop):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    t.write(b"x" * 200000)  # the pipe takes 64 KiB, the rest is buffered
+    size = t.get_write_buffer_size()
+    assert 0 < size <= 65536 * 4
+    if size > 65536:
+        assert "pause" in p.events
+    else:
+        t.set_write_buffer_limits(high=size - 1)
+        assert "pause" in p.events
+    t.abort()
+    assert t.get_write_buffer_size() == 0
+    assert wait(loop, p.lost) is None
+    os.close(r)
+
+
+def test_reader_closed_mid_write(loop):
+    """The read end closes while data is buffered: connection_lost gets a
+    BrokenPipeError (from asyncio's reader on the write end)."""
+    r, w = os.pipe()
+    pipe = open(w, "wb", 0)
+    t, p = connect_write(loop, pipe)
+    t.write(b"x" * 300000)
+    assert t.get_write_buffer_size() > 0
+    os.close(r)
+    exc = wait(loop, p.lost)
+    assert isinstance(exc, BrokenPipeError)
+    assert t.get_write_buffer_size() == 0
+    assert pipe.closed
+
+
+def test_reader_closed_nothing_buffered(loop):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    os.close(r)
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", ("lost", None)]
+
+
+def test_write_to_broken_pipe_direct(loop):
+    """write() itself fails with EPIPE (the watch has not fired yet): a
+    quiet fatal error (OSError: debug log only) and connection_lost(exc)."""
+    r, w = os.pipe()
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+    t, p = connect_write(loop, open(w, "wb", 0))
+    os.close(r)
+    t.write(b"data")
+    exc = wait(loop, p.lost)
+    assert exc is None or isinstance(exc, BrokenPipeError)
+    assert rec.contexts == []
+
+
+def test_writes_after_close_warn_after_5th(loop, caplog):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    t.close()
+    wait(loop, p.lost)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        for _ in range(5):
+            t.write(b"x")
+        assert [rec for rec in caplog.records if rec.name == "asyncio"] == []
+        t.write(b"x")
+        t.write(b"x")
+    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "asyncio"]
+    assert msgs == ["pipe closed by peer or os.write(pipe, data) raised exception."] * 2
+    os.close(r)
+
+
+def test_write_after_broken_pipe_warns(loop, caplog):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    t.write(b"x" * 300000)
+    os.close(r)
+    assert isinstance(wait(loop, p.lost), BrokenPipeError)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        for _ in range(7):
+            t.write(b"more")
+    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "asyncio"]
+    assert msgs == ["pipe closed by peer or os.write(pipe, data) raised exception."] * 2
+
+
+def test_write_eof_twice_and_abort(loop):
+    r, w = os.pipe()
+    t, p = connect_write(loop, open(w, "wb", 0))
+    t.write_eof()
+    t.write_eof()
+    t.close()
+    assert wait(loop, p.lost) is None
+    assert p.events == ["made", ("lost", None)]
+    os.close(r)
+
+
+def test_abort_drops_buffer(loop):
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    t, p = connect_write(loop, open(w, "wb", 0))
+    t.write(b"y" * 300000)
+    assert t.get_write_buffer_size() > 0
+    t.abort()
+    assert t.is_closing()
+    assert wait(loop, p.lost) is None
+    assert len(read_all(r)) < 300000
+    os.close(r)
+
+
+# ------------------------------------------------------------- bad input --
+
+def test_regular_file_refused(loop, tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    with open(path, "rb") as f:
+        with pytest.raises(ValueError, match=r"^Pipe transport is for pipes/sockets only\.$"):
+            wait(loop, loop.connect_read_pipe(lambda: Proto(loop), f))
+        assert not f.closed  # left to the caller, as asyncio does
+    with open(path, "wb") as f:
+        with pytest.raises(ValueError, match="^Pipe transport is only for pipes, sockets and "
+                                             "character devices$"):
+            wait(loop, loop.connect_write_pipe(lambda: Proto(loop), f))
+        assert not f.closed
+
+
+# asyncio's __del__ then fails in repr() (no _closing yet): unraisable.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_no_fileno(loop):
+    r, w = os.pipe()
+    try:
+        with pytest.raises(AttributeError):
+            wait(loop, loop.connect_read_pipe(lambda: Proto(loop), r))
+        with pytest.raises(AttributeError):
+            wait(loop, loop.connect_write_pipe(lambda: Proto(loop), w))
+    finally:
+        os.close(r)
+        os.close(w)
+        gc.collect()  # asyncio's half-made transports go here, under the filter
+
+
+def test_closed_file_refused(loop):
+    r, w = os.pipe()
+    f = open(r, "rb", 0)
+    f.close()
+    with pytest.raises(ValueError):
+        wait(loop, loop.connect_read_pipe(lambda: Proto(loop), f))
+    os.close(w)
+
+
+def test_make_pipe_transport_arguments(asyncloop_mod):
+    loop = asyncloop_mod.new_event_loop()
+    try:
+        with pytest.raises(TypeError):
+            loop._make_read_pipe_transport()
+        with pytest.raises(TypeError):
+            loop._make_write_pipe_transport(None, None, bogus=1)
+        r, w = os.pipe()
+        pr, pw = open(r, "rb", 0), open(w, "wb", 0)
+        p = Proto(loop)
+        waiter = loop.create_future()
+        t = loop._make_read_pipe_transport(pr, p, waiter, extra={"k": 1})
+        assert t.get_extra_info("k") == 1 and t.get_extra_info("pipe") is pr
+        wt = loop._make_write_pipe_transport(pipe=pw, protocol=Proto(loop))
+        loop.run_until_complete(waiter)
+        assert p.events == ["made"]
+        t.close()
+        wt.close()
+        run_briefly(loop)
+        assert pr.closed and pw.closed
+    finally:
+        loop.close()
+
+
+# ------------------------------------------------------- lifetime, leaks --
+
+def test_collected_open_warns_and_closes(loop):
+    r, w = os.pipe()
+    pipe = open(r, "rb", 0)
+    t, p = connect_read(loop, pipe)
+    t.pause_reading()  # nothing references the transport once idle
+    p.transport = None
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del t
+        gc.collect()
+    assert pipe.closed
+    os.close(w)
+
+
+def test_loop_closed_with_transports_open(loop_factory):
+    loop = loop_factory()
+    r, w = os.pipe()
+    rpipe, wpipe = open(r, "rb", 0), open(w, "wb", 0)
+    rt, rp = connect_read(loop, rpipe)
+    wt, wp = connect_write(loop, wpipe)
+    loop.close()
+    assert "open" in repr(rt) and "open" in repr(wt)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        rt.close()
+    rp.transport = wp.transport = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del rt, wt
+        gc.collect()
+    assert sum("unclosed transport" in str(c.message) for c in caught) == 2
+    assert rpipe.closed and wpipe.closed
+
+
+def test_no_fd_leak(loop_factory):
+    def cycle():
+        loop = loop_factory()
+        try:
+            r, w = os.pipe()
+            rt, rp = connect_read(loop, open(r, "rb", 0))
+            wt, wp = connect_write(loop, open(w, "wb", 0))
+            wt.write(b"x" * 1000)
+            wait(loop, rp.want(1000))
+            wt.close()
+            wait(loop, wp.lost)
+            wait(loop, rp.lost)
+            a, b = socket.socketpair()
+            st, sp = connect_write(loop, a)
+            b.close()
+            wait(loop, sp.lost)
+            with pytest.raises(ValueError):
+                with open(os.devnull if False else __file__, "rb") as f:
+                    wait(loop, loop.connect_read_pipe(lambda: Proto(loop), f))
+        finally:
+            loop.close()
+
+    cycle()
+    gc.collect()
+    before = fd_count()
+    for _ in range(5):
+        cycle()
+    gc.collect()
+    assert fd_count() == before
+
+
+def test_asyncloop_live_handles_return(asyncloop_mod):
+    gc.collect()
+    before = asyncloop_mod._core._debug_counters()
+    loop = asyncloop_mod.new_event_loop()
+    r, w = os.pipe()
+    rt, rp = connect_read(loop, open(r, "rb", 0))
+    wt, wp = connect_write(loop, open(w, "wb", 0))
+    wt.write(b"x" * 300000)
+    assert asyncloop_mod._core._debug_counters()["uv_handles"] > before["uv_handles"]
+    rt.close()
+    wait(loop, rp.lost)
+    wait(loop, wp.lost)
+    loop.close()
+    del rt, wt, rp, wp, loop
+    gc.collect()
+    after = asyncloop_mod._core._debug_counters()
+    assert after["uv_handles"] == before["uv_handles"]
+    assert after["loops"] == before["loops"]
+
+
+def test_repr(loop):
+    r, w = os.pipe()
+    rt, rp = connect_read(loop, open(r, "rb", 0))
+    wt, wp = connect_write(loop, open(w, "wb", 0))
+    assert f"fd={r}" in repr(rt) and "polling" in repr(rt)
+    assert f"fd={w}" in repr(wt) and "bufsize=0" in repr(wt)
+    rt.close()
+    assert "closing" in repr(rt)
+    wait(loop, rp.lost)
+    assert "closed" in repr(rt)
+    wt.close()
+    wait(loop, wp.lost)
+
+
+def test_debug_logging(loop, caplog):
+    loop.set_debug(True)
+    r, w = os.pipe()
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        t, p = connect_read(loop, open(r, "rb", 0))
+        t.pause_reading()
+        t.resume_reading()
+        os.close(w)
+        wait(loop, p.lost)
+    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "asyncio"]
+    assert any(m.startswith("Read pipe ") and "connected" in m for m in msgs)
+    assert any(m.endswith("pauses reading") for m in msgs)
+    assert any(m.endswith("resumes reading") for m in msgs)
+    assert any(m.endswith("was closed by peer") for m in msgs)
