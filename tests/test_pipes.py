@@ -541,6 +541,7 @@ def test_no_fileno(loop):
         gc.collect()  # asyncio's half-made transports go here, under the filter
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_closed_file_refused(loop):
     r, w = os.pipe()
     f = open(r, "rb", 0)
@@ -548,6 +549,7 @@ def test_closed_file_refused(loop):
     with pytest.raises(ValueError):
         wait(loop, loop.connect_read_pipe(lambda: Proto(loop), f))
     os.close(w)
+    gc.collect()  # as in test_no_fileno
 
 
 def test_make_pipe_transport_arguments(asyncloop_mod):
