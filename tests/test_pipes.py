@@ -8,12 +8,12 @@ FIFOs, ptys and socketpairs.
 import asyncio
 import errno
 import gc
-import io
 import logging
 import os
 import socket
 import stat
 import sys
+import tty
 import warnings
 
 import pytest
@@ -173,7 +173,7 @@ def test_read_large_stream(loop):
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs os.openpty()")
 def test_read_pty(loop):
     master, slave = os.openpty()
-    pipe = io.open(master, "rb", 0)
+    pipe = open(master, "rb", 0)
     assert stat.S_ISCHR(os.fstat(master).st_mode)
     t, p = connect_read(loop, pipe)
     os.write(slave, b"1")
@@ -338,9 +338,8 @@ def test_write_fifo_and_close_flushes(loop, tmp_path):
 def test_write_pty(loop):
     master, slave = os.openpty()
     os.set_blocking(master, False)
-    import tty
     tty.setraw(slave)
-    pipe = io.open(slave, "wb", 0)
+    pipe = open(slave, "wb", 0)
     t, p = connect_write(loop, pipe)
     t.write(b"to the pty")
     got = b""
@@ -627,7 +626,7 @@ def test_no_fd_leak(loop_factory):
             b.close()
             wait(loop, sp.lost)
             with pytest.raises(ValueError):
-                with open(os.devnull if False else __file__, "rb") as f:
+                with open(__file__, "rb") as f:
                     wait(loop, loop.connect_read_pipe(lambda: Proto(loop), f))
         finally:
             loop.close()
