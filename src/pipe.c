@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define MAX_READ ((Py_ssize_t)256 * 1024) /* asyncio's max_size */
@@ -29,6 +30,8 @@
    sides (measured: a C reader's CPU per GiB halves from a 64 KiB to a
    256 KiB pipe). Bounded: one step per transport, to asyncio's max_size,
    best effort (the kernel's pipe-max-size and per-user limits apply). */
+/* Chunks given to one writev(): a pipe takes at most 1 MiB anyway. */
+#define WRITE_IOV 64
 #define GROW_AFTER 8
 #define GROW_TO (256 * 1024)
 
@@ -37,6 +40,13 @@ typedef struct {
     uv_poll_t poll;
     al_state *st;
 } pipe_poll;
+
+/* A queued chunk of the write buffer: bytes (a reference to the caller's
+   immutable bytes, or a copy of anything else) and how much of it is sent. */
+typedef struct {
+    PyObject *data;
+    Py_ssize_t off;
+} pentry;
 
 typedef struct {
     PyObject_HEAD
@@ -52,8 +62,9 @@ typedef struct {
     int poll_events;
     Py_ssize_t conn_lost;
     /* write side: the buffer (asyncio's bytearray) and flow control */
-    char *buf;
-    Py_ssize_t bstart, blen, bcap;
+    pentry *q; /* the buffer: a ring-less FIFO of queued chunks */
+    Py_ssize_t qhead, qlen, qcap;
+    Py_ssize_t blen; /* bytes queued (asyncio's len(self._buffer)) */
     PyObject *high_obj, *low_obj;
     double high_water, low_water;
     char is_write;
@@ -314,40 +325,76 @@ static void pipe_loop_closing(al_io *io)
 
 /* --- the write buffer -------------------------------------------------------- */
 
-static int buf_append(PipeObject *self, const char *data, Py_ssize_t len)
+/* Queues buf[off:len] of obj: a reference to exact bytes, a copy of
+   anything else (it may change before it is written; asyncio copies it
+   into its bytearray). */
+static int buf_append(PipeObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
+                      Py_ssize_t off)
 {
-    if (self->bstart + self->blen + len > self->bcap) {
-        if (self->bstart > 0) {
-            memmove(self->buf, self->buf + self->bstart, (size_t)self->blen);
-            self->bstart = 0;
+    PyObject *data;
+    if (PyBytes_CheckExact(obj)) {
+        data = Py_NewRef(obj);
+    }
+    else {
+        data = PyBytes_FromStringAndSize(buf + off, len - off);
+        off = 0;
+        if (data == NULL) {
+            return -1;
         }
-        if (self->blen + len > self->bcap) {
-            Py_ssize_t cap = self->bcap ? self->bcap : 4096;
-            while (cap < self->blen + len) {
-                cap *= 2;
-            }
-            char *b = PyMem_Realloc(self->buf, (size_t)cap);
-            if (b == NULL) {
+    }
+    if (self->qhead + self->qlen == self->qcap) {
+        if (self->qhead > 0) {
+            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(pentry));
+            self->qhead = 0;
+        }
+        else {
+            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
+            pentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(pentry));
+            if (q == NULL) {
+                Py_DECREF(data);
                 PyErr_NoMemory();
                 return -1;
             }
-            self->buf = b;
-            self->bcap = cap;
+            self->q = q;
+            self->qcap = cap;
         }
     }
-    memcpy(self->buf + self->bstart + self->blen, data, (size_t)len);
-    self->blen += len;
+    self->q[self->qhead + self->qlen].data = data;
+    self->q[self->qhead + self->qlen].off = off;
+    self->qlen++;
+    self->blen += PyBytes_GET_SIZE(data) - off;
     return 0;
 }
 
 static void buf_clear(PipeObject *self)
 {
-    self->bstart = self->blen = 0;
-    /* Do not keep a large buffer around once drained. */
-    if (self->bcap > (Py_ssize_t)1024 * 1024) {
-        PyMem_Free(self->buf);
-        self->buf = NULL;
-        self->bcap = 0;
+    pentry *q = self->q;
+    Py_ssize_t head = self->qhead, len = self->qlen;
+    self->qhead = self->qlen = self->blen = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_DECREF(q[head + i].data);
+    }
+}
+
+static void buf_consume(PipeObject *self, Py_ssize_t n)
+{
+    self->blen -= n;
+    while (n > 0 && self->qlen > 0) {
+        pentry *e = &self->q[self->qhead];
+        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
+        if (left <= n) {
+            n -= left;
+            Py_DECREF(e->data);
+            self->qhead++;
+            self->qlen--;
+        }
+        else {
+            e->off += n;
+            n = 0;
+        }
+    }
+    if (self->qlen == 0) {
+        self->qhead = 0;
     }
 }
 
@@ -669,7 +716,14 @@ static int write_ready(PipeObject *self)
     if (self->blen == 0) {
         return remove_interest(self, &self->writing);
     }
-    ssize_t n = write(self->fd, self->buf + self->bstart, (size_t)self->blen);
+    struct iovec iov[WRITE_IOV];
+    int cnt = self->qlen < WRITE_IOV ? (int)self->qlen : WRITE_IOV;
+    for (int i = 0; i < cnt; i++) {
+        pentry *e = &self->q[self->qhead + i];
+        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
+        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
+    }
+    ssize_t n = writev(self->fd, iov, cnt);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -700,8 +754,7 @@ static int write_ready(PipeObject *self)
         }
         return 0;
     }
-    self->bstart += n;
-    self->blen -= n;
+    buf_consume(self, n);
     if (self->pipe_size > 0) {
         note_transfer(self, self->pipe_size); /* it took less than offered: full */
     }
@@ -959,7 +1012,7 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
             goto done;
         }
     }
-    rc = buf_append(self, (const char *)view.buf + sent, view.len - sent);
+    rc = buf_append(self, data, view.buf, view.len, sent);
     if (rc == 0) {
         rc = maybe_pause_protocol(self);
     }
@@ -1129,7 +1182,8 @@ static void Pipe_dealloc(PipeObject *self)
     poll_stop(self);
     al__loop_io_unlink(&self->io);
     Pipe_clear(self);
-    PyMem_Free(self->buf);
+    buf_clear(self);
+    PyMem_Free(self->q);
     Py_CLEAR(self->pipe);
     Py_CLEAR(self->high_obj);
     Py_CLEAR(self->low_obj);
