@@ -688,3 +688,69 @@ def test_debug_logging(loop, caplog):
     assert any(m.endswith("pauses reading") for m in msgs)
     assert any(m.endswith("resumes reading") for m in msgs)
     assert any(m.endswith("was closed by peer") for m in msgs)
+
+
+# ------------------------------------------- shapes the subprocess code uses --
+
+def test_child_process_pipes(loop):
+    """A child's stdin and stdout (subprocess.PIPE file objects), as
+    asyncio's base_subprocess connects them."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()[::-1])"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        rt, rp = connect_read(loop, proc.stdout)
+        wt, wp = connect_write(loop, proc.stdin)
+        payload = os.urandom(500000)
+        wt.write(payload)
+        wt.close()
+        assert wait(loop, wp.lost) is None
+        assert wait(loop, rp.lost) is None
+        assert bytes(rp.data) == payload[::-1]
+        assert rp.events == ["made", "eof", ("lost", None)]
+        assert proc.stdin.closed and proc.stdout.closed
+    finally:
+        proc.wait()
+
+
+def test_system_exit_from_data_received(loop):
+    r, w = os.pipe()
+
+    class Exit(Proto):
+        def data_received(self, data):
+            raise SystemExit(7)
+
+    t, p = wait(loop, loop.connect_read_pipe(lambda: Exit(loop), open(r, "rb", 0)))
+    os.write(w, b"x")
+    with pytest.raises(SystemExit):
+        loop.run_until_complete(asyncio.sleep(GUARD))
+    t.close()
+    run_briefly(loop)
+    os.close(w)
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux only")
+def test_asyncloop_grows_bulk_pipe(asyncloop_mod):
+    """asyncloop raises a bulk FIFO's capacity once (F_SETPIPE_SZ); the
+    data stream is unchanged."""
+    import fcntl
+    loop = asyncloop_mod.new_event_loop()
+    try:
+        r, w = os.pipe()
+        size0 = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+        t, p = connect_read(loop, open(r, "rb", 0))
+        block = b"q" * size0
+        total = 0
+        for _ in range(20):  # fill the pipe, let the loop drain it whole
+            os.write(w, block)
+            total += len(block)
+            wait(loop, p.want(total))
+        assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) >= size0
+        if size0 < 256 * 1024:
+            assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == 256 * 1024
+        os.close(w)
+        wait(loop, p.lost)
+        assert bytes(p.data) == block * 20
+    finally:
+        loop.close()
