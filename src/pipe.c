@@ -738,9 +738,10 @@ static int write_ready(PipeObject *self)
     }
     if (n == self->blen) {
         buf_clear(self);
-        if (remove_interest(self, &self->writing) < 0) {
-            return -1;
-        }
+        /* asyncio's _remove_writer. The watch itself is updated by on_poll
+           after this: a bulk writer refills from resume_writing below, and
+           the watch then stays as it is (saving two epoll_ctl per refill). */
+        self->writing = 0;
         if (maybe_resume_protocol(self) < 0) { /* may append to the buffer */
             return -1;
         }
@@ -785,6 +786,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     if (rc == 0 && status < 0 && self->poll != NULL && self->poll_events == 0) {
         rc = poll_update(self);
+    }
+    else if (rc == 0 && self->poll != NULL && self->loop != NULL &&
+             (self->poll_events & UV_WRITABLE) && !self->writing) {
+        rc = poll_update(self); /* write_ready drained the buffer */
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
         PyObject *exc = al__err_fetch();
