@@ -784,12 +784,12 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
         rc = write_ready(self);
     }
-    if (rc == 0 && status < 0 && self->poll != NULL && self->poll_events == 0) {
+    /* Re-arm after POLLERR stopped the handle, or drop the writability
+       watch once write_ready drained the buffer. */
+    int rearm =
+        status < 0 ? self->poll_events == 0 : (self->poll_events & UV_WRITABLE) && !self->writing;
+    if (rc == 0 && rearm && self->poll != NULL && self->loop != NULL) {
         rc = poll_update(self);
-    }
-    else if (rc == 0 && self->poll != NULL && self->loop != NULL &&
-             (self->poll_events & UV_WRITABLE) && !self->writing) {
-        rc = poll_update(self); /* write_ready drained the buffer */
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
         PyObject *exc = al__err_fetch();
