@@ -182,6 +182,9 @@ typedef struct {
     PyObject *SocketKind;      /* socket.SocketKind */
     PyObject *str_create_future;
 
+    /* process.c */
+    PyTypeObject *ChildType;
+
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
     int n_free_handles;
@@ -523,6 +526,11 @@ void al__stream_clear(al_state *st);
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames);
+
+/* process.c */
+extern PyType_Spec al__child_spec;
+PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

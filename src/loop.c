@@ -2027,6 +2027,13 @@ static PyMethodDef Loop_methods[] = {
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
+    /* process.c */
+    {"_spawn_child", (PyCFunction)(void (*)(void))al__loop_spawn_child, METH_FASTCALL,
+     "_spawn_child(argv, executable, exec_path, cwd, env, stdin, stdout, stderr, close_fds, "
+     "start_new_session, process_group, restore_signals, callback) -> Child"},
+    {"_watch_child", (PyCFunction)(void (*)(void))al__loop_watch_child, METH_FASTCALL,
+     "_watch_child(pid, callback) -> Child"},
+
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,
      "_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0) -> Future"},

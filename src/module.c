@@ -234,6 +234,11 @@ static int module_exec(PyObject *module)
     if (al__stream_init(module, st) < 0) {
         return -1;
     }
+    /* process.c */
+    st->ChildType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__child_spec, NULL);
+    if (st->ChildType == NULL || PyModule_AddType(module, st->ChildType) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -285,6 +290,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
+    /* process.c */
+    Py_VISIT(st->ChildType);
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -341,6 +348,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
     Py_CLEAR(st->socket_type);
+    /* process.c */
+    Py_CLEAR(st->ChildType);
     PyMem_RawFree(st->recv_scratch);
     st->recv_scratch = NULL;
     Py_CLEAR(st->str_gettimeout);

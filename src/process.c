@@ -1,0 +1,790 @@
+/* Child processes: spawning with posix_spawn (glibc runs it as a
+   clone(CLONE_VM | CLONE_VFORK), the fastest way measured, see
+   benchmarks/spawn.py) and reaping through a pidfd the loop polls, so that
+   no SIGCHLD handler, signal handler or policy child watcher is involved
+   and a loop in any thread reaps its own children.
+
+   The asyncio protocol plumbing around a child (pipes, callbacks order,
+   wait()) is asyncio's own BaseSubprocessTransport, subclassed in
+   asyncloop/__init__.py: it runs once per process and per pipe event,
+   while the costly parts (fork/exec, the wait for the exec, the reaping)
+   are here. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define HAVE_SPAWN_CLOSEFROM 1
+#else
+#define HAVE_SPAWN_CLOSEFROM 0
+#endif
+
+typedef struct {
+    uv_poll_t poll;
+    al_state *st;
+} child_box;
+
+/* The Popen-like object of a spawned child (transport._proc). */
+typedef struct {
+    PyObject_HEAD
+    LoopObject *loop; /* NULL once the watch is over */
+    child_box *box;   /* the pidfd's poll handle while watching */
+    al_io io;
+    PyObject *callback; /* loop.call_soon(callback, returncode) at exit */
+    PyObject *returncode;
+    PyObject *args;
+    PyObject *stdin_obj;
+    PyObject *stdout_obj;
+    PyObject *stderr_obj;
+    long pid;
+    int pidfd;
+    char reaped;
+} ChildObject;
+
+#define IO_TO_CHILD(p) ((ChildObject *)((char *)(p)-offsetof(ChildObject, io)))
+
+static void on_box_close(uv_handle_t *handle)
+{
+    child_box *box = (child_box *)handle;
+    box->st->live_uv_handles--;
+    PyMem_RawFree(box);
+}
+
+static void *reaper_thread(void *arg)
+{
+    pid_t pid = (pid_t)(intptr_t)arg;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+/* Stops watching: the poll handle is closed, the loop's reference (held)
+   dropped. A child not reaped yet (its loop closes first) is left to a
+   detached thread blocked in waitpid: never a zombie. */
+static void child_stop(ChildObject *c)
+{
+    LoopObject *loop = c->loop;
+    if (loop == NULL) {
+        return;
+    }
+    if (c->box != NULL) {
+        child_box *box = c->box;
+        c->box = NULL;
+        if (loop->uv_ready) {
+            al__poll_forget(loop, &box->poll);
+            uv_poll_stop(&box->poll);
+            box->poll.data = NULL;
+            uv_close((uv_handle_t *)&box->poll, on_box_close);
+        }
+        loop->io_watchers--;
+    }
+    al__loop_io_unlink(&c->io);
+    if (!c->reaped) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        if (pthread_create(&t, &attr, reaper_thread, (void *)(intptr_t)c->pid) == 0) {
+            c->reaped = 1;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    c->loop = NULL;
+    Py_CLEAR(c->callback);
+    PyObject *held = c->io.held;
+    c->io.held = NULL;
+    Py_DECREF(loop);
+    Py_XDECREF(held); /* last: may free c */
+}
+
+static void child_loop_closing(al_io *io)
+{
+    child_stop(IO_TO_CHILD(io));
+}
+
+/* asyncio's waitstatus_to_exitcode. */
+static int exit_code(int status)
+{
+    if (WIFSIGNALED(status)) {
+        return -WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+static void on_pidfd(uv_poll_t *handle, int status, int events)
+{
+    (void)status;
+    (void)events;
+    ChildObject *c = handle->data;
+    if (c == NULL) {
+        return;
+    }
+    LoopObject *loop = c->loop;
+    al__loop_hold_gil(loop);
+    al_state *st = loop->state;
+    int wstatus = 0;
+    pid_t r;
+    do {
+        r = waitpid((pid_t)c->pid, &wstatus, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        return; /* not yet */
+    }
+    Py_INCREF(c);
+    Py_INCREF(loop);
+    int rc;
+    if (r < 0) {
+        /* Reaped by someone else (a waitpid(-1) elsewhere): asyncio's
+           child watchers say so and report 255. */
+        rc = 255;
+        PyObject *res =
+            PyObject_CallMethod(st->logger, "warning", "sl",
+                                "Unknown child process pid %d, will report returncode 255", c->pid);
+        if (res == NULL) {
+            PyErr_WriteUnraisable((PyObject *)c);
+        }
+        Py_XDECREF(res);
+    }
+    else {
+        rc = exit_code(wstatus);
+    }
+    c->reaped = 1;
+    PyObject *cb = Py_XNewRef(c->callback);
+    child_stop(c);
+    PyObject *code = PyLong_FromLong(rc);
+    if (code != NULL && cb != NULL) {
+        PyObject *argv[3] = {(PyObject *)loop, cb, code};
+        PyObject *res = PyObject_VectorcallMethod(st->str_call_soon, argv,
+                                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(res);
+        if (res == NULL && !al__loop_stash_fatal_error(loop)) {
+            PyErr_WriteUnraisable(cb);
+        }
+    }
+    else if (code == NULL && !al__loop_stash_fatal_error(loop)) {
+        PyErr_WriteUnraisable((PyObject *)c);
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(cb);
+    Py_DECREF(loop);
+    Py_DECREF(c);
+}
+
+/* --- spawning ------------------------------------------------------------- */
+
+/* A NULL-terminated array of the fs-encoded items of seq (bytes kept in
+ *keep). */
+static char **fs_array(PyObject *seq, PyObject **keep, const char *what)
+{
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (fast == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject *list = PyList_New(n);
+    char **out = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    if (list == NULL || out == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = NULL;
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &b)) {
+            goto fail;
+        }
+        PyList_SET_ITEM(list, i, b);
+        out[i] = PyBytes_AS_STRING(b);
+    }
+    Py_DECREF(fast);
+    *keep = list;
+    return out;
+fail:
+    Py_DECREF(fast);
+    Py_XDECREF(list);
+    PyMem_Free(out);
+    if (!PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
+    return NULL;
+}
+
+/* env as Popen builds it: b"key=value", a key with "=" refused. */
+static char **env_array(PyObject *env, PyObject **keep)
+{
+    PyObject *items = PyMapping_Items(env);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *list = PyList_New(n);
+    char **out = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    if (list == NULL || out == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *kv = PyList_GET_ITEM(items, i); /* borrowed */
+        PyObject *k = NULL, *v = NULL;
+        if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2) {
+            PyErr_SetString(PyExc_TypeError, "env items must be pairs");
+            goto fail;
+        }
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(kv, 0), &k)) {
+            goto fail;
+        }
+        if (strchr(PyBytes_AS_STRING(k), '=') != NULL) {
+            Py_DECREF(k);
+            PyErr_SetString(PyExc_ValueError, "illegal environment variable name");
+            goto fail;
+        }
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(kv, 1), &v)) {
+            Py_DECREF(k);
+            goto fail;
+        }
+        PyObject *e = PyBytes_FromFormat("%s=%s", PyBytes_AS_STRING(k), PyBytes_AS_STRING(v));
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (e == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(list, i, e);
+        out[i] = PyBytes_AS_STRING(e);
+    }
+    Py_DECREF(items);
+    *keep = list;
+    return out;
+fail:
+    Py_DECREF(items);
+    Py_XDECREF(list);
+    PyMem_Free(out);
+    if (!PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
+    return NULL;
+}
+
+static int as_fd(PyObject *o, int *fd)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        return -1;
+    }
+    *fd = (int)v;
+    return 0;
+}
+
+/* Is path something execve could run (the first one on PATH wins, as
+   execvp's search)? 0, or the errno. */
+static int exec_candidate(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0) {
+        return errno;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        return EACCES;
+    }
+    return access(path, X_OK) == 0 ? 0 : errno;
+}
+
+/* loop._spawn_child(argv, executable, exec_path, cwd, env, stdin, stdout,
+   stderr, close_fds, start_new_session, process_group, restore_signals,
+   callback) -> Child. argv: the program's arguments; executable: what to
+   run (args[0] if None) and the filename of errors; exec_path: PATH's
+   directories (os.get_exec_path(env)) for a name without a slash; the
+   stdio fds are -1 to inherit. callback(returncode) is scheduled with
+   call_soon once the child is reaped. */
+PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = self->state;
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "_spawn_child takes 13 arguments");
+        return NULL;
+    }
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    PyObject *argv_obj = args[0], *exe_obj = args[1], *path_obj = args[2], *cwd_obj = args[3],
+             *env_obj = args[4], *callback = args[12];
+    int fds[3], close_fds, setsid_, pgroup, restore;
+    for (int i = 0; i < 3; i++) {
+        if (as_fd(args[5 + i], &fds[i]) < 0) {
+            return NULL;
+        }
+    }
+    if ((close_fds = PyObject_IsTrue(args[8])) < 0 || (setsid_ = PyObject_IsTrue(args[9])) < 0 ||
+        as_fd(args[10], &pgroup) < 0 || (restore = PyObject_IsTrue(args[11])) < 0) {
+        return NULL;
+    }
+
+    PyObject *argv_keep = NULL, *env_keep = NULL, *exe_b = NULL, *cwd_b = NULL, *cand = NULL;
+    char **argv = NULL, **envp = NULL;
+    PyObject *result = NULL;
+    int files_ready = 0, attr_ready = 0;
+    posix_spawn_file_actions_t files;
+    posix_spawnattr_t attr;
+    int high[3] = {-1, -1, -1};
+
+    if ((argv = fs_array(argv_obj, &argv_keep, "args must be a sequence")) == NULL) {
+        goto done;
+    }
+    if (argv[0] == NULL) {
+        PyErr_SetString(PyExc_ValueError, "args is empty");
+        goto done;
+    }
+    PyObject *err_filename =
+        exe_obj == Py_None ? PySequence_GetItem(argv_obj, 0) : Py_NewRef(exe_obj);
+    if (err_filename == NULL) {
+        goto done;
+    }
+    if (!PyUnicode_FSConverter(err_filename, &exe_b)) {
+        Py_DECREF(err_filename);
+        goto done;
+    }
+    if (cwd_obj != Py_None && !PyUnicode_FSConverter(cwd_obj, &cwd_b)) {
+        Py_DECREF(err_filename);
+        goto done;
+    }
+    if (env_obj != Py_None && (envp = env_array(env_obj, &env_keep)) == NULL) {
+        Py_DECREF(err_filename);
+        goto done;
+    }
+
+    /* The program: a name with a slash as it is, else the first runnable
+       file on PATH (an existing but unrunnable one noted, as execvp). */
+    const char *exe = PyBytes_AS_STRING(exe_b);
+    int search_err = 0;
+    if (strchr(exe, '/') == NULL) {
+        PyObject *fast = PySequence_Fast(path_obj, "exec_path must be a sequence");
+        if (fast == NULL) {
+            Py_DECREF(err_filename);
+            goto done;
+        }
+        search_err = ENOENT;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+            PyObject *dir = NULL;
+            if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &dir)) {
+                Py_DECREF(fast);
+                Py_DECREF(err_filename);
+                goto done;
+            }
+            Py_XSETREF(cand, PyBytes_FromFormat("%s/%s", PyBytes_AS_STRING(dir), exe));
+            Py_DECREF(dir);
+            if (cand == NULL) {
+                Py_DECREF(fast);
+                Py_DECREF(err_filename);
+                goto done;
+            }
+            int e = exec_candidate(PyBytes_AS_STRING(cand));
+            if (e == 0) {
+                search_err = 0;
+                break;
+            }
+            if (e != ENOENT && e != ENOTDIR && search_err == ENOENT) {
+                search_err = e;
+            }
+        }
+        Py_DECREF(fast);
+        if (search_err == 0) {
+            exe = PyBytes_AS_STRING(cand);
+        }
+    }
+
+    /* Sources among 0-2 that another dup2 would overwrite first move up. */
+    int spawn_fds[3];
+    for (int i = 0; i < 3; i++) {
+        spawn_fds[i] = fds[i];
+        if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
+            high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            if (high[i] < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                Py_DECREF(err_filename);
+                goto done;
+            }
+            spawn_fds[i] = high[i];
+        }
+    }
+
+    int err = posix_spawn_file_actions_init(&files);
+    files_ready = err == 0;
+    if (err == 0) {
+        err = posix_spawnattr_init(&attr);
+        attr_ready = err == 0;
+    }
+    short flags = 0;
+    for (int i = 0; i < 3 && err == 0; i++) {
+        if (spawn_fds[i] >= 0) {
+            /* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29). */
+            err = posix_spawn_file_actions_adddup2(&files, spawn_fds[i], i);
+        }
+    }
+    if (err == 0 && cwd_b != NULL) {
+        err = posix_spawn_file_actions_addchdir_np(&files, PyBytes_AS_STRING(cwd_b));
+    }
+#if HAVE_SPAWN_CLOSEFROM
+    if (err == 0 && close_fds) {
+        err = posix_spawn_file_actions_addclosefrom_np(&files, 3);
+    }
+#else
+    (void)close_fds; /* inheritable fds stay open: the glue falls back first */
+#endif
+    if (err == 0 && setsid_) {
+        flags |= POSIX_SPAWN_SETSID;
+    }
+    if (err == 0 && pgroup >= 0) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        err = posix_spawnattr_setpgroup(&attr, pgroup);
+    }
+    if (err == 0 && restore) {
+        /* What Python ignores at startup, as _posixsubprocess restores. */
+        sigset_t def;
+        sigemptyset(&def);
+        sigaddset(&def, SIGPIPE);
+        sigaddset(&def, SIGXFSZ);
+        flags |= POSIX_SPAWN_SETSIGDEF;
+        err = posix_spawnattr_setsigdefault(&attr, &def);
+    }
+    if (err == 0) {
+        err = posix_spawnattr_setflags(&attr, flags);
+    }
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(err_filename);
+        goto done;
+    }
+
+    pid_t pid = -1;
+    if (search_err != 0) {
+        err = search_err;
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS err =
+            posix_spawn(&pid, exe, &files, &attr, argv, envp ? envp : environ);
+        Py_END_ALLOW_THREADS
+    }
+    if (err != 0) {
+        /* Popen names the cwd when the chdir failed, the program else. */
+        if (cwd_b != NULL) {
+            struct stat sb;
+            int cwd_err = 0;
+            if (stat(PyBytes_AS_STRING(cwd_b), &sb) < 0) {
+                cwd_err = errno;
+            }
+            else if (!S_ISDIR(sb.st_mode)) {
+                cwd_err = ENOTDIR;
+            }
+            else if (access(PyBytes_AS_STRING(cwd_b), X_OK) < 0) {
+                cwd_err = errno;
+            }
+            if (cwd_err != 0) {
+                err = cwd_err;
+                Py_SETREF(err_filename, Py_NewRef(cwd_obj));
+            }
+        }
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, err_filename);
+        Py_DECREF(err_filename);
+        goto done;
+    }
+    Py_DECREF(err_filename);
+
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        /* Linux < 5.3: not reaped through the loop (a thread waits). */
+        PyErr_SetFromErrno(PyExc_OSError);
+        pthread_t t;
+        if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)pid) == 0) {
+            pthread_detach(t);
+        }
+        goto done;
+    }
+    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+
+    ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
+    if (c == NULL) {
+        close(pidfd);
+        goto done;
+    }
+    c->loop = NULL;
+    c->box = NULL;
+    c->io.prev = c->io.next = NULL;
+    c->io.loop_closing = child_loop_closing;
+    c->io.held = NULL;
+    c->callback = Py_NewRef(callback);
+    c->returncode = NULL;
+    c->args = Py_NewRef(argv_obj);
+    c->stdin_obj = c->stdout_obj = c->stderr_obj = NULL;
+    c->pid = pid;
+    c->pidfd = pidfd;
+    c->reaped = 0;
+    PyObject_GC_Track(c);
+
+    child_box *box = PyMem_RawMalloc(sizeof(child_box));
+    if (box == NULL) {
+        PyErr_NoMemory();
+    }
+    else if ((err = uv_poll_init(&self->uv, &box->poll, pidfd)) < 0) {
+        PyMem_RawFree(box);
+        box = NULL;
+        al__set_uv_error(err);
+    }
+    if (box == NULL) {
+        c->loop = (LoopObject *)Py_NewRef(self);
+        child_stop(c); /* a thread reaps it */
+        Py_DECREF(c);
+        goto done;
+    }
+    box->st = st;
+    box->poll.data = c;
+    st->live_uv_handles++;
+    c->box = box;
+    c->loop = (LoopObject *)Py_NewRef(self);
+    c->io.held = Py_NewRef(c);
+    al__loop_io_link(self, &c->io);
+    self->io_watchers++;
+    if (al__poll_start(self, &box->poll, UV_READABLE, on_pidfd) < 0) {
+        child_stop(c);
+        Py_DECREF(c);
+        goto done;
+    }
+    result = (PyObject *)c;
+
+done:
+    for (int i = 0; i < 3; i++) {
+        if (high[i] >= 0) {
+            close(high[i]);
+        }
+    }
+    if (files_ready) {
+        posix_spawn_file_actions_destroy(&files);
+    }
+    if (attr_ready) {
+        posix_spawnattr_destroy(&attr);
+    }
+    PyMem_Free(argv);
+    PyMem_Free(envp);
+    Py_XDECREF(argv_keep);
+    Py_XDECREF(env_keep);
+    Py_XDECREF(exe_b);
+    Py_XDECREF(cwd_b);
+    Py_XDECREF(cand);
+    return result;
+}
+
+/* loop._watch_child(pid, callback) -> Child: reaps a child spawned
+   elsewhere (subprocess.Popen, for the options posix_spawn lacks). */
+PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = self->state;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_watch_child takes 2 arguments");
+        return NULL;
+    }
+    long pid = PyLong_AsLong(args[0]);
+    if (pid == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (pidfd < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
+    if (c == NULL) {
+        close(pidfd);
+        return NULL;
+    }
+    c->loop = NULL;
+    c->box = NULL;
+    c->io.prev = c->io.next = NULL;
+    c->io.loop_closing = child_loop_closing;
+    c->io.held = NULL;
+    c->callback = Py_NewRef(args[1]);
+    c->returncode = NULL;
+    c->args = NULL;
+    c->stdin_obj = c->stdout_obj = c->stderr_obj = NULL;
+    c->pid = pid;
+    c->pidfd = pidfd;
+    c->reaped = 0;
+    PyObject_GC_Track(c);
+    child_box *box = PyMem_RawMalloc(sizeof(child_box));
+    int err = 0;
+    if (box == NULL) {
+        PyErr_NoMemory();
+    }
+    else if ((err = uv_poll_init(&self->uv, &box->poll, pidfd)) < 0) {
+        PyMem_RawFree(box);
+        box = NULL;
+        al__set_uv_error(err);
+    }
+    if (box == NULL) {
+        c->loop = (LoopObject *)Py_NewRef(self);
+        child_stop(c);
+        Py_DECREF(c);
+        return NULL;
+    }
+    box->st = st;
+    box->poll.data = c;
+    st->live_uv_handles++;
+    c->box = box;
+    c->loop = (LoopObject *)Py_NewRef(self);
+    c->io.held = Py_NewRef(c);
+    al__loop_io_link(self, &c->io);
+    self->io_watchers++;
+    if (al__poll_start(self, &box->poll, UV_READABLE, on_pidfd) < 0) {
+        child_stop(c);
+        Py_DECREF(c);
+        return NULL;
+    }
+    return (PyObject *)c;
+}
+
+/* --- Child methods: Popen's, over the pidfd (no pid reuse race) ----------- */
+
+static PyObject *Child_poll(ChildObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self->returncode ? self->returncode : Py_None);
+}
+
+static PyObject *child_signal(ChildObject *self, int sig)
+{
+    if (self->returncode != NULL && self->returncode != Py_None) {
+        Py_RETURN_NONE; /* Popen: a process known to be dead is not signalled */
+    }
+    long r = self->pidfd >= 0 ? syscall(SYS_pidfd_send_signal, self->pidfd, sig, NULL, 0)
+                              : kill((pid_t)self->pid, sig);
+    if (r < 0 && errno != ESRCH) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Child_send_signal(ChildObject *self, PyObject *sig)
+{
+    int s;
+    if (as_fd(sig, &s) < 0) {
+        return NULL;
+    }
+    return child_signal(self, s);
+}
+
+static PyObject *Child_terminate(ChildObject *self, PyObject *unused)
+{
+    (void)unused;
+    return child_signal(self, SIGTERM);
+}
+
+static PyObject *Child_kill(ChildObject *self, PyObject *unused)
+{
+    (void)unused;
+    return child_signal(self, SIGKILL);
+}
+
+static PyObject *Child_repr(ChildObject *self)
+{
+    return PyUnicode_FromFormat("<Child: returncode: %R args: %R>",
+                                self->returncode ? self->returncode : Py_None,
+                                self->args ? self->args : Py_None);
+}
+
+static int Child_traverse(ChildObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->callback);
+    Py_VISIT(self->returncode);
+    Py_VISIT(self->args);
+    Py_VISIT(self->stdin_obj);
+    Py_VISIT(self->stdout_obj);
+    Py_VISIT(self->stderr_obj);
+    return 0;
+}
+
+static int Child_clear(ChildObject *self)
+{
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->returncode);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->stdin_obj);
+    Py_CLEAR(self->stdout_obj);
+    Py_CLEAR(self->stderr_obj);
+    return 0;
+}
+
+static void Child_dealloc(ChildObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->loop != NULL) {
+        /* Collected with its loop: the held reference is this one. */
+        self->io.held = NULL;
+        child_stop(self);
+    }
+    if (self->pidfd >= 0) {
+        close(self->pidfd);
+        self->pidfd = -1;
+    }
+    Child_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Child_methods[] = {
+    {"poll", (PyCFunction)Child_poll, METH_NOARGS, "The return code, or None while it runs."},
+    {"send_signal", (PyCFunction)Child_send_signal, METH_O, "Send a signal (pidfd_send_signal)."},
+    {"terminate", (PyCFunction)Child_terminate, METH_NOARGS, "Send SIGTERM."},
+    {"kill", (PyCFunction)Child_kill, METH_NOARGS, "Send SIGKILL."},
+    {NULL, NULL},
+};
+
+static PyMemberDef Child_members[] = {
+    {"pid", T_LONG, offsetof(ChildObject, pid), READONLY, NULL},
+    {"returncode", T_OBJECT, offsetof(ChildObject, returncode), 0, NULL},
+    {"args", T_OBJECT, offsetof(ChildObject, args), 0, NULL},
+    {"stdin", T_OBJECT, offsetof(ChildObject, stdin_obj), 0, NULL},
+    {"stdout", T_OBJECT, offsetof(ChildObject, stdout_obj), 0, NULL},
+    {"stderr", T_OBJECT, offsetof(ChildObject, stderr_obj), 0, NULL},
+    {NULL},
+};
+
+static PyType_Slot Child_slots[] = {
+    {Py_tp_dealloc, Child_dealloc},
+    {Py_tp_traverse, Child_traverse},
+    {Py_tp_clear, Child_clear},
+    {Py_tp_repr, Child_repr},
+    {Py_tp_methods, Child_methods},
+    {Py_tp_members, Child_members},
+    {Py_tp_doc, "A child process spawned or watched by the loop (as subprocess.Popen)."},
+    {0, NULL},
+};
+
+PyType_Spec al__child_spec = {
+    .name = "asyncloop._core.Child",
+    .basicsize = sizeof(ChildObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Child_slots,
+};
