@@ -97,6 +97,12 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 
+    # pipe.c: asyncio's own connect_read_pipe / connect_write_pipe (waiter,
+    # debug log) over the C _make_read_pipe_transport /
+    # _make_write_pipe_transport.
+    connect_read_pipe = _Base.connect_read_pipe
+    connect_write_pipe = _Base.connect_write_pipe
+
     def _add_reader(self, fd, callback, *args):
         # The listening socket is no transport's: add_reader's check passes.
         return self.add_reader(fd, callback, *args)
@@ -198,20 +204,6 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
             await transp._wait()
             raise
         return transp
-
-    # TEMPORARY SHIM until the pipes branch (src/pipe.c) is merged: the pipe
-    # transports are asyncio's own unix ones, over add_reader/add_writer.
-    connect_read_pipe = _Base.connect_read_pipe
-    connect_write_pipe = _Base.connect_write_pipe
-    _make_read_pipe_transport = _Unix._make_read_pipe_transport
-    _make_write_pipe_transport = _Unix._make_write_pipe_transport
-
-    def _add_writer(self, fd, callback, *args):
-        return self.add_writer(fd, callback, *args)
-
-    def _remove_writer(self, fd):
-        return self.remove_writer(fd)
-    # END TEMPORARY SHIM
 
 
 # process.c glue: the transport of a child process. The protocol plumbing

@@ -176,6 +176,11 @@ typedef struct {
     PyObject *str_start_reading;
     PyObject *str_call_connection_lost;
 
+    /* pipe.c */
+    PyTypeObject *ReadPipeTransportType;
+    PyTypeObject *WritePipeTransportType;
+    PyObject *str_pipe;
+
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */
     PyObject *AddressFamily;   /* socket.AddressFamily */
@@ -531,6 +536,26 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
 extern PyType_Spec al__child_spec;
 PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* pipe.c */
+int al__pipe_init(PyObject *module, al_state *st);
+int al__pipe_traverse(al_state *st, visitproc visit, void *arg);
+void al__pipe_clear(al_state *st);
+/* asyncio's _UnixReadPipeTransport / _UnixWritePipeTransport(loop, pipe,
+   protocol, waiter, extra): a new transport, or NULL with an exception.
+   pipe: an object with fileno() and close() (closed with the transport);
+   waiter, extra: NULL or None for none. connection_made, the start of
+   reading (the peer-close watch on the write side) and waiter's result
+   are scheduled with call_soon, as asyncio does. */
+PyObject *al__read_pipe_new(LoopObject *loop, PyObject *pipe, PyObject *protocol, PyObject *waiter,
+                            PyObject *extra);
+PyObject *al__write_pipe_new(LoopObject *loop, PyObject *pipe, PyObject *protocol, PyObject *waiter,
+                             PyObject *extra);
+/* loop._make_read_pipe_transport / _make_write_pipe_transport(pipe,
+   protocol, waiter=None, extra=None) */
+PyObject *al__loop_make_read_pipe_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                            PyObject *kwnames);
+PyObject *al__loop_make_write_pipe_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                             PyObject *kwnames);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

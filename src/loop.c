@@ -2033,6 +2033,11 @@ static PyMethodDef Loop_methods[] = {
      "start_new_session, process_group, restore_signals, callback) -> Child"},
     {"_watch_child", (PyCFunction)(void (*)(void))al__loop_watch_child, METH_FASTCALL,
      "_watch_child(pid, callback) -> Child"},
+    /* pipe.c */
+    {"_make_read_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_read_pipe_transport,
+     FASTKW, "_make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
+    {"_make_write_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_write_pipe_transport,
+     FASTKW, "_make_write_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
 
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,

@@ -239,6 +239,9 @@ static int module_exec(PyObject *module)
     if (st->ChildType == NULL || PyModule_AddType(module, st->ChildType) < 0) {
         return -1;
     }
+    if (al__pipe_init(module, st) < 0) { /* pipe.c */
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -292,6 +295,10 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->socket_type);
     /* process.c */
     Py_VISIT(st->ChildType);
+    int rc = al__pipe_traverse(st, visit, arg); /* pipe.c */
+    if (rc != 0) {
+        return rc;
+    }
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -332,6 +339,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_set_exception);
     al__stream_clear(st);
+    al__pipe_clear(st); /* pipe.c */
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

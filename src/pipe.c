@@ -1,0 +1,1395 @@
+/* Pipe transports: asyncio's _UnixReadPipeTransport and
+   _UnixWritePipeTransport (with _FlowControlMixin) in C, for pipes, FIFOs,
+   character devices (ptys) and sockets. loop._make_read_pipe_transport()
+   and loop._make_write_pipe_transport() build them; so do
+   al__read_pipe_new / al__write_pipe_new for the subprocess code.
+
+   As in asyncio the pipe object owns the fd and is closed by
+   _call_connection_lost. The fd is watched with a uv_poll_t and read or
+   written with read()/write() directly. One struct serves both types. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_READ ((Py_ssize_t)256 * 1024) /* asyncio's max_size */
+/* From this size on a read goes straight into its bytes object (sized by
+   FIONREAD); smaller ones go through a stack buffer. */
+#define BIG_READ ((Py_ssize_t)16 * 1024)
+#define SMALL_READ ((Py_ssize_t)64 * 1024)
+
+/* Allocated apart from the transport (see docs/architecture.md). */
+typedef struct {
+    uv_poll_t poll;
+    al_state *st;
+} pipe_poll;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
+    PyObject *weakreflist;
+    al_state *st;
+    LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
+    PyObject *pipe;   /* owns the fd; NULL once closed */
+    PyObject *protocol;
+    al_io io;
+    pipe_poll *poll;
+    int fd;
+    int poll_events;
+    Py_ssize_t conn_lost;
+    /* write side: the buffer (asyncio's bytearray) and flow control */
+    char *buf;
+    Py_ssize_t bstart, blen, bcap;
+    PyObject *high_obj, *low_obj;
+    double high_water, low_water;
+    char is_write;
+    char closing;
+    char paused;
+    char protocol_paused;
+    char reading;   /* a reader registered (write side: the peer-close watch) */
+    char writing;   /* a writer registered */
+    char detached;  /* the loop was closed: no libuv handle any more */
+    char poll_held; /* polling: we then hold a reference to self */
+} PipeObject;
+
+#define PIPE_FROM_IO(p) ((PipeObject *)((char *)(p)-offsetof(PipeObject, io)))
+
+static const char READ_ERROR[] = "Fatal read error on pipe transport";
+static const char WRITE_ERROR[] = "Fatal write error on pipe transport";
+
+/* --- helpers ------------------------------------------------------------- */
+
+static PyObject *none_or_null(int rc)
+{
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* loop.call_soon(callback[, arg1[, arg2]]) through the loop's method. */
+static int call_soon2(LoopObject *loop, PyObject *callback, PyObject *arg1, PyObject *arg2)
+{
+    PyObject *argv[4] = {(PyObject *)loop, callback, arg1, arg2};
+    size_t n = arg1 == NULL ? 2 : (arg2 == NULL ? 3 : 4);
+    PyObject *r = PyObject_VectorcallMethod(loop->state->str_call_soon, argv, n, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static inline int call_soon(LoopObject *loop, PyObject *callback, PyObject *arg)
+{
+    return call_soon2(loop, callback, arg, NULL);
+}
+
+static int call_soon_method(PipeObject *self, PyObject *obj, const char *name, PyObject *arg)
+{
+    PyObject *meth = PyObject_GetAttrString(obj, name);
+    if (meth == NULL) {
+        return -1;
+    }
+    int rc = call_soon(self->loop, meth, arg);
+    Py_DECREF(meth);
+    return rc;
+}
+
+static PyObject *call_protocol(PipeObject *self, PyObject *name, PyObject *arg)
+{
+    PyObject *proto = Py_NewRef(self->protocol);
+    PyObject *argv[2] = {proto, arg};
+    PyObject *r = PyObject_VectorcallMethod(name, argv, arg == NULL ? 1 : 2, NULL);
+    Py_DECREF(proto);
+    return r;
+}
+
+/* logger.<level>(fmt, self[, msg], exc_info=exc) */
+static int log_msg(PipeObject *self, const char *level, const char *fmt, const char *msg,
+                   PyObject *exc)
+{
+    PyObject *r;
+    if (exc != NULL) {
+        PyObject *meth = PyObject_GetAttrString(self->st->logger, level);
+        PyObject *args = meth ? Py_BuildValue("(sOs)", fmt, (PyObject *)self, msg) : NULL;
+        PyObject *kw = args ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
+        r = kw ? PyObject_Call(meth, args, kw) : NULL;
+        Py_XDECREF(meth);
+        Py_XDECREF(args);
+        Py_XDECREF(kw);
+    }
+    else {
+        r = PyObject_CallMethod(self->st->logger, level, "sO", fmt, (PyObject *)self);
+    }
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int report_to_handler(PipeObject *self, const char *message, PyObject *exc)
+{
+    PyObject *ctx =
+        Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport",
+                      (PyObject *)self, "protocol", self->protocol ? self->protocol : Py_None);
+    if (ctx == NULL) {
+        return -1;
+    }
+    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
+    Py_DECREF(ctx);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static inline int is_exit_error(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+static PyObject *errno_error(int err)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return al__err_fetch();
+}
+
+/* --- the libuv handle ------------------------------------------------------ */
+
+static void on_poll_close(uv_handle_t *handle)
+{
+    pipe_poll *p = (pipe_poll *)handle;
+    p->st->live_uv_handles--;
+    PyMem_RawFree(p);
+}
+
+/* Stops watching, keeping the handle; drops the reference the activity
+   held (self may go with it: callers hold their own). */
+static void poll_release(PipeObject *self)
+{
+    if (!self->poll_held) {
+        return;
+    }
+    self->poll_held = 0;
+    self->poll_events = 0;
+    al__poll_forget(self->loop, &self->poll->poll);
+    uv_poll_stop(&self->poll->poll);
+    self->loop->io_watchers--;
+    self->io.held = NULL;
+    Py_DECREF(self);
+}
+
+/* Stops watching and closes the handle (freed by its close callback). */
+static void poll_stop(PipeObject *self)
+{
+    pipe_poll *p = self->poll;
+    if (p == NULL || self->loop == NULL) {
+        return;
+    }
+    int held = self->poll_held != 0;
+    if (held) {
+        self->poll_held = 0;
+        al__poll_forget(self->loop, &p->poll);
+        uv_poll_stop(&p->poll);
+        self->loop->io_watchers--;
+        self->io.held = NULL;
+    }
+    self->poll = NULL;
+    self->poll_events = 0;
+    p->poll.data = NULL;
+    uv_close((uv_handle_t *)&p->poll, on_poll_close);
+    if (held) {
+        Py_DECREF(self);
+    }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+/* Makes the watched events match the reading/writing flags. */
+static int poll_update(PipeObject *self)
+{
+    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    if (self->detached || self->loop == NULL) {
+        poll_stop(self);
+        return 0;
+    }
+    if (events == 0) {
+        poll_release(self);
+        return 0;
+    }
+    if (events == self->poll_events) {
+        return 0;
+    }
+    int fresh = 0;
+    if (self->poll == NULL) {
+        pipe_poll *p = PyMem_RawMalloc(sizeof(*p));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int err = uv_poll_init(&self->loop->uv, &p->poll, self->fd);
+        if (err < 0) {
+            PyMem_RawFree(p);
+            return al__set_uv_error(err);
+        }
+        p->st = self->loop->state;
+        p->poll.data = self;
+        p->st->live_uv_handles++;
+        self->poll = p;
+    }
+    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (!self->poll_held) {
+        self->poll_held = 1;
+        self->loop->io_watchers++;
+        Py_INCREF(self); /* as asyncio's selector holds our bound methods */
+        self->io.held = (PyObject *)self;
+        fresh = 1;
+    }
+    if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
+        if (fresh) {
+            poll_release(self);
+        }
+        return -1;
+    }
+    self->poll_events = events;
+    return 0;
+}
+
+/* asyncio's loop._add_reader/_add_writer: RuntimeError on a closed loop. */
+static int add_interest(PipeObject *self, char *flag)
+{
+    if (self->loop == NULL || self->loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    char was = *flag;
+    *flag = 1;
+    if (poll_update(self) < 0) {
+        *flag = was;
+        return -1;
+    }
+    return 0;
+}
+
+/* asyncio's loop._remove_reader/_remove_writer: nothing on a closed loop. */
+static int remove_interest(PipeObject *self, char *flag)
+{
+    *flag = 0;
+    if (self->loop == NULL) {
+        return 0;
+    }
+    return poll_update(self);
+}
+
+static void pipe_loop_closing(al_io *io)
+{
+    PipeObject *self = PIPE_FROM_IO(io);
+    self->detached = 1;
+    poll_stop(self); /* may free self */
+}
+
+/* --- the write buffer -------------------------------------------------------- */
+
+static int buf_append(PipeObject *self, const char *data, Py_ssize_t len)
+{
+    if (self->bstart + self->blen + len > self->bcap) {
+        if (self->bstart > 0) {
+            memmove(self->buf, self->buf + self->bstart, (size_t)self->blen);
+            self->bstart = 0;
+        }
+        if (self->blen + len > self->bcap) {
+            Py_ssize_t cap = self->bcap ? self->bcap : 4096;
+            while (cap < self->blen + len) {
+                cap *= 2;
+            }
+            char *b = PyMem_Realloc(self->buf, (size_t)cap);
+            if (b == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            self->buf = b;
+            self->bcap = cap;
+        }
+    }
+    memcpy(self->buf + self->bstart + self->blen, data, (size_t)len);
+    self->blen += len;
+    return 0;
+}
+
+static void buf_clear(PipeObject *self)
+{
+    self->bstart = self->blen = 0;
+    /* Do not keep a large buffer around once drained. */
+    if (self->bcap > (Py_ssize_t)1024 * 1024) {
+        PyMem_Free(self->buf);
+        self->buf = NULL;
+        self->bcap = 0;
+    }
+}
+
+/* --- flow control (_FlowControlMixin) ---------------------------------------- */
+
+static int protocol_flow_call(PipeObject *self, PyObject *name, const char *message)
+{
+    PyObject *r = call_protocol(self, name, NULL);
+    if (r == NULL) {
+        if (is_exit_error()) {
+            return -1;
+        }
+        PyObject *exc = al__err_fetch();
+        int rc = report_to_handler(self, message, exc);
+        Py_DECREF(exc);
+        return rc;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int maybe_pause_protocol(PipeObject *self)
+{
+    if ((double)self->blen <= self->high_water || self->protocol_paused) {
+        return 0;
+    }
+    self->protocol_paused = 1;
+    return protocol_flow_call(self, self->st->str_pause_writing, "protocol.pause_writing() failed");
+}
+
+static int maybe_resume_protocol(PipeObject *self)
+{
+    if (!self->protocol_paused || (double)self->blen > self->low_water) {
+        return 0;
+    }
+    self->protocol_paused = 0;
+    return protocol_flow_call(self, self->st->str_resume_writing,
+                              "protocol.resume_writing() failed");
+}
+
+/* _FlowControlMixin._set_write_buffer_limits */
+static int set_limits(PipeObject *self, PyObject *high, PyObject *low)
+{
+    PyObject *h, *l;
+    if (high == NULL || high == Py_None) {
+        if (low == NULL || low == Py_None) {
+            h = PyLong_FromLong(64L * 1024);
+        }
+        else {
+            PyObject *four = PyLong_FromLong(4);
+            h = four ? PyNumber_Multiply(four, low) : NULL;
+            Py_XDECREF(four);
+        }
+    }
+    else {
+        h = Py_NewRef(high);
+    }
+    if (h == NULL) {
+        return -1;
+    }
+    if (low == NULL || low == Py_None) {
+        PyObject *four = PyLong_FromLong(4);
+        l = four ? PyNumber_FloorDivide(h, four) : NULL;
+        Py_XDECREF(four);
+    }
+    else {
+        l = Py_NewRef(low);
+    }
+    if (l == NULL) {
+        Py_DECREF(h);
+        return -1;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
+    if (ok == 1) {
+        ok = PyObject_RichCompareBool(l, zero, Py_GE);
+    }
+    Py_XDECREF(zero);
+    double hd = 0, ld = 0;
+    if (ok == 0) {
+        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
+    }
+    else if (ok == 1) {
+        hd = PyFloat_AsDouble(h);
+        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
+    }
+    if (ok != 1 || PyErr_Occurred()) {
+        Py_DECREF(h);
+        Py_DECREF(l);
+        return -1;
+    }
+    Py_XSETREF(self->high_obj, h);
+    Py_XSETREF(self->low_obj, l);
+    self->high_water = hd;
+    self->low_water = ld;
+    return 0;
+}
+
+/* --- closing ------------------------------------------------------------------ */
+
+/* _close(exc): both sides (the write side also drops its buffer). */
+static int pipe_close_exc(PipeObject *self, PyObject *exc)
+{
+    self->closing = 1;
+    if (self->is_write) {
+        if (self->blen > 0 && remove_interest(self, &self->writing) < 0) {
+            return -1;
+        }
+        buf_clear(self);
+    }
+    if (remove_interest(self, &self->reading) < 0) {
+        return -1;
+    }
+    if (self->loop == NULL) {
+        return 0;
+    }
+    PyObject *meth = PyObject_GetAttr((PyObject *)self, self->st->str_call_connection_lost);
+    if (meth == NULL) {
+        return -1;
+    }
+    int rc = call_soon(self->loop, meth, exc ? exc : Py_None);
+    Py_DECREF(meth);
+    return rc;
+}
+
+/* _fatal_error: the read side is quiet about EIO only (a pty whose other
+   end closed), the write side about any OSError (debug log). */
+static int fatal_error(PipeObject *self, PyObject *exc, const char *message)
+{
+    if (self->loop == NULL) {
+        return 0;
+    }
+    int quiet;
+    if (self->is_write) {
+        quiet = PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError);
+    }
+    else {
+        quiet = 0;
+        if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+            PyObject *en = PyObject_GetAttrString(exc, "errno");
+            if (en == NULL) {
+                return -1;
+            }
+            quiet = PyLong_Check(en) && PyLong_AsLong(en) == EIO;
+            Py_DECREF(en);
+        }
+    }
+    if (quiet) {
+        if (self->loop->debug && log_msg(self, "debug", "%r: %s", message, exc) < 0) {
+            return -1;
+        }
+    }
+    else if (report_to_handler(self, message, exc) < 0) {
+        return -1;
+    }
+    return pipe_close_exc(self, exc);
+}
+
+static int os_failed(PipeObject *self, int err, const char *message)
+{
+    PyObject *exc = errno_error(err);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = fatal_error(self, exc, message);
+    Py_DECREF(exc);
+    return rc;
+}
+
+static PyObject *Pipe_call_connection_lost(PipeObject *self, PyObject *exc)
+{
+    if (self->pipe == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *err = NULL;
+    if (self->protocol != NULL) {
+        PyObject *r = call_protocol(self, self->st->str_connection_lost, exc);
+        if (r == NULL) {
+            err = al__err_fetch();
+        }
+        Py_XDECREF(r);
+    }
+    /* asyncio's `finally`: pipe.close(), then _pipe, _protocol, _loop = None */
+    self->reading = self->writing = 0;
+    poll_stop(self);
+    al__loop_io_unlink(&self->io);
+    PyObject *pipe = self->pipe;
+    self->pipe = NULL;
+    PyObject *r = PyObject_CallMethod(pipe, "close", NULL);
+    Py_DECREF(pipe);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->loop);
+    if (r == NULL) {
+        Py_XDECREF(err);
+        return NULL;
+    }
+    Py_DECREF(r);
+    if (err != NULL) {
+        al__err_restore(err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* --- read side ---------------------------------------------------------------- */
+
+static int read_ready(PipeObject *self)
+{
+    char small[SMALL_READ];
+    PyObject *data;
+    int avail = 0;
+    ssize_t n;
+    if (ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
+        Py_ssize_t want = avail > MAX_READ ? MAX_READ : avail;
+        data = PyBytes_FromStringAndSize(NULL, want);
+        if (data == NULL) {
+            return -1;
+        }
+        n = read(self->fd, PyBytes_AS_STRING(data), (size_t)want);
+        if (n > 0 && n < want) {
+            PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
+            Py_SETREF(data, part);
+            if (data == NULL) {
+                return -1;
+            }
+        }
+        else if (n <= 0) {
+            Py_CLEAR(data);
+        }
+    }
+    else {
+        n = read(self->fd, small, sizeof(small));
+        data = NULL;
+        if (n > 0 && (data = PyBytes_FromStringAndSize(small, n)) == NULL) {
+            return -1;
+        }
+    }
+    if (n < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            return 0;
+        }
+        return os_failed(self, err, READ_ERROR);
+    }
+    if (n > 0) {
+        PyObject *r = call_protocol(self, self->st->str_data_received, data);
+        Py_DECREF(data);
+        if (r == NULL) {
+            return -1; /* as asyncio's Handle reports it */
+        }
+        Py_DECREF(r);
+        return 0;
+    }
+    /* EOF */
+    if (self->loop->debug && log_msg(self, "info", "%r was closed by peer", NULL, NULL) < 0) {
+        return -1;
+    }
+    self->closing = 1;
+    if (remove_interest(self, &self->reading) < 0) {
+        return -1;
+    }
+    if (call_soon_method(self, self->protocol, "eof_received", NULL) < 0) {
+        return -1;
+    }
+    PyObject *meth = PyObject_GetAttr((PyObject *)self, self->st->str_call_connection_lost);
+    int rc = meth ? call_soon(self->loop, meth, Py_None) : -1;
+    Py_XDECREF(meth);
+    return rc;
+}
+
+/* --- write side ---------------------------------------------------------------- */
+
+/* The peer-close watch fired: asyncio's _UnixWritePipeTransport._read_ready. */
+static int peer_closed(PipeObject *self)
+{
+    if (self->loop->debug && log_msg(self, "info", "%r was closed by peer", NULL, NULL) < 0) {
+        return -1;
+    }
+    if (self->blen > 0) {
+        PyObject *exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
+        if (exc == NULL) {
+            return -1;
+        }
+        int rc = pipe_close_exc(self, exc);
+        Py_DECREF(exc);
+        return rc;
+    }
+    return pipe_close_exc(self, NULL);
+}
+
+static int write_ready(PipeObject *self)
+{
+    if (self->blen == 0) {
+        return remove_interest(self, &self->writing);
+    }
+    ssize_t n = write(self->fd, self->buf + self->bstart, (size_t)self->blen);
+    if (n < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            return 0;
+        }
+        buf_clear(self);
+        self->conn_lost++;
+        if (remove_interest(self, &self->writing) < 0) {
+            return -1;
+        }
+        return os_failed(self, err, WRITE_ERROR);
+    }
+    if (n == self->blen) {
+        buf_clear(self);
+        if (remove_interest(self, &self->writing) < 0) {
+            return -1;
+        }
+        if (maybe_resume_protocol(self) < 0) { /* may append to the buffer */
+            return -1;
+        }
+        if (self->closing) {
+            if (remove_interest(self, &self->reading) < 0) {
+                return -1;
+            }
+            PyObject *r = Pipe_call_connection_lost(self, Py_None);
+            Py_XDECREF(r);
+            return r ? 0 : -1;
+        }
+        return 0;
+    }
+    self->bstart += n;
+    self->blen -= n;
+    return 0;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    PipeObject *self = handle->data;
+    if (self == NULL) {
+        return;
+    }
+    LoopObject *loop = self->loop;
+    al__loop_hold_gil(loop);
+    Py_INCREF(self);
+    int rc = 0;
+    if (status < 0) {
+        /* libuv stopped the handle (POLLERR: for a pipe's write end, the
+           read end closed): what selectors report as readable and writable. */
+        events = self->poll_events;
+        self->poll_events = 0;
+    }
+    if ((events & UV_READABLE) && self->reading) {
+        rc = self->is_write ? peer_closed(self) : read_ready(self);
+    }
+    if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
+        rc = write_ready(self);
+    }
+    if (rc == 0 && status < 0 && self->poll != NULL && self->poll_events == 0) {
+        rc = poll_update(self);
+    }
+    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
+        PyObject *exc = al__err_fetch();
+        if (exc == NULL) {
+            exc = Py_NewRef(Py_None);
+        }
+        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
+                                      "exception", exc, "transport", (PyObject *)self);
+        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
+        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(r);
+        Py_XDECREF(ctx);
+        Py_DECREF(exc);
+    }
+    Py_DECREF(self);
+}
+
+/* --- Python methods: both sides -------------------------------------------------- */
+
+static PyObject *Pipe_set_protocol(PipeObject *self, PyObject *protocol)
+{
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pipe_get_protocol(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyObject *Pipe_is_closing(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *Pipe_repr(PipeObject *self)
+{
+    PyObject *name = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "__name__");
+    if (name == NULL) {
+        return NULL;
+    }
+    const char *state = self->pipe == NULL ? " closed" : (self->closing ? " closing" : "");
+    PyObject *r;
+    if (self->pipe != NULL && self->loop != NULL && !self->loop->closed) {
+        const char *poll = (self->is_write ? self->writing : self->reading) ? "polling" : "idle";
+        if (self->is_write) {
+            r = PyUnicode_FromFormat("<%U%s fd=%d %s bufsize=%zd>", name, state, self->fd, poll,
+                                     self->blen);
+        }
+        else {
+            r = PyUnicode_FromFormat("<%U%s fd=%d %s>", name, state, self->fd, poll);
+        }
+    }
+    else {
+        r = PyUnicode_FromFormat("<%U%s fd=%d %s>", name, state, self->fd,
+                                 self->pipe != NULL ? "open" : "closed");
+    }
+    Py_DECREF(name);
+    return r;
+}
+
+static PyObject *Pipe_get_loop(PipeObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->loop ? (PyObject *)self->loop : Py_None);
+}
+
+static PyObject *Pipe_get_pipe(PipeObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->pipe ? self->pipe : Py_None);
+}
+
+static PyObject *Pipe_get_fileno(PipeObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->fd);
+}
+
+static PyObject *Pipe_get_closing(PipeObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *Pipe_get_paused(PipeObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->is_write ? self->protocol_paused : self->paused);
+}
+
+/* --- read side methods ------------------------------------------------------------- */
+
+static PyObject *Read_is_reading(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!self->paused && !self->closing);
+}
+
+static PyObject *Read_pause_reading(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    if (self->paused || self->closing) {
+        Py_RETURN_NONE;
+    }
+#else
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+#endif
+    self->paused = 1;
+    if (self->loop == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (remove_interest(self, &self->reading) < 0) {
+        return NULL;
+    }
+    if (self->loop->debug && log_msg(self, "debug", "%r pauses reading", NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Read_resume_reading(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || !self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 0;
+    if (add_interest(self, &self->reading) < 0) {
+        return NULL;
+    }
+    if (self->loop->debug && log_msg(self, "debug", "%r resumes reading", NULL, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Scheduled by the constructor after connection_made: asyncio's
+   _add_reader(fd, _read_ready). */
+static PyObject *Read_start_reading(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    if (self->paused || self->closing) {
+        Py_RETURN_NONE;
+    }
+#else
+    if (self->closing) { /* 3.10 ignores a pause_reading() made before this */
+        Py_RETURN_NONE;
+    }
+#endif
+    return none_or_null(add_interest(self, &self->reading));
+}
+
+static PyObject *Read_close(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(pipe_close_exc(self, NULL));
+}
+
+/* --- write side methods ------------------------------------------------------------ */
+
+static PyObject *Write_write(PipeObject *self, PyObject *data)
+{
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+        /* asyncio's assert isinstance(data, (bytes, bytearray, memoryview)) */
+        PyObject *r = PyObject_Repr(data);
+        if (r != NULL) {
+            PyErr_SetObject(PyExc_AssertionError, r);
+            Py_DECREF(r);
+        }
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    int rc = 0;
+    if (view.len == 0) {
+        goto done;
+    }
+    if (self->conn_lost || self->closing) {
+        if (self->conn_lost >= self->st->log_threshold_connlost) {
+            PyObject *r = PyObject_CallMethod(
+                self->st->logger, "warning", "s",
+                "pipe closed by peer or os.write(pipe, data) raised exception.");
+            if (r == NULL) {
+                rc = -1;
+            }
+            Py_XDECREF(r);
+        }
+        self->conn_lost++;
+        goto done;
+    }
+    Py_ssize_t sent = 0;
+    if (self->blen == 0) {
+        ssize_t n = write(self->fd, view.buf, (size_t)view.len);
+        if (n < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                self->conn_lost++;
+                rc = os_failed(self, err, WRITE_ERROR);
+                goto done;
+            }
+            n = 0;
+        }
+        sent = n;
+        if (sent == view.len) {
+            goto done;
+        }
+        if (add_interest(self, &self->writing) < 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    rc = buf_append(self, (const char *)view.buf + sent, view.len - sent);
+    if (rc == 0) {
+        rc = maybe_pause_protocol(self);
+    }
+done:
+    PyBuffer_Release(&view);
+    return none_or_null(rc);
+}
+
+static PyObject *Write_can_write_eof(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_TRUE;
+}
+
+static int write_eof(PipeObject *self)
+{
+    if (self->closing) {
+        return 0;
+    }
+    self->closing = 1;
+    if (self->blen == 0) {
+        if (remove_interest(self, &self->reading) < 0) {
+            return -1;
+        }
+        if (self->loop == NULL) {
+            return 0;
+        }
+        PyObject *meth = PyObject_GetAttr((PyObject *)self, self->st->str_call_connection_lost);
+        int rc = meth ? call_soon(self->loop, meth, Py_None) : -1;
+        Py_XDECREF(meth);
+        return rc;
+    }
+    return 0;
+}
+
+static PyObject *Write_write_eof(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return none_or_null(write_eof(self));
+}
+
+static PyObject *Write_close(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->pipe == NULL || self->closing) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(write_eof(self));
+}
+
+static PyObject *Write_abort(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return none_or_null(pipe_close_exc(self, NULL));
+}
+
+/* Scheduled after connection_made for a FIFO or socket: watch for the read
+   end closing (asyncio's loop._add_reader(fd, self._read_ready)). */
+static PyObject *Write_start_watching(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->loop == NULL || self->pipe == NULL) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(add_interest(self, &self->reading));
+}
+
+static PyObject *Write_get_write_buffer_size(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->blen);
+}
+
+static PyObject *Write_get_write_buffer_limits(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+}
+
+static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const *args,
+                                               Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *a[2] = {NULL, NULL};
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "set_write_buffer_limits() takes from 1 to 3 positional arguments but %zd "
+                     "were given",
+                     nargs + 1);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        a[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k); /* borrowed */
+        int i = PyUnicode_CompareWithASCIIString(key, "high") == 0  ? 0
+                : PyUnicode_CompareWithASCIIString(key, "low") == 0 ? 1
+                                                                    : -1;
+        if (i < 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "set_write_buffer_limits() got an unexpected keyword argument '%S'", key);
+            return NULL;
+        }
+        if (a[i] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "set_write_buffer_limits() got multiple values for argument '%s'",
+                         i ? "low" : "high");
+            return NULL;
+        }
+        a[i] = args[nargs + k];
+    }
+    if (set_limits(self, a[0], a[1]) < 0) {
+        return NULL;
+    }
+    if (self->loop == NULL || self->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(maybe_pause_protocol(self));
+}
+
+/* --- object lifetime ---------------------------------------------------------- */
+
+static void Pipe_finalize(PipeObject *self)
+{
+    if (self->pipe == NULL) {
+        return;
+    }
+    PyObject *exc = al__err_fetch();
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R", self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    self->reading = self->writing = 0;
+    poll_stop(self); /* not polling, or we would not be collected */
+    al__loop_io_unlink(&self->io);
+    PyObject *pipe = self->pipe;
+    self->pipe = NULL;
+    PyObject *r = PyObject_CallMethod(pipe, "close", NULL);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(pipe);
+    al__err_restore(exc);
+}
+
+static int Pipe_traverse(PipeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->pipe);
+    Py_VISIT(self->protocol);
+    return 0;
+}
+
+static int Pipe_clear(PipeObject *self)
+{
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->protocol);
+    return 0;
+}
+
+static void Pipe_dealloc(PipeObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    poll_stop(self);
+    al__loop_io_unlink(&self->io);
+    Pipe_clear(self);
+    PyMem_Free(self->buf);
+    Py_CLEAR(self->pipe);
+    Py_CLEAR(self->high_obj);
+    Py_CLEAR(self->low_obj);
+    Py_CLEAR(self->loop);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Read_methods[] = {
+    {"is_reading", (PyCFunction)Read_is_reading, METH_NOARGS, NULL},
+    {"pause_reading", (PyCFunction)Read_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)Read_resume_reading, METH_NOARGS, NULL},
+    {"close", (PyCFunction)Read_close, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)Pipe_is_closing, METH_NOARGS, NULL},
+    {"set_protocol", (PyCFunction)Pipe_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)Pipe_get_protocol, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)Read_start_reading, METH_NOARGS, NULL},
+    {"_call_connection_lost", (PyCFunction)Pipe_call_connection_lost, METH_O, NULL},
+    {NULL, NULL},
+};
+
+static PyMethodDef Write_methods[] = {
+    {"write", (PyCFunction)Write_write, METH_O, NULL},
+    {"write_eof", (PyCFunction)Write_write_eof, METH_NOARGS, NULL},
+    {"can_write_eof", (PyCFunction)Write_can_write_eof, METH_NOARGS, NULL},
+    {"close", (PyCFunction)Write_close, METH_NOARGS, NULL},
+    {"abort", (PyCFunction)Write_abort, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)Pipe_is_closing, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)Write_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)Write_get_write_buffer_limits, METH_NOARGS, NULL},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))Write_set_write_buffer_limits,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"set_protocol", (PyCFunction)Pipe_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)Pipe_get_protocol, METH_NOARGS, NULL},
+    {"_start_watching", (PyCFunction)Write_start_watching, METH_NOARGS, NULL},
+    {"_call_connection_lost", (PyCFunction)Pipe_call_connection_lost, METH_O, NULL},
+    {NULL, NULL},
+};
+
+static PyGetSetDef Pipe_getset[] = {
+    {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
+    {"_pipe", (getter)Pipe_get_pipe, NULL, NULL, NULL},
+    {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
+    {"_closing", (getter)Pipe_get_closing, NULL, NULL, NULL},
+    {"_paused", (getter)Pipe_get_paused, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyGetSetDef WritePipe_getset[] = {
+    {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
+    {"_pipe", (getter)Pipe_get_pipe, NULL, NULL, NULL},
+    {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
+    {"_closing", (getter)Pipe_get_closing, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)Pipe_get_paused, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef Pipe_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(PipeObject, weakreflist), READONLY},
+    {NULL},
+};
+
+static PyType_Slot Read_slots[] = {
+    {Py_tp_dealloc, Pipe_dealloc},
+    {Py_tp_finalize, Pipe_finalize},
+    {Py_tp_traverse, Pipe_traverse},
+    {Py_tp_clear, Pipe_clear},
+    {Py_tp_repr, Pipe_repr},
+    {Py_tp_methods, Read_methods},
+    {Py_tp_getset, Pipe_getset},
+    {Py_tp_members, Pipe_members},
+    {Py_tp_doc, "A read pipe transport (asyncio's _UnixReadPipeTransport)."},
+    {0, NULL},
+};
+
+static PyType_Slot Write_slots[] = {
+    {Py_tp_dealloc, Pipe_dealloc},
+    {Py_tp_finalize, Pipe_finalize},
+    {Py_tp_traverse, Pipe_traverse},
+    {Py_tp_clear, Pipe_clear},
+    {Py_tp_repr, Pipe_repr},
+    {Py_tp_methods, Write_methods},
+    {Py_tp_getset, WritePipe_getset},
+    {Py_tp_members, Pipe_members},
+    {Py_tp_doc, "A write pipe transport (asyncio's _UnixWritePipeTransport)."},
+    {0, NULL},
+};
+
+/* Not immutable: asyncio's transport classes are mutable Python classes. */
+static PyType_Spec Read_spec = {
+    .name = "asyncloop._core.ReadPipeTransport",
+    .basicsize = sizeof(PipeObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Read_slots,
+};
+
+static PyType_Spec Write_spec = {
+    .name = "asyncloop._core.WritePipeTransport",
+    .basicsize = sizeof(PipeObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Write_slots,
+};
+
+/* --- construction ------------------------------------------------------------- */
+
+static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObject *protocol,
+                     PyObject *waiter, PyObject *extra)
+{
+    al_state *st = loop->state;
+    /* BaseTransport.__init__(extra), then _extra['pipe'] = pipe */
+    self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
+    if (self->extra == NULL || PyObject_SetItem(self->extra, st->str_pipe, pipe) < 0) {
+        return -1;
+    }
+    self->loop = (LoopObject *)Py_NewRef(loop);
+    if (self->is_write && set_limits(self, NULL, NULL) < 0) {
+        return -1;
+    }
+    PyObject *fdobj = PyObject_CallMethodNoArgs(pipe, st->str_fileno);
+    if (fdobj == NULL) {
+        return -1;
+    }
+    long fd = PyLong_AsLong(fdobj);
+    Py_DECREF(fdobj);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "invalid file descriptor");
+        return -1;
+    }
+    self->fd = (int)fd;
+    struct stat sb;
+    if (fstat(self->fd, &sb) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    int is_sock = S_ISSOCK(sb.st_mode), is_fifo = S_ISFIFO(sb.st_mode);
+    if (!(is_fifo || is_sock || S_ISCHR(sb.st_mode))) {
+        PyErr_SetString(PyExc_ValueError, self->is_write
+                                              ? "Pipe transport is only for "
+                                                "pipes, sockets and character devices"
+                                              : "Pipe transport is for pipes/sockets only.");
+        return -1;
+    }
+    /* os.set_blocking(fd, False) */
+    int flags = fcntl(self->fd, F_GETFL);
+    if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(self->fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->pipe = Py_NewRef(pipe);
+    self->protocol = Py_NewRef(protocol);
+    if (call_soon_method(self, protocol, "connection_made", (PyObject *)self) < 0) {
+        return -1;
+    }
+    if (!self->is_write) {
+        /* only start reading when connection_made() has been called */
+        if (call_soon_method(self, (PyObject *)self, "_start_reading", NULL) < 0) {
+            return -1;
+        }
+    }
+    else if ((is_sock || is_fifo) &&
+             call_soon_method(self, (PyObject *)self, "_start_watching", NULL) < 0) {
+        return -1;
+    }
+    if (waiter != Py_None && waiter != NULL &&
+        call_soon2(loop, st->set_result_unless_cancelled, waiter, Py_None) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *pipe_new(LoopObject *loop, PyObject *pipe, PyObject *protocol, PyObject *waiter,
+                          PyObject *extra, int is_write)
+{
+    al_state *st = loop->state;
+    PyTypeObject *tp = is_write ? st->WritePipeTransportType : st->ReadPipeTransportType;
+    PipeObject *t = (PipeObject *)tp->tp_alloc(tp, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->st = st;
+    t->fd = -1;
+    t->is_write = (char)is_write;
+    t->io.loop_closing = pipe_loop_closing;
+    al__loop_io_link(loop, &t->io);
+    if (pipe_init(t, loop, pipe, protocol, waiter ? waiter : Py_None, extra ? extra : Py_None) <
+        0) {
+        Py_DECREF(t); /* warns and closes the pipe if it got that far, as __del__ */
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+PyObject *al__read_pipe_new(LoopObject *loop, PyObject *pipe, PyObject *protocol, PyObject *waiter,
+                            PyObject *extra)
+{
+    return pipe_new(loop, pipe, protocol, waiter, extra, 0);
+}
+
+PyObject *al__write_pipe_new(LoopObject *loop, PyObject *pipe, PyObject *protocol, PyObject *waiter,
+                             PyObject *extra)
+{
+    return pipe_new(loop, pipe, protocol, waiter, extra, 1);
+}
+
+/* _make_{read,write}_pipe_transport(pipe, protocol, waiter=None, extra=None) */
+static PyObject *make_pipe(LoopObject *self, const char *fname, PyObject *const *args,
+                           size_t nargsf, PyObject *kwnames, int is_write)
+{
+    static const char *const names[] = {"pipe", "protocol", "waiter", "extra"};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *a[4] = {NULL, NULL, NULL, NULL};
+    if (nargs > 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes from 3 to 5 positional arguments but %zd were given", fname,
+                     nargs + 1);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        a[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k); /* borrowed */
+        int i = 0;
+        while (i < 4 && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) {
+            i++;
+        }
+        if (i == 4) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'", fname,
+                         key);
+            return NULL;
+        }
+        if (a[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
+                         names[i]);
+            return NULL;
+        }
+        a[i] = args[nargs + k];
+    }
+    for (int i = 0; i < 2; i++) {
+        if (a[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument: '%s'", fname, names[i]);
+            return NULL;
+        }
+    }
+    return pipe_new(self, a[0], a[1], a[2], a[3], is_write);
+}
+
+PyObject *al__loop_make_read_pipe_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                            PyObject *kwnames)
+{
+    return make_pipe(self, "_make_read_pipe_transport", args, nargsf, kwnames, 0);
+}
+
+PyObject *al__loop_make_write_pipe_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                             PyObject *kwnames)
+{
+    return make_pipe(self, "_make_write_pipe_transport", args, nargsf, kwnames, 1);
+}
+
+/* --- module state --------------------------------------------------------------- */
+
+int al__pipe_init(PyObject *module, al_state *st)
+{
+    INTERN(str_pipe, "pipe");
+    PyObject *rbase = al__import_attr("asyncio.transports", "ReadTransport");
+    if (rbase == NULL) {
+        return -1;
+    }
+    PyObject *wbase = al__import_attr("asyncio.transports", "WriteTransport");
+    if (wbase == NULL) {
+        Py_DECREF(rbase);
+        return -1;
+    }
+    /* _extra right after the object header, as stream.c checks for Transport */
+    Py_ssize_t want = (Py_ssize_t)offsetof(PipeObject, extra) + (Py_ssize_t)sizeof(PyObject *);
+    if (!PyType_Check(rbase) || !PyType_Check(wbase) ||
+        ((PyTypeObject *)rbase)->tp_basicsize != want ||
+        ((PyTypeObject *)wbase)->tp_basicsize != want) {
+        PyErr_SetString(PyExc_ImportError,
+                        "asyncio's transports have an unexpected layout (__slots__ changed?)");
+        Py_DECREF(rbase);
+        Py_DECREF(wbase);
+        return -1;
+    }
+    st->ReadPipeTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Read_spec, rbase);
+    st->WritePipeTransportType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &Write_spec, wbase);
+    Py_DECREF(rbase);
+    Py_DECREF(wbase);
+    if (st->ReadPipeTransportType == NULL || st->WritePipeTransportType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, st->ReadPipeTransportType) < 0 ||
+        PyModule_AddType(module, st->WritePipeTransportType) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int al__pipe_traverse(al_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->ReadPipeTransportType);
+    Py_VISIT(st->WritePipeTransportType);
+    return 0;
+}
+
+void al__pipe_clear(al_state *st)
+{
+    Py_CLEAR(st->ReadPipeTransportType);
+    Py_CLEAR(st->WritePipeTransportType);
+    Py_CLEAR(st->str_pipe);
+}
