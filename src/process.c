@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -54,9 +55,11 @@ typedef struct {
     PyObject *stdin_obj;
     PyObject *stdout_obj;
     PyObject *stderr_obj;
+    PyObject *dict; /* instance attributes, as a Popen's */
     long pid;
     int pidfd;
-    char reaped;
+    char reaped; /* by the loop, Child.wait() or the thread of child_stop */
+    char exited; /* its exit status was seen here */
 } ChildObject;
 
 #define IO_TO_CHILD(p) ((ChildObject *)((char *)(p)-offsetof(ChildObject, io)))
@@ -152,7 +155,11 @@ static void on_pidfd(uv_poll_t *handle, int status, int events)
     Py_INCREF(c);
     Py_INCREF(loop);
     int rc;
-    if (r < 0) {
+    if (r < 0 && c->exited && c->returncode != NULL && PyLong_Check(c->returncode)) {
+        /* Child.wait() reaped it first. */
+        rc = (int)PyLong_AsLong(c->returncode);
+    }
+    else if (r < 0) {
         /* Reaped by someone else (a waitpid(-1) elsewhere): asyncio's
            child watchers say so and report 255. */
         rc = 255;
@@ -168,6 +175,7 @@ static void on_pidfd(uv_poll_t *handle, int status, int events)
         rc = exit_code(wstatus);
     }
     c->reaped = 1;
+    c->exited = 1;
     PyObject *cb = Py_XNewRef(c->callback);
     child_stop(c);
     PyObject *code = PyLong_FromLong(rc);
@@ -540,6 +548,8 @@ PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize
     c->pid = pid;
     c->pidfd = pidfd;
     c->reaped = 0;
+    c->exited = 0;
+    c->dict = NULL;
     PyObject_GC_Track(c);
 
     child_box *box = PyMem_RawMalloc(sizeof(child_box));
@@ -629,6 +639,8 @@ PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize
     c->pid = pid;
     c->pidfd = pidfd;
     c->reaped = 0;
+    c->exited = 0;
+    c->dict = NULL;
     PyObject_GC_Track(c);
     child_box *box = PyMem_RawMalloc(sizeof(child_box));
     int err = 0;
@@ -704,6 +716,90 @@ static PyObject *Child_kill(ChildObject *self, PyObject *unused)
     return child_signal(self, SIGKILL);
 }
 
+/* Popen.wait(timeout=None): blocks (the GIL released) until the child
+   exits; subprocess.TimeoutExpired after timeout seconds. */
+static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    PyObject *timeout = Py_None;
+    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 1)) {
+        PyErr_SetString(PyExc_TypeError, "wait() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        timeout = args[0];
+    }
+    else if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "timeout") != 0) {
+            PyErr_SetString(PyExc_TypeError, "wait() got an unexpected keyword argument");
+            return NULL;
+        }
+        timeout = args[0];
+    }
+    if (self->returncode != NULL && self->returncode != Py_None) {
+        return Py_NewRef(self->returncode);
+    }
+    if (self->exited || self->reaped) {
+        /* The loop reaped it; its callback sets returncode soon. */
+        PyErr_SetString(PyExc_ChildProcessError, "the child was reaped by its event loop");
+        return NULL;
+    }
+    if (timeout != Py_None) {
+        double t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = self->pidfd, .events = POLLIN};
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = poll(&pfd, 1, t <= 0 ? 0 : (int)(t * 1000.0 + 0.999));
+        Py_END_ALLOW_THREADS
+        if (n < 0) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (n == 0) {
+            PyObject *exc_type = al__import_attr("subprocess", "TimeoutExpired");
+            if (exc_type != NULL) {
+                PyObject *exc = PyObject_CallFunctionObjArgs(
+                    exc_type, self->args ? self->args : Py_None, timeout, NULL);
+                if (exc != NULL) {
+                    PyErr_SetObject(exc_type, exc);
+                    Py_DECREF(exc);
+                }
+                Py_DECREF(exc_type);
+            }
+            return NULL;
+        }
+    }
+    int wstatus = 0;
+    pid_t r;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        r = waitpid((pid_t)self->pid, &wstatus, 0);
+    } while (r < 0 && errno == EINTR);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    self->exited = 1;
+    Py_XSETREF(self->returncode, PyLong_FromLong(exit_code(wstatus)));
+    return Py_XNewRef(self->returncode);
+}
+
+/* Popen's ResourceWarning for a child collected while it may still run. */
+static void Child_finalize(ChildObject *self)
+{
+    if (self->exited || (self->returncode != NULL && self->returncode != Py_None)) {
+        return;
+    }
+    PyObject *exc = al__err_fetch();
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "subprocess %ld is still running", self->pid) <
+        0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    al__err_restore(exc);
+}
+
 static PyObject *Child_repr(ChildObject *self)
 {
     return PyUnicode_FromFormat("<Child: returncode: %R args: %R>",
@@ -720,6 +816,7 @@ static int Child_traverse(ChildObject *self, visitproc visit, void *arg)
     Py_VISIT(self->stdin_obj);
     Py_VISIT(self->stdout_obj);
     Py_VISIT(self->stderr_obj);
+    Py_VISIT(self->dict);
     return 0;
 }
 
@@ -731,12 +828,16 @@ static int Child_clear(ChildObject *self)
     Py_CLEAR(self->stdin_obj);
     Py_CLEAR(self->stdout_obj);
     Py_CLEAR(self->stderr_obj);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
 static void Child_dealloc(ChildObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
     PyObject_GC_UnTrack(self);
     if (self->loop != NULL) {
         /* Collected with its loop: the held reference is this one. */
@@ -757,6 +858,8 @@ static PyMethodDef Child_methods[] = {
     {"send_signal", (PyCFunction)Child_send_signal, METH_O, "Send a signal (pidfd_send_signal)."},
     {"terminate", (PyCFunction)Child_terminate, METH_NOARGS, "Send SIGTERM."},
     {"kill", (PyCFunction)Child_kill, METH_NOARGS, "Send SIGKILL."},
+    {"wait", (PyCFunction)(void (*)(void))Child_wait, METH_FASTCALL | METH_KEYWORDS,
+     "Block until the child exits (as Popen.wait); its return code."},
     {NULL, NULL},
 };
 
@@ -767,11 +870,13 @@ static PyMemberDef Child_members[] = {
     {"stdin", T_OBJECT, offsetof(ChildObject, stdin_obj), 0, NULL},
     {"stdout", T_OBJECT, offsetof(ChildObject, stdout_obj), 0, NULL},
     {"stderr", T_OBJECT, offsetof(ChildObject, stderr_obj), 0, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(ChildObject, dict), READONLY, NULL},
     {NULL},
 };
 
 static PyType_Slot Child_slots[] = {
     {Py_tp_dealloc, Child_dealloc},
+    {Py_tp_finalize, Child_finalize},
     {Py_tp_traverse, Child_traverse},
     {Py_tp_clear, Child_clear},
     {Py_tp_repr, Child_repr},

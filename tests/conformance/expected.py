@@ -91,7 +91,14 @@ PIPES = xfail("pipes (connect_read_pipe/connect_write_pipe) not implemented yet;
               "lands with the UDP/pipes/sendfile issue")
 SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
                  "NotImplementedError); lands with the UDP/pipes/sendfile issue")
-SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
+# The test replaces the stdout pipe transport's pause_reading with a mock:
+# the C pipe transport (pipe.c) takes no instance attributes, so the
+# assignment raises inside _connect_pipes, and asyncio's
+# _make_subprocess_transport then waits forever for a pipe never connected
+# (asyncio's own loop would hang the same way on such an error).
+PIPE_NO_DICT = skip("hangs: the C pipe transport takes no instance attributes "
+                    "(transport.pause_reading = mock.Mock() raises in _connect_pipes); "
+                    "for the pipe transport issue")
 
 # Not a failure of its own: test_read_all_from_pipe_reader (PIPES, runs just
 # before it) leaves its pipe's FileIO unclosed when connect_read_pipe raises;
@@ -104,6 +111,9 @@ PIPE_LEAK = flaky("the unclosed pipe file left by the xfailed "
                   "lands with the UDP/pipes/sendfile issue")
 
 # PERMANENT: these will never apply to a loop that is not asyncio's.
+POPEN_MOCK = xfail("PERMANENT: patches subprocess.Popen to fail; asyncloop spawns with "
+                   "posix_spawn (process.c) and calls Popen only for preexec_fn/user/"
+                   "group/extra_groups/umask/pass_fds")
 INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
                   "(_run_once, _clock_resolution, _selector, ...), not loop behaviour")
 
@@ -117,8 +127,9 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
 # features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
-# loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
-# one flaky PIPE_LEAK, no skips, and one PERMANENT.
+# loop.sendfile tests); subprocesses are in (process.c): one skip
+# (PIPE_NO_DICT, a hang), one flaky PIPE_LEAK, and three PERMANENT (one
+# INTERNALS, two POPEN_MOCK).
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
@@ -132,20 +143,6 @@ ASYNCLOOP = {
         UDP.only(since=(3, 13)),
     "test_events.EventLoopTests.test_read_pipe": PIPES,
     "test_events.EventLoopTests.test_read_pty_output": PIPES,
-    "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exitcode": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_interactive": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_kill": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_send_signal": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_terminate": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
     "test_events.EventLoopTests.test_unclosed_pipe_transport": PIPES,
@@ -162,9 +159,10 @@ ASYNCLOOP = {
     "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
     "test_streams.StreamTests.test_unclosed_resource_warnings": PIPE_LEAK.only(since=(3, 11)),
     # -- test_subprocess
-    "test_subprocess.SubprocessTests.*": SUBPROCESS,
+    "test_subprocess.SubprocessTests.test_pause_reading": PIPE_NO_DICT,
+    "test_subprocess.SubprocessTests.test_popen_error": POPEN_MOCK,
+    "test_subprocess.SubprocessTests.test_popen_error_with_stdin_pipe": POPEN_MOCK,
     # -- test_unix_events
-    "test_unix_events.TestFork.test_fork_asyncio_subprocess": SUBPROCESS.only(since=(3, 12)),
 }
 
 # For developing the harness without our core: uvloop, on 3.10-3.13 (best
