@@ -9,7 +9,9 @@
    asyncloop/__init__.py: it runs once per process and per pipe event,
    while the costly parts (fork/exec, the wait for the exec, the reaping)
    are here. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "internal.h"
 
 #include <errno.h>

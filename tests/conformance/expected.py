@@ -111,9 +111,13 @@ PIPE_LEAK = flaky("the unclosed pipe file left by the xfailed "
                   "lands with the UDP/pipes/sendfile issue")
 
 # PERMANENT: these will never apply to a loop that is not asyncio's.
-POPEN_MOCK = xfail("PERMANENT: patches subprocess.Popen to fail; asyncloop spawns with "
-                   "posix_spawn (process.c) and calls Popen only for preexec_fn/user/"
-                   "group/extra_groups/umask/pass_fds")
+# Skipped, not xfailed: the child really runs, and the unclosed transport the
+# failing test leaves is collected inside pytest's report formatting
+# (ast.parse), which trips CPython 3.11.7's re-entrant AST bug gh-106905
+# (INTERNALERROR "AST constructor recursion depth mismatch").
+POPEN_MOCK = skip("PERMANENT: patches subprocess.Popen to fail; asyncloop spawns with "
+                  "posix_spawn (process.c) and calls Popen only for preexec_fn/user/"
+                  "group/extra_groups/umask/pass_fds")
 INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
                   "(_run_once, _clock_resolution, _selector, ...), not loop behaviour")
 
@@ -127,9 +131,9 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
 # features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
-# loop.sendfile tests); subprocesses are in (process.c): one skip
-# (PIPE_NO_DICT, a hang), one flaky PIPE_LEAK, and three PERMANENT (one
-# INTERNALS, two POPEN_MOCK).
+# loop.sendfile tests); subprocesses are in (process.c): three skips
+# (PIPE_NO_DICT, a hang; two PERMANENT POPEN_MOCK), one flaky PIPE_LEAK, and
+# one PERMANENT INTERNALS.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
