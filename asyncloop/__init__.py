@@ -192,9 +192,11 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         # asyncio's unix loop without a child watcher: the pidfd of the
         # child, polled by this loop, reaps it.
         waiter = self.create_future()
-        transp = _SubprocessTransport(self, protocol, args, shell,
-                                      stdin, stdout, stderr, bufsize,
-                                      waiter=waiter, extra=extra, **kwargs)
+        child = await _spawn(self, args, shell, stdin, stdout, stderr, bufsize, kwargs)
+        transp = _SubprocessTransport.__new__(_SubprocessTransport)
+        transp._al_child = child
+        transp.__init__(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+                        waiter=waiter, extra=extra, **kwargs)
         try:
             await waiter
         except (SystemExit, KeyboardInterrupt):
@@ -232,70 +234,75 @@ def _fd_of(obj):
     return obj.fileno()
 
 
-class _SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
-
-    def _start(self, args, shell, stdin, stdout, stderr, bufsize, **kwargs):
-        for key, value in kwargs.items():
-            if key not in _FAST_KW and (key not in _NEUTRAL_KW or value != _NEUTRAL_KW[key]):
-                self._start_popen(args, shell, stdin, stdout, stderr, bufsize, kwargs)
-                return
-        executable = kwargs.get("executable")
-        if shell:
-            args = ["/bin/sh", "-c", args]
-            if executable is not None:
-                args[0] = executable
-        else:
-            args = list(args)
-        cwd = kwargs.get("cwd")
-        env = kwargs.get("env")
-        pgid = kwargs.get("process_group")
-        _sys.audit("subprocess.Popen", args[0] if executable is None else executable,
-                    args, cwd, env)
-        prog = args[0] if executable is None else executable
-        exec_path = () if b"/" in _os.fsencode(prog) else _os.get_exec_path(env)
-        opened = []  # every fd made here, closed if the spawn fails
-        child_ends = []
-        files = [None, None, None]
-        devnull = -1
-        fds = [-1, -1, -1]
-        try:
-            for i, spec in enumerate((stdin, stdout, stderr)):
-                if spec == _PIPE:
-                    r, w = _os.pipe()
-                    opened += (r, w)
-                    child, parent = (r, w) if i == 0 else (w, r)
-                    fds[i] = child
-                    child_ends.append(child)
+async def _spawn(loop, args, shell, stdin, stdout, stderr, bufsize, kwargs):
+    """Spawn through the C core (posix_spawn on the thread pool): the
+    Child, or None where an option needs subprocess.Popen."""
+    for key, value in kwargs.items():
+        if key not in _FAST_KW and (key not in _NEUTRAL_KW or value != _NEUTRAL_KW[key]):
+            return None
+    executable = kwargs.get("executable")
+    if shell:
+        args = ["/bin/sh", "-c", args]
+        if executable is not None:
+            args[0] = executable
+    else:
+        args = list(args)
+    cwd = kwargs.get("cwd")
+    env = kwargs.get("env")
+    pgid = kwargs.get("process_group")
+    prog = args[0] if executable is None else executable
+    _sys.audit("subprocess.Popen", prog, args, cwd, env)
+    exec_path = () if b"/" in _os.fsencode(prog) else _os.get_exec_path(env)
+    child_ends = []  # closed by the C core once the spawn is over
+    files = [None, None, None]
+    devnull = -1
+    fds = [-1, -1, -1]
+    try:
+        for i, spec in enumerate((stdin, stdout, stderr)):
+            if spec == _PIPE:
+                r, w = _os.pipe()
+                child, parent = (r, w) if i == 0 else (w, r)
+                child_ends.append(child)
+                fds[i] = child
+                try:
                     files[i] = open(parent, "wb" if i == 0 else "rb", buffering=bufsize)
-                    opened.remove(parent)
-                elif spec == _DEVNULL:
-                    if devnull < 0:
-                        devnull = _os.open(_os.devnull, _os.O_RDWR)
-                        opened.append(devnull)
-                        child_ends.append(devnull)
-                    fds[i] = devnull
-                elif spec == _STDOUT and i == 2:
-                    fds[2] = fds[1] if fds[1] != -1 else _sys.__stdout__.fileno()
-                else:
-                    fds[i] = _fd_of(spec)
-            proc = self._loop._spawn_child(
-                args, executable, exec_path, cwd, env, fds[0], fds[1], fds[2],
-                kwargs.get("close_fds", True), kwargs.get("start_new_session", False),
-                -1 if pgid is None else pgid, kwargs.get("restore_signals", True),
-                self._process_exited)
-        except BaseException:
-            for f in files:
-                if f is not None:
-                    f.close()
-            for fd in opened:
-                _os.close(fd)
-            raise
+                except BaseException:
+                    _os.close(parent)
+                    raise
+            elif spec == _DEVNULL:
+                if devnull < 0:
+                    devnull = _os.open(_os.devnull, _os.O_RDWR)
+                    child_ends.append(devnull)
+                fds[i] = devnull
+            elif spec == _STDOUT and i == 2:
+                fds[2] = fds[1] if fds[1] != -1 else _sys.__stdout__.fileno()
+            else:
+                fds[i] = _fd_of(spec)
+        ends, child_ends = child_ends, ()
+        proc = await loop._spawn_child_async(
+            args, executable, exec_path, cwd, env, fds[0], fds[1], fds[2],
+            kwargs.get("close_fds", True), kwargs.get("start_new_session", False),
+            -1 if pgid is None else pgid, kwargs.get("restore_signals", True), None, ends)
+    except BaseException:
+        for f in files:
+            if f is not None:
+                f.close()
         for fd in child_ends:
             _os.close(fd)
-        proc.stdin, proc.stdout, proc.stderr = files
-        self._proc = proc
+        raise
+    proc.stdin, proc.stdout, proc.stderr = files
+    return proc
 
-    def _start_popen(self, args, shell, stdin, stdout, stderr, bufsize, kwargs):
+
+class _SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
+    _al_child = None  # the Child _spawn made, set before __init__
+
+    def _start(self, args, shell, stdin, stdout, stderr, bufsize, **kwargs):
+        proc = self._al_child
+        if proc is not None:
+            self._proc = proc
+            proc._set_exit_callback(self._loop, self._process_exited)
+            return
         self._proc = _subprocess.Popen(
             args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=False, bufsize=bufsize, **kwargs)

@@ -534,7 +534,7 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
 
 /* process.c */
 extern PyType_Spec al__child_spec;
-PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *al__loop_spawn_child_async(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* pipe.c */
 int al__pipe_init(PyObject *module, al_state *st);

@@ -2028,9 +2028,10 @@ static PyMethodDef Loop_methods[] = {
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
     /* process.c */
-    {"_spawn_child", (PyCFunction)(void (*)(void))al__loop_spawn_child, METH_FASTCALL,
-     "_spawn_child(argv, executable, exec_path, cwd, env, stdin, stdout, stderr, close_fds, "
-     "start_new_session, process_group, restore_signals, callback) -> Child"},
+    {"_spawn_child_async", (PyCFunction)(void (*)(void))al__loop_spawn_child_async, METH_FASTCALL,
+     "_spawn_child_async(argv, executable, exec_path, cwd, env, stdin, stdout, stderr, "
+     "close_fds, start_new_session, process_group, restore_signals, callback, close_after) "
+     "-> Future of a Child"},
     {"_watch_child", (PyCFunction)(void (*)(void))al__loop_watch_child, METH_FASTCALL,
      "_watch_child(pid, callback) -> Child"},
     /* pipe.c */

@@ -60,8 +60,10 @@ typedef struct {
     PyObject *dict; /* instance attributes, as a Popen's */
     long pid;
     int pidfd;
-    char reaped; /* by the loop, Child.wait() or the thread of child_stop */
-    char exited; /* its exit status was seen here */
+    char reaped;      /* by the loop, Child.wait() or the thread of child_stop */
+    char exited;      /* its exit status was seen here */
+    char has_pending; /* reaped before a callback was set */
+    int pending_rc;
 } ChildObject;
 
 #define IO_TO_CHILD(p) ((ChildObject *)((char *)(p)-offsetof(ChildObject, io)))
@@ -135,6 +137,21 @@ static int exit_code(int status)
     return WEXITSTATUS(status);
 }
 
+/* loop.call_soon(cb, returncode), as asyncio's child watcher callback. */
+static int schedule_exit(LoopObject *loop, PyObject *cb, int rc)
+{
+    PyObject *code = PyLong_FromLong(rc);
+    if (code == NULL) {
+        return -1;
+    }
+    PyObject *argv[3] = {(PyObject *)loop, cb, code};
+    PyObject *res = PyObject_VectorcallMethod(loop->state->str_call_soon, argv,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(code);
+    Py_XDECREF(res);
+    return res == NULL ? -1 : 0;
+}
+
 static void on_pidfd(uv_poll_t *handle, int status, int events)
 {
     (void)status;
@@ -180,24 +197,20 @@ static void on_pidfd(uv_poll_t *handle, int status, int events)
     c->exited = 1;
     PyObject *cb = Py_XNewRef(c->callback);
     child_stop(c);
-    PyObject *code = PyLong_FromLong(rc);
-    if (code != NULL && cb != NULL) {
-        PyObject *argv[3] = {(PyObject *)loop, cb, code};
-        PyObject *res = PyObject_VectorcallMethod(st->str_call_soon, argv,
-                                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        Py_XDECREF(res);
-        if (res == NULL && !al__loop_stash_fatal_error(loop)) {
-            PyErr_WriteUnraisable(cb);
-        }
+    if (cb == NULL) {
+        /* Spawned by _spawn_child_async, no transport yet. */
+        c->has_pending = 1;
+        c->pending_rc = rc;
     }
-    else if (code == NULL && !al__loop_stash_fatal_error(loop)) {
-        PyErr_WriteUnraisable((PyObject *)c);
+    else if (schedule_exit(loop, cb, rc) < 0 && !al__loop_stash_fatal_error(loop)) {
+        PyErr_WriteUnraisable(cb);
     }
-    Py_XDECREF(code);
     Py_XDECREF(cb);
     Py_DECREF(loop);
     Py_DECREF(c);
 }
+
+static PyObject *child_signal(ChildObject *self, int sig);
 
 /* --- spawning ------------------------------------------------------------- */
 
@@ -318,107 +331,162 @@ static int exec_candidate(const char *path)
     return access(path, X_OK) == 0 ? 0 : errno;
 }
 
-/* loop._spawn_child(argv, executable, exec_path, cwd, env, stdin, stdout,
-   stderr, close_fds, start_new_session, process_group, restore_signals,
-   callback) -> Child. argv: the program's arguments; executable: what to
-   run (args[0] if None) and the filename of errors; exec_path: PATH's
-   directories (os.get_exec_path(env)) for a name without a slash; the
-   stdio fds are -1 to inherit. callback(returncode) is scheduled with
-   call_soon once the child is reaped. */
-PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A spawn request: everything posix_spawn needs, made with the GIL held,
+   so that the call itself can run without it, in the caller's thread
+   (_spawn_child) or on libuv's thread pool (_spawn_child_async). */
+typedef struct {
+    uv_work_t work;
+    LoopObject *loop;   /* async: strong */
+    PyObject *future;   /* async: strong */
+    PyObject *callback; /* strong, or NULL */
+    PyObject *argv_obj;
+    PyObject *err_filename; /* the program as given, or cwd */
+    PyObject *cwd_obj;
+    PyObject *argv_keep, *env_keep, *exe_b, *cwd_b, *cand;
+    char **argv;
+    char **envp;
+    const char *exe;
+    posix_spawn_file_actions_t files;
+    posix_spawnattr_t attr;
+    int files_ready, attr_ready;
+    int high[3];
+    int close_after[3]; /* the child's ends of its pipes, closed at the end */
+    int search_err;
+    int err;
+    pid_t pid;
+} spawn_req;
+
+static void spawn_req_free(spawn_req *req)
 {
-    al_state *st = self->state;
-    if (nargs != 13) {
-        PyErr_SetString(PyExc_TypeError, "_spawn_child takes 13 arguments");
+    for (int i = 0; i < 3; i++) {
+        if (req->high[i] >= 0) {
+            close(req->high[i]);
+        }
+        if (req->close_after[i] >= 0) {
+            close(req->close_after[i]);
+        }
+    }
+    if (req->files_ready) {
+        posix_spawn_file_actions_destroy(&req->files);
+    }
+    if (req->attr_ready) {
+        posix_spawnattr_destroy(&req->attr);
+    }
+    PyMem_Free(req->argv);
+    PyMem_Free(req->envp);
+    Py_XDECREF(req->loop);
+    Py_XDECREF(req->future);
+    Py_XDECREF(req->callback);
+    Py_XDECREF(req->argv_obj);
+    Py_XDECREF(req->err_filename);
+    Py_XDECREF(req->cwd_obj);
+    Py_XDECREF(req->argv_keep);
+    Py_XDECREF(req->env_keep);
+    Py_XDECREF(req->exe_b);
+    Py_XDECREF(req->cwd_b);
+    Py_XDECREF(req->cand);
+    PyMem_RawFree(req);
+}
+
+/* The arguments of _spawn_child_async (see there). The fds of
+   close_after are closed in every case, once the spawn is over. */
+static spawn_req *spawn_prepare(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "_spawn_child_async takes 14 arguments");
         return NULL;
     }
+    spawn_req *req = PyMem_RawCalloc(1, sizeof(spawn_req));
+    if (req == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    req->high[0] = req->high[1] = req->high[2] = -1;
+    req->close_after[0] = req->close_after[1] = req->close_after[2] = -1;
+    PyObject *after = PySequence_Fast(args[13], "close_after must be a sequence");
+    if (after == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(after) && i < 3; i++) {
+        if (as_fd(PySequence_Fast_GET_ITEM(after, i), &req->close_after[i]) < 0) {
+            req->close_after[i] = -1;
+            Py_DECREF(after);
+            goto fail;
+        }
+    }
+    Py_DECREF(after);
     if (self->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return NULL;
+        goto fail;
     }
     PyObject *argv_obj = args[0], *exe_obj = args[1], *path_obj = args[2], *cwd_obj = args[3],
-             *env_obj = args[4], *callback = args[12];
+             *env_obj = args[4];
     int fds[3], close_fds, setsid_, pgroup, restore;
     for (int i = 0; i < 3; i++) {
         if (as_fd(args[5 + i], &fds[i]) < 0) {
-            return NULL;
+            goto fail;
         }
     }
     if ((close_fds = PyObject_IsTrue(args[8])) < 0 || (setsid_ = PyObject_IsTrue(args[9])) < 0 ||
         as_fd(args[10], &pgroup) < 0 || (restore = PyObject_IsTrue(args[11])) < 0) {
-        return NULL;
+        goto fail;
     }
+    req->work.data = req;
+    req->callback = args[12] == Py_None ? NULL : Py_NewRef(args[12]);
+    req->argv_obj = Py_NewRef(argv_obj);
+    req->cwd_obj = Py_NewRef(cwd_obj);
 
-    PyObject *argv_keep = NULL, *env_keep = NULL, *exe_b = NULL, *cwd_b = NULL, *cand = NULL;
-    char **argv = NULL, **envp = NULL;
-    PyObject *result = NULL;
-    int files_ready = 0, attr_ready = 0;
-    posix_spawn_file_actions_t files;
-    posix_spawnattr_t attr;
-    int high[3] = {-1, -1, -1};
-
-    if ((argv = fs_array(argv_obj, &argv_keep, "args must be a sequence")) == NULL) {
-        goto done;
+    if ((req->argv = fs_array(argv_obj, &req->argv_keep, "args must be a sequence")) == NULL) {
+        goto fail;
     }
-    if (argv[0] == NULL) {
+    if (req->argv[0] == NULL) {
         PyErr_SetString(PyExc_ValueError, "args is empty");
-        goto done;
+        goto fail;
     }
-    PyObject *err_filename =
-        exe_obj == Py_None ? PySequence_GetItem(argv_obj, 0) : Py_NewRef(exe_obj);
-    if (err_filename == NULL) {
-        goto done;
+    req->err_filename = exe_obj == Py_None ? PySequence_GetItem(argv_obj, 0) : Py_NewRef(exe_obj);
+    if (req->err_filename == NULL || !PyUnicode_FSConverter(req->err_filename, &req->exe_b)) {
+        goto fail;
     }
-    if (!PyUnicode_FSConverter(err_filename, &exe_b)) {
-        Py_DECREF(err_filename);
-        goto done;
+    if (cwd_obj != Py_None && !PyUnicode_FSConverter(cwd_obj, &req->cwd_b)) {
+        goto fail;
     }
-    if (cwd_obj != Py_None && !PyUnicode_FSConverter(cwd_obj, &cwd_b)) {
-        Py_DECREF(err_filename);
-        goto done;
-    }
-    if (env_obj != Py_None && (envp = env_array(env_obj, &env_keep)) == NULL) {
-        Py_DECREF(err_filename);
-        goto done;
+    if (env_obj != Py_None && (req->envp = env_array(env_obj, &req->env_keep)) == NULL) {
+        goto fail;
     }
 
     /* The program: a name with a slash as it is, else the first runnable
        file on PATH (an existing but unrunnable one noted, as execvp). */
-    const char *exe = PyBytes_AS_STRING(exe_b);
-    int search_err = 0;
-    if (strchr(exe, '/') == NULL) {
+    req->exe = PyBytes_AS_STRING(req->exe_b);
+    if (strchr(req->exe, '/') == NULL) {
         PyObject *fast = PySequence_Fast(path_obj, "exec_path must be a sequence");
         if (fast == NULL) {
-            Py_DECREF(err_filename);
-            goto done;
+            goto fail;
         }
-        search_err = ENOENT;
+        req->search_err = ENOENT;
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
             PyObject *dir = NULL;
             if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &dir)) {
                 Py_DECREF(fast);
-                Py_DECREF(err_filename);
-                goto done;
+                goto fail;
             }
-            Py_XSETREF(cand, PyBytes_FromFormat("%s/%s", PyBytes_AS_STRING(dir), exe));
+            Py_XSETREF(req->cand, PyBytes_FromFormat("%s/%s", PyBytes_AS_STRING(dir), req->exe));
             Py_DECREF(dir);
-            if (cand == NULL) {
+            if (req->cand == NULL) {
                 Py_DECREF(fast);
-                Py_DECREF(err_filename);
-                goto done;
+                goto fail;
             }
-            int e = exec_candidate(PyBytes_AS_STRING(cand));
+            int e = exec_candidate(PyBytes_AS_STRING(req->cand));
             if (e == 0) {
-                search_err = 0;
+                req->search_err = 0;
                 break;
             }
-            if (e != ENOENT && e != ENOTDIR && search_err == ENOENT) {
-                search_err = e;
+            if (e != ENOENT && e != ENOTDIR && req->search_err == ENOENT) {
+                req->search_err = e;
             }
         }
         Py_DECREF(fast);
-        if (search_err == 0) {
-            exe = PyBytes_AS_STRING(cand);
+        if (req->search_err == 0) {
+            req->exe = PyBytes_AS_STRING(req->cand);
         }
     }
 
@@ -427,45 +495,44 @@ PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize
     for (int i = 0; i < 3; i++) {
         spawn_fds[i] = fds[i];
         if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
-            high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-            if (high[i] < 0) {
+            req->high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            if (req->high[i] < 0) {
                 PyErr_SetFromErrno(PyExc_OSError);
-                Py_DECREF(err_filename);
-                goto done;
+                goto fail;
             }
-            spawn_fds[i] = high[i];
+            spawn_fds[i] = req->high[i];
         }
     }
 
-    int err = posix_spawn_file_actions_init(&files);
-    files_ready = err == 0;
+    int err = posix_spawn_file_actions_init(&req->files);
+    req->files_ready = err == 0;
     if (err == 0) {
-        err = posix_spawnattr_init(&attr);
-        attr_ready = err == 0;
+        err = posix_spawnattr_init(&req->attr);
+        req->attr_ready = err == 0;
     }
     short flags = 0;
     for (int i = 0; i < 3 && err == 0; i++) {
         if (spawn_fds[i] >= 0) {
             /* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29). */
-            err = posix_spawn_file_actions_adddup2(&files, spawn_fds[i], i);
+            err = posix_spawn_file_actions_adddup2(&req->files, spawn_fds[i], i);
         }
     }
-    if (err == 0 && cwd_b != NULL) {
-        err = posix_spawn_file_actions_addchdir_np(&files, PyBytes_AS_STRING(cwd_b));
+    if (err == 0 && req->cwd_b != NULL) {
+        err = posix_spawn_file_actions_addchdir_np(&req->files, PyBytes_AS_STRING(req->cwd_b));
     }
 #if HAVE_SPAWN_CLOSEFROM
     if (err == 0 && close_fds) {
-        err = posix_spawn_file_actions_addclosefrom_np(&files, 3);
+        err = posix_spawn_file_actions_addclosefrom_np(&req->files, 3);
     }
 #else
-    (void)close_fds; /* inheritable fds stay open: the glue falls back first */
+    (void)close_fds; /* inheritable fds stay open */
 #endif
     if (err == 0 && setsid_) {
         flags |= POSIX_SPAWN_SETSID;
     }
     if (err == 0 && pgroup >= 0) {
         flags |= POSIX_SPAWN_SETPGROUP;
-        err = posix_spawnattr_setpgroup(&attr, pgroup);
+        err = posix_spawnattr_setpgroup(&req->attr, pgroup);
     }
     if (err == 0 && restore) {
         /* What Python ignores at startup, as _posixsubprocess restores. */
@@ -474,86 +541,72 @@ PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize
         sigaddset(&def, SIGPIPE);
         sigaddset(&def, SIGXFSZ);
         flags |= POSIX_SPAWN_SETSIGDEF;
-        err = posix_spawnattr_setsigdefault(&attr, &def);
+        err = posix_spawnattr_setsigdefault(&req->attr, &def);
     }
     if (err == 0) {
-        err = posix_spawnattr_setflags(&attr, flags);
+        err = posix_spawnattr_setflags(&req->attr, flags);
     }
     if (err != 0) {
         errno = err;
         PyErr_SetFromErrno(PyExc_OSError);
-        Py_DECREF(err_filename);
-        goto done;
+        goto fail;
     }
+    return req;
+fail:
+    spawn_req_free(req);
+    return NULL;
+}
 
-    pid_t pid = -1;
-    if (search_err != 0) {
-        err = search_err;
+/* Without the GIL. */
+static void spawn_run(spawn_req *req)
+{
+    if (req->search_err != 0) {
+        req->err = req->search_err;
+        return;
     }
-    else {
-        Py_BEGIN_ALLOW_THREADS err =
-            posix_spawn(&pid, exe, &files, &attr, argv, envp ? envp : environ);
-        Py_END_ALLOW_THREADS
-    }
-    if (err != 0) {
-        /* Popen names the cwd when the chdir failed, the program else. */
-        if (cwd_b != NULL) {
-            struct stat sb;
-            int cwd_err = 0;
-            if (stat(PyBytes_AS_STRING(cwd_b), &sb) < 0) {
-                cwd_err = errno;
-            }
-            else if (!S_ISDIR(sb.st_mode)) {
-                cwd_err = ENOTDIR;
-            }
-            else if (access(PyBytes_AS_STRING(cwd_b), X_OK) < 0) {
-                cwd_err = errno;
-            }
-            if (cwd_err != 0) {
-                err = cwd_err;
-                Py_SETREF(err_filename, Py_NewRef(cwd_obj));
-            }
-        }
-        errno = err;
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, err_filename);
-        Py_DECREF(err_filename);
-        goto done;
-    }
-    Py_DECREF(err_filename);
+    req->err = posix_spawn(&req->pid, req->exe, &req->files, &req->attr, req->argv,
+                           req->envp ? req->envp : environ);
+}
 
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        /* Linux < 5.3: not reaped through the loop (a thread waits). */
-        PyErr_SetFromErrno(PyExc_OSError);
+static void spawn_work(uv_work_t *work)
+{
+    spawn_run(work->data);
+}
+
+/* A Child watching pid (the pidfd consumed), or NULL with an exception
+   (the child then reaped by a thread). */
+static PyObject *child_new(LoopObject *self, pid_t pid, int pidfd, PyObject *callback,
+                           PyObject *argv_obj)
+{
+    al_state *st = self->state;
+    ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
+    if (c == NULL) {
+        close(pidfd);
         pthread_t t;
         if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)pid) == 0) {
             pthread_detach(t);
         }
-        goto done;
-    }
-    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-
-    ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
-    if (c == NULL) {
-        close(pidfd);
-        goto done;
+        return NULL;
     }
     c->loop = NULL;
     c->box = NULL;
     c->io.prev = c->io.next = NULL;
     c->io.loop_closing = child_loop_closing;
     c->io.held = NULL;
-    c->callback = Py_NewRef(callback);
+    c->callback = Py_XNewRef(callback);
     c->returncode = NULL;
-    c->args = Py_NewRef(argv_obj);
+    c->args = Py_XNewRef(argv_obj);
     c->stdin_obj = c->stdout_obj = c->stderr_obj = NULL;
+    c->dict = NULL;
     c->pid = pid;
     c->pidfd = pidfd;
     c->reaped = 0;
     c->exited = 0;
-    c->dict = NULL;
+    c->pending_rc = 0;
+    c->has_pending = 0;
     PyObject_GC_Track(c);
 
+    int err = 0;
     child_box *box = PyMem_RawMalloc(sizeof(child_box));
     if (box == NULL) {
         PyErr_NoMemory();
@@ -566,97 +619,6 @@ PyObject *al__loop_spawn_child(LoopObject *self, PyObject *const *args, Py_ssize
     if (box == NULL) {
         c->loop = (LoopObject *)Py_NewRef(self);
         child_stop(c); /* a thread reaps it */
-        Py_DECREF(c);
-        goto done;
-    }
-    box->st = st;
-    box->poll.data = c;
-    st->live_uv_handles++;
-    c->box = box;
-    c->loop = (LoopObject *)Py_NewRef(self);
-    c->io.held = Py_NewRef(c);
-    al__loop_io_link(self, &c->io);
-    self->io_watchers++;
-    if (al__poll_start(self, &box->poll, UV_READABLE, on_pidfd) < 0) {
-        child_stop(c);
-        Py_DECREF(c);
-        goto done;
-    }
-    result = (PyObject *)c;
-
-done:
-    for (int i = 0; i < 3; i++) {
-        if (high[i] >= 0) {
-            close(high[i]);
-        }
-    }
-    if (files_ready) {
-        posix_spawn_file_actions_destroy(&files);
-    }
-    if (attr_ready) {
-        posix_spawnattr_destroy(&attr);
-    }
-    PyMem_Free(argv);
-    PyMem_Free(envp);
-    Py_XDECREF(argv_keep);
-    Py_XDECREF(env_keep);
-    Py_XDECREF(exe_b);
-    Py_XDECREF(cwd_b);
-    Py_XDECREF(cand);
-    return result;
-}
-
-/* loop._watch_child(pid, callback) -> Child: reaps a child spawned
-   elsewhere (subprocess.Popen, for the options posix_spawn lacks). */
-PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    al_state *st = self->state;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_watch_child takes 2 arguments");
-        return NULL;
-    }
-    long pid = PyLong_AsLong(args[0]);
-    if (pid == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    if (pidfd < 0) {
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-    ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
-    if (c == NULL) {
-        close(pidfd);
-        return NULL;
-    }
-    c->loop = NULL;
-    c->box = NULL;
-    c->io.prev = c->io.next = NULL;
-    c->io.loop_closing = child_loop_closing;
-    c->io.held = NULL;
-    c->callback = Py_NewRef(args[1]);
-    c->returncode = NULL;
-    c->args = NULL;
-    c->stdin_obj = c->stdout_obj = c->stderr_obj = NULL;
-    c->pid = pid;
-    c->pidfd = pidfd;
-    c->reaped = 0;
-    c->exited = 0;
-    c->dict = NULL;
-    PyObject_GC_Track(c);
-    child_box *box = PyMem_RawMalloc(sizeof(child_box));
-    int err = 0;
-    if (box == NULL) {
-        PyErr_NoMemory();
-    }
-    else if ((err = uv_poll_init(&self->uv, &box->poll, pidfd)) < 0) {
-        PyMem_RawFree(box);
-        box = NULL;
-        al__set_uv_error(err);
-    }
-    if (box == NULL) {
-        c->loop = (LoopObject *)Py_NewRef(self);
-        child_stop(c);
         Py_DECREF(c);
         return NULL;
     }
@@ -674,6 +636,163 @@ PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize
         return NULL;
     }
     return (PyObject *)c;
+}
+
+/* After spawn_run, with the GIL: the Child, or NULL with Popen's error. */
+static PyObject *spawn_finish(LoopObject *self, spawn_req *req)
+{
+    if (req->err != 0) {
+        int err = req->err;
+        /* Popen names the cwd when the chdir failed, the program else. */
+        if (req->cwd_b != NULL) {
+            const char *cwd = PyBytes_AS_STRING(req->cwd_b);
+            struct stat sb;
+            int cwd_err = 0;
+            if (stat(cwd, &sb) < 0) {
+                cwd_err = errno;
+            }
+            else if (!S_ISDIR(sb.st_mode)) {
+                cwd_err = ENOTDIR;
+            }
+            else if (access(cwd, X_OK) < 0) {
+                cwd_err = errno;
+            }
+            if (cwd_err != 0) {
+                err = cwd_err;
+                Py_SETREF(req->err_filename, Py_NewRef(req->cwd_obj));
+            }
+        }
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, req->err_filename);
+        return NULL;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
+    if (pidfd < 0) {
+        /* Linux < 5.3: not reaped through the loop (a thread waits). */
+        PyErr_SetFromErrno(PyExc_OSError);
+        pthread_t t;
+        if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)req->pid) == 0) {
+            pthread_detach(t);
+        }
+        return NULL;
+    }
+    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    return child_new(self, req->pid, pidfd, req->callback, req->argv_obj);
+}
+
+static void spawn_after_work(uv_work_t *work, int status)
+{
+    spawn_req *req = work->data;
+    LoopObject *loop = req->loop;
+    al__loop_hold_gil(loop);
+    al_state *st = loop->state;
+    loop->dns_pending--;
+    loop->io_watchers--;
+    if (status == UV_ECANCELED) {
+        req->err = ECANCELED;
+    }
+    if (loop->closed) {
+        /* Closed while the spawn ran: nobody waits for this child. */
+        if (req->err == 0) {
+            kill(req->pid, SIGKILL);
+            pthread_t t;
+            if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)req->pid) == 0) {
+                pthread_detach(t);
+            }
+        }
+        spawn_req_free(req);
+        return;
+    }
+    PyObject *child = spawn_finish(loop, req);
+    PyObject *exc = child == NULL ? al__err_fetch() : NULL;
+    PyObject *fut = req->future;
+    PyObject *res =
+        PyObject_VectorcallMethod(st->str_done, &fut, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    int done = res == NULL ? -1 : PyObject_IsTrue(res);
+    Py_XDECREF(res);
+    if (done != 0) {
+        /* Cancelled while spawning: the child is killed, still reaped. */
+        PyErr_Clear();
+        if (child != NULL) {
+            PyObject *r = child_signal((ChildObject *)child, SIGKILL);
+            Py_XDECREF(r);
+            PyErr_Clear();
+        }
+    }
+    else {
+        PyObject *argv[2] = {fut, child != NULL ? child : exc};
+        PyObject *r =
+            PyObject_VectorcallMethod(child != NULL ? st->str_set_result : st->str_set_exception,
+                                      argv, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
+            PyErr_WriteUnraisable(fut);
+        }
+    }
+    Py_XDECREF(exc);
+    Py_XDECREF(child);
+    spawn_req_free(req);
+}
+
+/* loop._spawn_child_async(argv, executable, exec_path, cwd, env, stdin,
+   stdout, stderr, close_fds, start_new_session, process_group,
+   restore_signals, callback, close_after) -> Future of a Child.
+   argv: the program's arguments; executable: what to run (argv[0] if
+   None) and the filename of errors; exec_path: PATH's directories
+   (os.get_exec_path(env)) for a name without a slash; the stdio fds are
+   -1 to inherit; callback(returncode) is scheduled with call_soon once
+   the child is reaped (None: set later with Child._set_exit_callback);
+   close_after: the child's ends of the pipes, closed once the spawn is
+   over (whatever happens to the future).
+   posix_spawn returns only once the child has exec'd: it runs on libuv's
+   thread pool, so that the children of concurrent calls exec at once. A
+   future cancelled meanwhile gets its child killed (and reaped). */
+PyObject *al__loop_spawn_child_async(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = self->state;
+    spawn_req *req = spawn_prepare(self, args, nargs);
+    if (req == NULL) {
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallMethodNoArgs((PyObject *)self, st->str_create_future);
+    if (fut == NULL) {
+        spawn_req_free(req);
+        return NULL;
+    }
+    int err = uv_queue_work(&self->uv, &req->work, spawn_work, spawn_after_work);
+    if (err < 0) {
+        spawn_req_free(req);
+        Py_DECREF(fut);
+        al__set_uv_error(err);
+        return NULL;
+    }
+    req->loop = (LoopObject *)Py_NewRef(self);
+    req->future = Py_NewRef(fut);
+    /* Counted with the lookups: loop_close_uv waits for the thread pool's
+       requests (al__dns_close_wait); the loop polls while one runs. */
+    self->dns_pending++;
+    self->io_watchers++;
+    return fut;
+}
+
+/* loop._watch_child(pid, callback) -> Child: reaps a child spawned
+   elsewhere (subprocess.Popen, for the options posix_spawn lacks). */
+PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_watch_child takes 2 arguments");
+        return NULL;
+    }
+    long pid = PyLong_AsLong(args[0]);
+    if (pid == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (pidfd < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    return child_new(self, (pid_t)pid, pidfd, args[1] == Py_None ? NULL : args[1], NULL);
 }
 
 /* --- Child methods: Popen's, over the pidfd (no pid reuse race) ----------- */
@@ -694,6 +813,25 @@ static PyObject *child_signal(ChildObject *self, int sig)
     if (r < 0 && errno != ESRCH) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    Py_RETURN_NONE;
+}
+
+/* Child._set_exit_callback(loop, callback): callback(returncode) once the
+   child is reaped (now, through call_soon, if it already is). */
+static PyObject *Child_set_exit_callback(ChildObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_set_exit_callback takes 2 arguments");
+        return NULL;
+    }
+    if (self->has_pending) {
+        self->has_pending = 0;
+        if (schedule_exit((LoopObject *)args[0], args[1], self->pending_rc) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_XSETREF(self->callback, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -753,10 +891,9 @@ static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t
         }
         struct pollfd pfd = {.fd = self->pidfd, .events = POLLIN};
         int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = poll(&pfd, 1, t <= 0 ? 0 : (int)(t * 1000.0 + 0.999));
-        Py_END_ALLOW_THREADS
-        if (n < 0) {
+        Py_BEGIN_ALLOW_THREADS n = poll(&pfd, 1, t <= 0 ? 0 : (int)(t * 1000.0 + 0.999));
+        Py_END_ALLOW_THREADS if (n < 0)
+        {
             return PyErr_SetFromErrno(PyExc_OSError);
         }
         if (n == 0) {
@@ -775,12 +912,14 @@ static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t
     }
     int wstatus = 0;
     pid_t r;
-    Py_BEGIN_ALLOW_THREADS
-    do {
+    Py_BEGIN_ALLOW_THREADS do
+    {
         r = waitpid((pid_t)self->pid, &wstatus, 0);
-    } while (r < 0 && errno == EINTR);
-    Py_END_ALLOW_THREADS
-    if (r < 0) {
+    }
+    while (r < 0 && errno == EINTR)
+        ;
+    Py_END_ALLOW_THREADS if (r < 0)
+    {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     self->exited = 1;
@@ -860,6 +999,8 @@ static PyMethodDef Child_methods[] = {
     {"send_signal", (PyCFunction)Child_send_signal, METH_O, "Send a signal (pidfd_send_signal)."},
     {"terminate", (PyCFunction)Child_terminate, METH_NOARGS, "Send SIGTERM."},
     {"kill", (PyCFunction)Child_kill, METH_NOARGS, "Send SIGKILL."},
+    {"_set_exit_callback", (PyCFunction)(void (*)(void))Child_set_exit_callback, METH_FASTCALL,
+     "_set_exit_callback(loop, callback): callback(returncode) once reaped."},
     {"wait", (PyCFunction)(void (*)(void))Child_wait, METH_FASTCALL | METH_KEYWORDS,
      "Block until the child exits (as Popen.wait); its return code."},
     {NULL, NULL},

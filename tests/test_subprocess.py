@@ -521,3 +521,27 @@ def test_asyncloop_counters_return_to_zero(asyncloop_mod):
     after = asyncloop_mod._core._debug_counters()
     assert after["uv_handles"] == before["uv_handles"]
     assert after["loops"] == before["loops"]
+
+
+def test_cancel_while_spawning(loop):
+    """create_subprocess_exec cancelled as it starts: the child is killed
+    and reaped, and no fd is left behind."""
+    async def main():
+        task = asyncio.ensure_future(
+            asyncio.create_subprocess_exec("sleep", "100", stdin=PIPE, stdout=PIPE))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.05)
+
+    run(loop, asyncio.sleep(0))
+    gc.collect()
+    fds, kids = open_fds(), children()
+    run(loop, main())
+    deadline = time.monotonic() + GUARD * 3
+    while children() - kids:
+        assert time.monotonic() < deadline, "the cancelled child was never reaped"
+        run(loop, asyncio.sleep(0.01))
+    gc.collect()
+    assert open_fds() == fds
