@@ -11,13 +11,13 @@ import asyncio as __asyncio
 import collections.abc as _collections_abc  # poll.c glue
 import os as _os
 import socket as _socket
+import subprocess as _subprocess  # process.c glue
 import sys as __sys
+import sys as _sys  # process.c glue
 import weakref as _weakref
 from asyncio import base_events as __base_events
 from asyncio import base_events as _poll_base_events  # poll.c glue
 from asyncio import base_subprocess as _base_subprocess  # process.c glue
-import subprocess as _subprocess  # process.c glue
-import sys as _sys  # process.c glue
 from asyncio import selector_events as __selector_events
 from asyncio import sslproto as _sslproto
 from asyncio import unix_events as __unix_events

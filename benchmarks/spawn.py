@@ -121,7 +121,7 @@ def methods(counts, reps):
             best = t if best is None else min(best, t)
         popen[n] = best
     rows["Popen (_posixsubprocess)"] = popen
-    print("\nSpawning N `true` and reaping them, no event loop (s, best of %d):" % reps)
+    print(f"\nSpawning N `true` and reaping them, no event loop (s, best of {reps}):")
     print(f"{'method':<26}" + "".join(f"{'N=' + str(n):>10}" for n in counts))
     for m, r in rows.items():
         print(f"{m:<26}" + "".join(f"{r[n]:>10.3f}" for n in counts))
@@ -147,7 +147,7 @@ def main():
     widths = [20, 12, 12, 12, 12, 10, 10, 10]
     print(f"Python {sys.version.split()[0]}; wall seconds, best of {args.reps} "
           "(ratios: other loop's time / asyncloop's, > 1 is faster)")
-    print(sep.join(h.ljust(w) for h, w in zip(head, widths)))
+    print(sep.join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     if args.markdown:
         print(sep.join("-" * w for w in widths))
     for case in cases:
@@ -159,7 +159,7 @@ def main():
         for name in ("uvloop", "rloop", "asyncio"):
             other = results[name].get(case)
             row.append(f"{other / ours:.2f}x" if ours and other else "-")
-        print(sep.join(c.ljust(w) for c, w in zip(row, widths)))
+        print(sep.join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     for name in LOOPS:
         if "error" in results[name]:
             print(f"{name}: {results[name]['error']}")

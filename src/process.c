@@ -9,9 +9,8 @@
    asyncloop/__init__.py: it runs once per process and per pipe event,
    while the costly parts (fork/exec, the wait for the exec, the reaping)
    are here. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+/* Python.h defines _GNU_SOURCE (posix_spawn_file_actions_addchdir_np,
+   addclosefrom_np). */
 #include "internal.h"
 
 #include <errno.h>
@@ -77,10 +76,34 @@ static void on_box_close(uv_handle_t *handle)
 
 static void *reaper_thread(void *arg)
 {
-    pid_t pid = (pid_t)(intptr_t)arg;
+    pid_t pid = *(pid_t *)arg;
+    free(arg);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     return NULL;
+}
+
+/* A detached thread blocked in waitpid(pid): for a child whose loop is
+   gone, so that it never stays a zombie. 0, or -1 if none could start. */
+static int start_reaper(pid_t pid)
+{
+    pid_t *arg = malloc(sizeof(pid_t));
+    if (arg == NULL) {
+        return -1;
+    }
+    *arg = pid;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
+    int rc = pthread_create(&t, &attr, reaper_thread, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(arg);
+        return -1;
+    }
+    return 0;
 }
 
 /* Stops watching: the poll handle is closed, the loop's reference (held)
@@ -104,16 +127,8 @@ static void child_stop(ChildObject *c)
         loop->io_watchers--;
     }
     al__loop_io_unlink(&c->io);
-    if (!c->reaped) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        if (pthread_create(&t, &attr, reaper_thread, (void *)(intptr_t)c->pid) == 0) {
-            c->reaped = 1;
-        }
-        pthread_attr_destroy(&attr);
+    if (!c->reaped && start_reaper((pid_t)c->pid) == 0) {
+        c->reaped = 1;
     }
     c->loop = NULL;
     Py_CLEAR(c->callback);
@@ -582,10 +597,7 @@ static PyObject *child_new(LoopObject *self, pid_t pid, int pidfd, PyObject *cal
     ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
     if (c == NULL) {
         close(pidfd);
-        pthread_t t;
-        if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)pid) == 0) {
-            pthread_detach(t);
-        }
+        (void)start_reaper(pid);
         return NULL;
     }
     c->loop = NULL;
@@ -648,13 +660,10 @@ static PyObject *spawn_finish(LoopObject *self, spawn_req *req)
             const char *cwd = PyBytes_AS_STRING(req->cwd_b);
             struct stat sb;
             int cwd_err = 0;
-            if (stat(cwd, &sb) < 0) {
-                cwd_err = errno;
-            }
-            else if (!S_ISDIR(sb.st_mode)) {
+            if (stat(cwd, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
                 cwd_err = ENOTDIR;
             }
-            else if (access(cwd, X_OK) < 0) {
+            else if (stat(cwd, &sb) < 0 || access(cwd, X_OK) < 0) {
                 cwd_err = errno;
             }
             if (cwd_err != 0) {
@@ -670,10 +679,7 @@ static PyObject *spawn_finish(LoopObject *self, spawn_req *req)
     if (pidfd < 0) {
         /* Linux < 5.3: not reaped through the loop (a thread waits). */
         PyErr_SetFromErrno(PyExc_OSError);
-        pthread_t t;
-        if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)req->pid) == 0) {
-            pthread_detach(t);
-        }
+        (void)start_reaper(req->pid);
         return NULL;
     }
     (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
@@ -695,10 +701,7 @@ static void spawn_after_work(uv_work_t *work, int status)
         /* Closed while the spawn ran: nobody waits for this child. */
         if (req->err == 0) {
             kill(req->pid, SIGKILL);
-            pthread_t t;
-            if (pthread_create(&t, NULL, reaper_thread, (void *)(intptr_t)req->pid) == 0) {
-                pthread_detach(t);
-            }
+            (void)start_reaper(req->pid);
         }
         spawn_req_free(req);
         return;

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 
 import pytest
 
@@ -135,8 +134,8 @@ def test_process_exits_before_its_pipes_close(loop):
     # until it reads a line from stdin.
     async def main():
         t, p = await loop.subprocess_shell(
-            lambda: Recorder(loop), "exec 3<&0; echo a; (read x <&3; echo b) &", stdin=PIPE, stdout=PIPE,
-            stderr=None)
+            lambda: Recorder(loop), "exec 3<&0; echo a; (read x <&3; echo b) &",
+            stdin=PIPE, stdout=PIPE, stderr=None)
         await p.exited
         assert ("pipe_lost", 1) not in p.events
         assert t.get_returncode() == 0
@@ -508,7 +507,8 @@ def test_asyncloop_counters_return_to_zero(asyncloop_mod):
     async def main():
         proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
         assert (await proc.communicate(b"x")) == (b"x", None)
-        t, p = await loop.subprocess_exec(lambda: Recorder(loop), "sleep", "30")
+        lp = asyncio.get_running_loop()
+        t, p = await lp.subprocess_exec(lambda: Recorder(lp), "sleep", "30")
         return t
 
     t = loop.run_until_complete(main())
