@@ -24,7 +24,8 @@ async def stream(argv, lines):
 
 async def main():
     outputs = [[] for _ in COMMANDS]
-    codes = await asyncio.gather(*(stream(argv, out) for argv, out in zip(COMMANDS, outputs, strict=True)))
+    tasks = [stream(argv, out) for argv, out in zip(COMMANDS, outputs, strict=True)]
+    codes = await asyncio.gather(*tasks)
     for argv, out, code in zip(COMMANDS, outputs, codes, strict=True):
         name = "python" if argv[0] == sys.executable else argv[0]
         for line in out:
