@@ -882,6 +882,9 @@ static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t
     if (self->returncode != NULL && self->returncode != Py_None) {
         return Py_NewRef(self->returncode);
     }
+    if (self->has_pending) {
+        return PyLong_FromLong(self->pending_rc);
+    }
     if (self->exited || self->reaped) {
         /* The loop reaped it; its callback sets returncode soon. */
         PyErr_SetString(PyExc_ChildProcessError, "the child was reaped by its event loop");
