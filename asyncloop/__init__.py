@@ -11,10 +11,13 @@ import asyncio as __asyncio
 import collections.abc as _collections_abc  # poll.c glue
 import os as _os
 import socket as _socket
+import subprocess as _subprocess  # process.c glue
 import sys as __sys
+import sys as _sys  # process.c glue
 import weakref as _weakref
 from asyncio import base_events as __base_events
 from asyncio import base_events as _poll_base_events  # poll.c glue
+from asyncio import base_subprocess as _base_subprocess  # process.c glue
 from asyncio import selector_events as __selector_events
 from asyncio import sslproto as _sslproto
 from asyncio import unix_events as __unix_events
@@ -175,6 +178,135 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
             )
             _, _, _, _, address = resolved[0]
         return await self._sock_connect(sock, address)
+
+    # --- process.c: subprocesses -------------------------------------------
+    # subprocess_exec/subprocess_shell are asyncio's (argument checks and
+    # messages); the transport (below) spawns and reaps in C.
+    subprocess_exec = _Base.subprocess_exec
+    subprocess_shell = _Base.subprocess_shell
+    _log_subprocess = _Base._log_subprocess
+
+    async def _make_subprocess_transport(self, protocol, args, shell,
+                                         stdin, stdout, stderr, bufsize,
+                                         extra=None, **kwargs):
+        # asyncio's unix loop without a child watcher: the pidfd of the
+        # child, polled by this loop, reaps it.
+        waiter = self.create_future()
+        child = await _spawn(self, args, shell, stdin, stdout, stderr, bufsize, kwargs)
+        transp = _SubprocessTransport.__new__(_SubprocessTransport)
+        transp._al_child = child
+        transp.__init__(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+                        waiter=waiter, extra=extra, **kwargs)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp
+
+
+# process.c glue: the transport of a child process. The protocol plumbing
+# (pipes, the order of the protocol's callbacks, wait(), close()) is
+# asyncio's BaseSubprocessTransport of the running CPython, so that its
+# per-version behaviour is asyncio's exactly: it runs a few times per
+# process. Spawning (posix_spawn) and reaping (a pidfd the loop polls) are
+# in C, in Loop._spawn_child; options posix_spawn cannot honour
+# (preexec_fn, user, group, extra_groups, umask, pass_fds) go through
+# subprocess.Popen as asyncio does, the child still reaped by the loop.
+_PIPE = _subprocess.PIPE
+_DEVNULL = _subprocess.DEVNULL
+_STDOUT = _subprocess.STDOUT
+_FAST_KW = {"executable", "cwd", "env", "close_fds", "start_new_session", "restore_signals"}
+if __sys.version_info >= (3, 11):
+    _FAST_KW.add("process_group")
+_NEUTRAL_KW = {"pass_fds": (), "preexec_fn": None, "user": None, "group": None,
+               "extra_groups": None, "umask": -1}
+
+
+def _fd_of(obj):
+    if obj is None:
+        return -1
+    if isinstance(obj, int):
+        return obj
+    return obj.fileno()
+
+
+async def _spawn(loop, args, shell, stdin, stdout, stderr, bufsize, kwargs):
+    """Spawn through the C core (posix_spawn on the thread pool): the
+    Child, or None where an option needs subprocess.Popen."""
+    for key, value in kwargs.items():
+        if key not in _FAST_KW and (key not in _NEUTRAL_KW or value != _NEUTRAL_KW[key]):
+            return None
+    executable = kwargs.get("executable")
+    if shell:
+        args = ["/bin/sh", "-c", args]
+        if executable is not None:
+            args[0] = executable
+    else:
+        args = list(args)
+    cwd = kwargs.get("cwd")
+    env = kwargs.get("env")
+    pgid = kwargs.get("process_group")
+    prog = args[0] if executable is None else executable
+    _sys.audit("subprocess.Popen", prog, args, cwd, env)
+    exec_path = () if b"/" in _os.fsencode(prog) else _os.get_exec_path(env)
+    child_ends = []  # closed by the C core once the spawn is over
+    files = [None, None, None]
+    devnull = -1
+    fds = [-1, -1, -1]
+    try:
+        for i, spec in enumerate((stdin, stdout, stderr)):
+            if spec == _PIPE:
+                r, w = _os.pipe()
+                child, parent = (r, w) if i == 0 else (w, r)
+                child_ends.append(child)
+                fds[i] = child
+                try:
+                    files[i] = open(parent, "wb" if i == 0 else "rb", buffering=bufsize)
+                except BaseException:
+                    _os.close(parent)
+                    raise
+            elif spec == _DEVNULL:
+                if devnull < 0:
+                    devnull = _os.open(_os.devnull, _os.O_RDWR)
+                    child_ends.append(devnull)
+                fds[i] = devnull
+            elif spec == _STDOUT and i == 2:
+                fds[2] = fds[1] if fds[1] != -1 else _sys.__stdout__.fileno()
+            else:
+                fds[i] = _fd_of(spec)
+        ends, child_ends = child_ends, ()
+        proc = await loop._spawn_child_async(
+            args, executable, exec_path, cwd, env, fds[0], fds[1], fds[2],
+            kwargs.get("close_fds", True), kwargs.get("start_new_session", False),
+            -1 if pgid is None else pgid, kwargs.get("restore_signals", True), None, ends)
+    except BaseException:
+        for f in files:
+            if f is not None:
+                f.close()
+        for fd in child_ends:
+            _os.close(fd)
+        raise
+    proc.stdin, proc.stdout, proc.stderr = files
+    return proc
+
+
+class _SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
+    _al_child = None  # the Child _spawn made, set before __init__
+
+    def _start(self, args, shell, stdin, stdout, stderr, bufsize, **kwargs):
+        proc = self._al_child
+        if proc is not None:
+            self._proc = proc
+            proc._set_exit_callback(self._loop, self._process_exited)
+            return
+        self._proc = _subprocess.Popen(
+            args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+            universal_newlines=False, bufsize=bufsize, **kwargs)
+        self._child = self._loop._watch_child(self._proc.pid, self._process_exited)
 
 
 def new_event_loop() -> Loop:

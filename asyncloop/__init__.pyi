@@ -60,6 +60,23 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             all_errors: bool = False,
         ) -> tuple[asyncio.Transport, _P]: ...
 
+    # process.c glue: asyncio's BaseEventLoop methods (their checks and
+    # messages), as the running CPython has them.
+    async def subprocess_exec(  # type: ignore[override]
+        self, protocol_factory: Callable[[], _P], program: Any, *args: Any,
+        stdin: Any = -1, stdout: Any = -1, stderr: Any = -1,
+        universal_newlines: bool = False, shell: bool = False, bufsize: int = 0,
+        encoding: str | None = None, errors: str | None = None, text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.SubprocessTransport, _P]: ...
+    async def subprocess_shell(  # type: ignore[override]
+        self, protocol_factory: Callable[[], _P], cmd: bytes | str, *,
+        stdin: Any = -1, stdout: Any = -1, stderr: Any = -1,
+        universal_newlines: bool = False, shell: bool = True, bufsize: int = 0,
+        encoding: str | None = None, errors: str | None = None, text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.SubprocessTransport, _P]: ...
+
 def new_event_loop() -> Loop: ...
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None, **run_kwargs: Any) -> _T: ...
 def install() -> None: ...

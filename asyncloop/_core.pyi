@@ -4,10 +4,10 @@ import asyncio
 import concurrent.futures
 import contextvars
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
-from typing import Any, TypeVar, final
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar, final
 
-from _typeshed import FileDescriptorLike, ReadableBuffer, WriteableBuffer
+from _typeshed import FileDescriptorLike, ReadableBuffer, StrOrBytesPath, WriteableBuffer
 from typing_extensions import disjoint_base
 
 __libuv_version__: str
@@ -98,6 +98,15 @@ class Loop:
         self, pipe: Any, protocol: asyncio.BaseProtocol,
         waiter: asyncio.Future[None] | None = None, extra: dict[str, Any] | None = None,
     ) -> WritePipeTransport: ...
+    # process.c
+    def _spawn_child_async(
+        self, argv: Sequence[StrOrBytesPath], executable: StrOrBytesPath | None,
+        exec_path: Sequence[StrOrBytesPath], cwd: StrOrBytesPath | None,
+        env: Mapping[Any, Any] | None, stdin: int, stdout: int, stderr: int, close_fds: bool,
+        start_new_session: bool, process_group: int, restore_signals: bool,
+        callback: Callable[[int], object] | None, close_after: Sequence[int], /,
+    ) -> asyncio.Future[Child]: ...
+    def _watch_child(self, pid: int, callback: Callable[[int], object] | None, /) -> Child: ...
     # poll.c. The sock_* methods return an (awaitable) Future rather than a
     # coroutine as asyncio's do; argument errors are raised by the call.
     def add_reader(
@@ -227,5 +236,21 @@ class WritePipeTransport(asyncio.WriteTransport):
     def get_protocol(self) -> asyncio.BaseProtocol: ...
     def _start_watching(self) -> None: ...
     def _call_connection_lost(self, exc: BaseException | None, /) -> None: ...
+# process.c: a child process spawned or watched by the loop; the
+# subprocess.Popen-like object of asyncloop's SubprocessTransport
+@final
+class Child:
+    pid: Final[int]
+    returncode: int | None
+    args: Any
+    stdin: Any
+    stdout: Any
+    stderr: Any
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int, /) -> None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def _set_exit_callback(self, loop: Loop, callback: Callable[[int], object], /) -> None: ...
 
 def _debug_counters() -> dict[str, int]: ...

@@ -187,6 +187,9 @@ typedef struct {
     PyObject *SocketKind;      /* socket.SocketKind */
     PyObject *str_create_future;
 
+    /* process.c */
+    PyTypeObject *ChildType;
+
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
     int n_free_handles;
@@ -529,6 +532,10 @@ void al__stream_clear(al_state *st);
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames);
 
+/* process.c */
+extern PyType_Spec al__child_spec;
+PyObject *al__loop_spawn_child_async(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* pipe.c */
 int al__pipe_init(PyObject *module, al_state *st);
 int al__pipe_traverse(al_state *st, visitproc visit, void *arg);

@@ -2027,6 +2027,13 @@ static PyMethodDef Loop_methods[] = {
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
+    /* process.c */
+    {"_spawn_child_async", (PyCFunction)(void (*)(void))al__loop_spawn_child_async, METH_FASTCALL,
+     "_spawn_child_async(argv, executable, exec_path, cwd, env, stdin, stdout, stderr, "
+     "close_fds, start_new_session, process_group, restore_signals, callback, close_after) "
+     "-> Future of a Child"},
+    {"_watch_child", (PyCFunction)(void (*)(void))al__loop_watch_child, METH_FASTCALL,
+     "_watch_child(pid, callback) -> Child"},
     /* pipe.c */
     {"_make_read_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_read_pipe_transport,
      FASTKW, "_make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)"},

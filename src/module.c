@@ -234,6 +234,11 @@ static int module_exec(PyObject *module)
     if (al__stream_init(module, st) < 0) {
         return -1;
     }
+    /* process.c */
+    st->ChildType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__child_spec, NULL);
+    if (st->ChildType == NULL || PyModule_AddType(module, st->ChildType) < 0) {
+        return -1;
+    }
     if (al__pipe_init(module, st) < 0) { /* pipe.c */
         return -1;
     }
@@ -288,6 +293,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
+    /* process.c */
+    Py_VISIT(st->ChildType);
     int rc = al__pipe_traverse(st, visit, arg); /* pipe.c */
     if (rc != 0) {
         return rc;
@@ -349,6 +356,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
     Py_CLEAR(st->socket_type);
+    /* process.c */
+    Py_CLEAR(st->ChildType);
     PyMem_RawFree(st->recv_scratch);
     st->recv_scratch = NULL;
     Py_CLEAR(st->str_gettimeout);

@@ -89,19 +89,23 @@ UDP = xfail("UDP (create_datagram_endpoint, sock_sendto/sock_recvfrom) not imple
             "yet; lands with the UDP/pipes/sendfile issue")
 SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
                  "NotImplementedError); lands with the UDP/pipes/sendfile issue")
-SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
-
-# Not a failure of its own: test_read_all_from_pipe_reader (SUBPROCESS, runs
-# just before it) leaves its read pipe transport unclosed when
-# create_subprocess_exec raises; the gc.collect() inside this test's
-# assertWarns then collects it and records a second ResourceWarning
-# ("2 != 1").  It passes when run alone, hence flaky; goes with subprocesses.
-PIPE_LEAK = flaky("the unclosed read pipe transport left by the xfailed "
-                  "test_read_all_from_pipe_reader (no subprocesses yet) is "
-                  "collected inside this test's assertWarns: 2 warnings, not 1; "
-                  "lands with the subprocess issue")
+# The test replaces the stdout pipe transport's pause_reading with a mock:
+# the C pipe transport (pipe.c) takes no instance attributes, so the
+# assignment raises inside _connect_pipes, and asyncio's
+# _make_subprocess_transport then waits forever for a pipe never connected
+# (asyncio's own loop would hang the same way on such an error).
+PIPE_NO_DICT = skip("hangs: the C pipe transport takes no instance attributes "
+                    "(transport.pause_reading = mock.Mock() raises in _connect_pipes); "
+                    "for the pipe transport issue")
 
 # PERMANENT: these will never apply to a loop that is not asyncio's.
+# Skipped, not xfailed: the child really runs, and the unclosed transport the
+# failing test leaves is collected inside pytest's report formatting
+# (ast.parse), which trips CPython 3.11.7's re-entrant AST bug gh-106905
+# (INTERNALERROR "AST constructor recursion depth mismatch").
+POPEN_MOCK = skip("PERMANENT: patches subprocess.Popen to fail; asyncloop spawns with "
+                  "posix_spawn (process.c) and calls Popen only for preexec_fn/user/"
+                  "group/extra_groups/umask/pass_fds")
 INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
                   "(_run_once, _clock_resolution, _selector, ...), not loop behaviour")
 
@@ -115,8 +119,9 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
 # features of later issues, 7 UDP, 1 SENDFILE (a pattern over the
-# loop.sendfile tests) and 17 SUBPROCESS entries (one a whole-class pattern),
-# one flaky PIPE_LEAK, no skips, and one PERMANENT.
+# loop.sendfile tests); subprocesses are in (process.c): three skips
+# (PIPE_NO_DICT, a hang; two PERMANENT POPEN_MOCK), and
+# one PERMANENT INTERNALS.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
@@ -127,20 +132,6 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UDP,
     "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
         UDP.only(since=(3, 13)),
-    "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exitcode": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_interactive": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_kill": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_send_signal": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_terminate": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
     # -- test_sendfile: loop.sendfile() (the sock_sendfile tests pass)
@@ -149,13 +140,10 @@ ASYNCLOOP = {
     "test_sock_lowlevel.SockTests.test_recvfrom": UDP.only(since=(3, 11)),
     "test_sock_lowlevel.SockTests.test_recvfrom_into": UDP.only(since=(3, 11)),
     "test_sock_lowlevel.SockTests.test_sendto_blocking": UDP.only(since=(3, 11)),
-    # -- test_streams
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": SUBPROCESS,
-    "test_streams.StreamTests.test_unclosed_resource_warnings": PIPE_LEAK.only(since=(3, 11)),
     # -- test_subprocess
-    "test_subprocess.SubprocessTests.*": SUBPROCESS,
-    # -- test_unix_events
-    "test_unix_events.TestFork.test_fork_asyncio_subprocess": SUBPROCESS.only(since=(3, 12)),
+    "test_subprocess.SubprocessTests.test_pause_reading": PIPE_NO_DICT,
+    "test_subprocess.SubprocessTests.test_popen_error": POPEN_MOCK,
+    "test_subprocess.SubprocessTests.test_popen_error_with_stdin_pipe": POPEN_MOCK,
 }
 
 # For developing the harness without our core: uvloop, on 3.10-3.13 (best
