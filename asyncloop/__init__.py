@@ -85,12 +85,6 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     _start_serving = _Selector._start_serving
     _accept_connection = _Selector._accept_connection
     _accept_connection2 = _Selector._accept_connection2
-    # sock_sendfile falls back to sock_sendall as asyncio's does where the
-    # native path is unavailable.
-    sock_sendfile = _Base.sock_sendfile
-    _sock_sendfile_native = _Base._sock_sendfile_native
-    _sock_sendfile_fallback = _Base._sock_sendfile_fallback
-    _check_sendfile_params = _Base._check_sendfile_params
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 
@@ -155,6 +149,41 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     sock_recv_into = _core.Loop._sock_recv_into_coro
     sock_sendall = _core.Loop._sock_sendall_coro
     sock_accept = _core.Loop._sock_accept_coro
+
+    # sendfile.c (and the end of stream.c): loop.sendfile and
+    # loop.sock_sendfile are asyncio's own (argument checks, transport
+    # modes, fallback to reads and writes); their zero-copy parts are C:
+    # _sock_sendfile_native (sendfile(2) first, writability only on EAGAIN)
+    # and the socket transport's _sendfile_native over its poll handle.
+    sendfile = _Base.sendfile
+    _sendfile_fallback = _Base._sendfile_fallback
+    sock_sendfile = _Base.sock_sendfile
+    _sock_sendfile_fallback = _Base._sock_sendfile_fallback
+    _check_sendfile_params = _Base._check_sendfile_params
+
+    async def _sendfile_native(self, transp, file, offset, count):
+        # selector_events' steps, with sock_sendfile(fallback=False)'s
+        # checks; the transport sends in C.
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        await transp._make_empty_waiter()
+        try:
+            sock = transp._sock
+            if self._debug and sock.gettimeout() != 0:
+                raise ValueError("the socket must be non-blocking")
+            _poll_base_events._check_ssl_socket(sock)
+            self._check_sendfile_params(sock, file, offset, count)
+            return await transp._sendfile_native(file, offset, count)
+        finally:
+            transp._reset_empty_waiter()
+            if resume_reading:
+                transp.resume_reading()
+
+    # poll.c: sock_recvfrom/sock_recvfrom_into/sock_sendto (asyncio has
+    # them from 3.11 on; offered on 3.10 too) are C coroutines as well.
+    sock_recvfrom = _core.Loop._sock_recvfrom_coro
+    sock_recvfrom_into = _core.Loop._sock_recvfrom_into_coro
+    sock_sendto = _core.Loop._sock_sendto_coro
 
     async def sock_connect(self, sock, address):
         """Connect to a remote socket at address."""
