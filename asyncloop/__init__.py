@@ -12,6 +12,7 @@ import collections.abc as _collections_abc  # poll.c glue
 import os as _os
 import socket as _socket
 import sys as __sys
+import types as _types  # sendfile.c glue
 import weakref as _weakref
 from asyncio import base_events as __base_events
 from asyncio import base_events as _poll_base_events  # poll.c glue
@@ -36,6 +37,24 @@ _Unix = __unix_events._UnixSelectorEventLoop
 # _core.SockCall objects, coroutines written in C: asyncio.iscoroutine()
 # and create_task() take them as Coroutines.
 _collections_abc.Coroutine.register(_core.SockCall)
+
+
+class _SendfileFallbackProtocol(_poll_base_events._SendfileFallbackProtocol):
+    # sendfile.c glue: asyncio's, without its isinstance(transp,
+    # transports._FlowControlMixin) check; the C socket transport has that
+    # mixin's API (_protocol_paused, _loop, pause_reading, ...), not its
+    # Python layout.
+    def __init__(self, transp):
+        self._transport = transp
+        self._proto = transp.get_protocol()
+        self._should_resume_reading = transp.is_reading()
+        self._should_resume_writing = transp._protocol_paused
+        transp.pause_reading()
+        transp.set_protocol(self)
+        if self._should_resume_writing:
+            self._write_ready_fut = self._transport._loop.create_future()
+        else:
+            self._write_ready_fut = None
 
 
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
@@ -156,7 +175,12 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     # _sock_sendfile_native (sendfile(2) first, writability only on EAGAIN)
     # and the socket transport's _sendfile_native over its poll handle.
     sendfile = _Base.sendfile
-    _sendfile_fallback = _Base._sendfile_fallback
+    # asyncio's _sendfile_fallback, with the protocol below in place of
+    # base_events._SendfileFallbackProtocol (its code object is reused).
+    _sendfile_fallback = _types.FunctionType(
+        _Base._sendfile_fallback.__code__,
+        {**vars(_poll_base_events), "_SendfileFallbackProtocol": _SendfileFallbackProtocol},
+        "_sendfile_fallback", _Base._sendfile_fallback.__defaults__)
     sock_sendfile = _Base.sock_sendfile
     _sock_sendfile_fallback = _Base._sock_sendfile_fallback
     _check_sendfile_params = _Base._check_sendfile_params

@@ -940,7 +940,16 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     al__loop_hold_gil(loop);
     Py_INCREF(self);
     int rc = 0;
-    if (status < 0) {
+    if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
+        /* A sendfile under way takes the socket's error from sendfile(2),
+           as asyncio's writer callback does from os.sendfile. */
+        self->poll_events = 0;
+        rc = sendfile_ready(self);
+        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+            rc = poll_update(self);
+        }
+    }
+    else if (status < 0) {
         /* libuv stopped the handle (POLLERR, or the fd closed under us):
            take the socket's pending error, as recv()/send() would raise. */
         int err = 0;
@@ -1883,6 +1892,10 @@ static int empty_waiter_done(StreamObject *self, PyObject *exc)
         PyObject *fut = self->sf_fut;
         self->sf_fut = NULL;
         int done = future_done(st, fut);
+        if (done == 0 &&
+            al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+            done = -1;
+        }
         rc = done < 0 ? -1 : done ? 0 : future_complete(st, fut, Py_NewRef(exc), 1);
         Py_DECREF(fut);
     }

@@ -152,12 +152,9 @@ ASYNCLOOP = {
     "test_events.EventLoopTests.test_write_pipe": PIPES,
     "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
     "test_events.EventLoopTests.test_write_pty": PIPES,
-    # -- test_sendfile: loop.sendfile() (the sock_sendfile tests pass)
-    "test_sendfile.SendfileTests.test_sendfile*": SENDFILE,
+    # -- test_sendfile: needs create_datagram_endpoint
+    "test_sendfile.SendfileTests.test_sendfile_not_supported": UDP,
     # -- test_sock_lowlevel
-    "test_sock_lowlevel.SockTests.test_recvfrom": UDP.only(since=(3, 11)),
-    "test_sock_lowlevel.SockTests.test_recvfrom_into": UDP.only(since=(3, 11)),
-    "test_sock_lowlevel.SockTests.test_sendto_blocking": UDP.only(since=(3, 11)),
     # -- test_streams
     "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
     "test_streams.StreamTests.test_unclosed_resource_warnings": PIPE_LEAK.only(since=(3, 11)),
