@@ -85,12 +85,10 @@ def applicable_patterns(table):
 # Not implemented yet in this phase of the core: these come with later issues.
 # When they land, the strict xfails turn into failures ("XPASS(strict)"),
 # which is the cue to delete the entries.
-UDP = xfail("UDP (create_datagram_endpoint, sock_sendto/sock_recvfrom) not implemented "
+UDP = xfail("UDP (create_datagram_endpoint) not implemented "
             "yet; lands with the UDP/pipes/sendfile issue")
 PIPES = xfail("pipes (connect_read_pipe/connect_write_pipe) not implemented yet; "
               "lands with the UDP/pipes/sendfile issue")
-SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
-                 "NotImplementedError); lands with the UDP/pipes/sendfile issue")
 SUBPROCESS = xfail("subprocesses not implemented yet; lands with the subprocess issue")
 
 # Not a failure of its own: test_read_all_from_pipe_reader (PIPES, runs just
@@ -116,8 +114,9 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
-# features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
-# loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
+# features of later issues, 5 UDP (one of them test_sendfile_not_supported,
+# which needs create_datagram_endpoint), 8 PIPES and 16 SUBPROCESS entries
+# (one a whole-class pattern),
 # one flaky PIPE_LEAK, no skips, and one PERMANENT.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
