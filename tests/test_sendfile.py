@@ -516,3 +516,27 @@ def test_sock_sendfile_cancelled_unregisters(loop, datafile):
 
     with a, b:
         assert run(loop, main()) is False
+
+
+def test_native_paths_are_used(loop, datafile, data):
+    # Neither call may fall back to reads and writes for a regular file.
+    async def no_fallback(*args):
+        raise AssertionError("fell back")
+
+    loop._sendfile_fallback = no_fallback
+    loop._sock_sendfile_fallback = no_fallback
+    a, b = sock_pair()
+
+    async def main():
+        tr, _, sink, server = await connect(loop)
+        ret1 = await loop.sendfile(tr, datafile, 0, 100000)
+        await finish(tr, sink, server)
+        rd = asyncio.ensure_future(reader(loop, b))
+        ret2 = await loop.sock_sendfile(a, datafile, 100000, 100000)
+        a.close()
+        return ret1, bytes(sink.data), ret2, await rd
+
+    with b:
+        ret1, got1, ret2, got2 = run(loop, main())
+    assert (ret1, got1) == (100000, data[:100000])
+    assert (ret2, got2) == (100000, data[100000:200000])
