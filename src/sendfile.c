@@ -137,6 +137,11 @@ int al__sendfile_round(int out_fd, int in_fd, long long *offset, long long count
         *offset += n;
         *total += n;
         budget -= n;
+        if (n < want && (count <= 0 || *total < count)) {
+            /* Short: the socket is full (or the file ends, which the next
+               call tells): wait instead of a call that would fail. */
+            return 0;
+        }
     }
 }
 
