@@ -28,11 +28,9 @@ the best is kept.  A loop that fails a case is reported with its error.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -44,7 +42,6 @@ from net import (  # noqa: E402
     available_loops,
     cpu_seconds,
     fmt_rate,
-    free_port,
     pinned,
 )
 
@@ -70,7 +67,8 @@ print(total, flush=True)
 
 SENDER = r"""
 import asyncio, json, os, resource, socket, sys, time
-kind, case, port, path, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+kind, case, path = sys.argv[1], sys.argv[2], sys.argv[4]
+port, reps = int(sys.argv[3]), int(sys.argv[5])
 if kind == "asyncloop":
     import asyncloop; loop = asyncloop.new_event_loop()
 elif kind == "uvloop":
@@ -123,7 +121,8 @@ async def main():
                 probe = 0
                 note = "loop.sendfile raises NotImplementedError: manual read+write"
                 send = lambda: manual_transport(tr, pr, f)
-            if type(getattr(tr, "_sendfile_compatible", None)).__name__ != "_SendfileMode" and not note:
+            mode = getattr(tr, "_sendfile_compatible", None)
+            if type(mode).__name__ != "_SendfileMode" and not note:
                 note = "no _sendfile_compatible: asyncio's fallback (read+write)"
         else:
             sock = socket.socket()
@@ -232,8 +231,8 @@ def sendfile_case(loop, case, path, reps):
             raise Failure(f"reader got {received} bytes, sender sent "
                           f"{res['bytes'] + res['probe']}")
         mb = res["bytes"] / 1e6
-        return {"rate": mb / res["wall"], "per_cpu": mb / res["cpu"] if res["cpu"] else float("nan"),
-                "note": res["note"]}
+        per_cpu = mb / res["cpu"] if res["cpu"] else float("nan")
+        return {"rate": mb / res["wall"], "per_cpu": per_cpu, "note": res["note"]}
     finally:
         reader.kill()
         reader.wait()
