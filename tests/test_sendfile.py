@@ -540,3 +540,55 @@ def test_native_paths_are_used(loop, datafile, data):
         ret1, got1, ret2, got2 = run(loop, main())
     assert (ret1, got1) == (100000, data[:100000])
     assert (ret2, got2) == (100000, data[100000:200000])
+
+
+def test_sendfile_cancelled_then_write(loop, datafile, data):
+    # Cancelled while waiting for writability: the transport works on
+    # (writes allowed again, reading resumed), what was sent is a prefix.
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    b.setblocking(False)
+
+    async def main():
+        tr, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+        task = asyncio.ensure_future(loop.sendfile(tr, datafile))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert tr.is_reading()
+        tr.write(b"tail")
+        tr.close()
+        return await reader(loop, b)
+
+    with b:
+        got = run(loop, main())
+    assert got.endswith(b"tail")
+    assert 0 < len(got) - 4 < SIZE
+    assert got[:-4] == data[:len(got) - 4]
+
+
+@pytest.mark.parametrize("how", ["abort", "close"])
+def test_sendfile_transport_closed_midway(loop, loop_kind, datafile, how):
+    if loop_kind == "asyncio":
+        pytest.skip("asyncio's loop.sendfile never returns when the transport is closed "
+                    "under it (close() removes sock_sendfile's writer)")
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    async def main():
+        tr, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+        task = asyncio.ensure_future(loop.sendfile(tr, datafile))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()
+        getattr(tr, how)()
+        with pytest.raises(ConnectionError, match="Connection is closed by peer"):
+            await task
+
+    with b:
+        run(loop, main())
+    assert 0 < datafile.tell() < SIZE
