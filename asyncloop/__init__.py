@@ -14,6 +14,7 @@ import socket as _socket
 import subprocess as _subprocess  # process.c glue
 import sys as __sys
 import sys as _sys  # process.c glue
+import types as _types  # sendfile.c glue
 import weakref as _weakref
 from asyncio import base_events as __base_events
 from asyncio import base_events as _poll_base_events  # poll.c glue
@@ -39,6 +40,24 @@ _Unix = __unix_events._UnixSelectorEventLoop
 # _core.SockCall objects, coroutines written in C: asyncio.iscoroutine()
 # and create_task() take them as Coroutines.
 _collections_abc.Coroutine.register(_core.SockCall)
+
+
+class _SendfileFallbackProtocol(_poll_base_events._SendfileFallbackProtocol):
+    # sendfile.c glue: asyncio's, without its isinstance(transp,
+    # transports._FlowControlMixin) check; the C socket transport has that
+    # mixin's API (_protocol_paused, _loop, pause_reading, ...), not its
+    # Python layout.
+    def __init__(self, transp):
+        self._transport = transp
+        self._proto = transp.get_protocol()
+        self._should_resume_reading = transp.is_reading()
+        self._should_resume_writing = transp._protocol_paused
+        transp.pause_reading()
+        transp.set_protocol(self)
+        if self._should_resume_writing:
+            self._write_ready_fut = self._transport._loop.create_future()
+        else:
+            self._write_ready_fut = None
 
 
 class Loop(_core.Loop, __asyncio.AbstractEventLoop):
@@ -88,12 +107,6 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     _start_serving = _Selector._start_serving
     _accept_connection = _Selector._accept_connection
     _accept_connection2 = _Selector._accept_connection2
-    # sock_sendfile falls back to sock_sendall as asyncio's does where the
-    # native path is unavailable.
-    sock_sendfile = _Base.sock_sendfile
-    _sock_sendfile_native = _Base._sock_sendfile_native
-    _sock_sendfile_fallback = _Base._sock_sendfile_fallback
-    _check_sendfile_params = _Base._check_sendfile_params
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 
@@ -164,6 +177,46 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     sock_recv_into = _core.Loop._sock_recv_into_coro
     sock_sendall = _core.Loop._sock_sendall_coro
     sock_accept = _core.Loop._sock_accept_coro
+
+    # sendfile.c (and the end of stream.c): loop.sendfile and
+    # loop.sock_sendfile are asyncio's own (argument checks, transport
+    # modes, fallback to reads and writes); their zero-copy parts are C:
+    # _sock_sendfile_native (sendfile(2) first, writability only on EAGAIN)
+    # and the socket transport's _sendfile_native over its poll handle.
+    sendfile = _Base.sendfile
+    # asyncio's _sendfile_fallback, with the protocol below in place of
+    # base_events._SendfileFallbackProtocol (its code object is reused).
+    _sendfile_fallback = _types.FunctionType(
+        _Base._sendfile_fallback.__code__,
+        {**vars(_poll_base_events), "_SendfileFallbackProtocol": _SendfileFallbackProtocol},
+        "_sendfile_fallback", _Base._sendfile_fallback.__defaults__)
+    sock_sendfile = _Base.sock_sendfile
+    _sock_sendfile_fallback = _Base._sock_sendfile_fallback
+    _check_sendfile_params = _Base._check_sendfile_params
+
+    async def _sendfile_native(self, transp, file, offset, count):
+        # selector_events' steps, with sock_sendfile(fallback=False)'s
+        # checks; the transport sends in C.
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        await transp._make_empty_waiter()
+        try:
+            sock = transp._sock
+            if self._debug and sock.gettimeout() != 0:
+                raise ValueError("the socket must be non-blocking")
+            _poll_base_events._check_ssl_socket(sock)
+            self._check_sendfile_params(sock, file, offset, count)
+            return await transp._sendfile_native(file, offset, count)
+        finally:
+            transp._reset_empty_waiter()
+            if resume_reading:
+                transp.resume_reading()
+
+    # poll.c: sock_recvfrom/sock_recvfrom_into/sock_sendto (asyncio has
+    # them from 3.11 on; offered on 3.10 too) are C coroutines as well.
+    sock_recvfrom = _core.Loop._sock_recvfrom_coro
+    sock_recvfrom_into = _core.Loop._sock_recvfrom_into_coro
+    sock_sendto = _core.Loop._sock_sendto_coro
 
     async def sock_connect(self, sock, address):
         """Connect to a remote socket at address."""

@@ -150,6 +150,16 @@ typedef struct {
     PyObject *str_sock_accept_cb;  /* "_sock_accept" */
     PyObject *str_sock_read_done;  /* "_sock_read_done" */
     PyObject *str_sock_write_done; /* "_sock_write_done" */
+    /* poll.c: datagram sock_* */
+    PyObject *str_recvfrom;
+    PyObject *str_recvfrom_into;
+    PyObject *str_sendto;
+    PyObject *str_sock_recvfrom;      /* "_sock_recvfrom" */
+    PyObject *str_sock_recvfrom_into; /* "_sock_recvfrom_into" */
+    PyObject *str_sock_sendto;        /* "_sock_sendto" */
+    /* sendfile.c */
+    PyObject *SendfileNotAvailableError; /* asyncio.exceptions */
+    PyObject *str_sock_sendfile_impl;    /* "_sock_sendfile_native_impl" */
 
     /* stream.c */
     PyTypeObject *SocketTransportType;
@@ -507,6 +517,45 @@ PyObject *al__loop_sock_read_done(LoopObject *self, PyObject *const *args, size_
                                   PyObject *kwnames);
 PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames);
+/* poll.c: datagram sock_* (coroutines) and their retries */
+PyObject *al__loop_sock_recvfrom_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames);
+PyObject *al__loop_sock_recvfrom_into_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames);
+PyObject *al__loop_sock_sendto_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames);
+PyObject *al__loop_sock_recvfrom_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames);
+PyObject *al__loop_sock_recvfrom_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames);
+PyObject *al__loop_sock_sendto_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+
+/* sendfile.c */
+/* loop._sock_sendfile_native(sock, file, offset, count) -> Future, and its
+   writability callback _sock_sendfile_native_impl (asyncio's unix loop). */
+PyObject *al__loop_sock_sendfile_native(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames);
+PyObject *al__loop_sock_sendfile_impl(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames);
+PyObject *al__loop_sock_sendfile_cancel_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames);
+/* _sock_sendfile_native's file checks: the file's fd and, in *blocksize,
+   count or the file's size; SendfileNotAvailableError("not a regular
+   file") as asyncio raises it. */
+int al__sendfile_file_fd(al_state *st, PyObject *file, PyObject *count, int *fileno,
+                         long long *blocksize);
+/* Sends with sendfile(2) from *offset until the socket would block
+   (returns 0), the file ends or count is reached (returns 1), or an error
+   (returns -1 with errno kept in *err). count < 0: to the end. */
+int al__sendfile_round(int out_fd, int in_fd, long long *offset, long long count,
+                       long long blocksize, long long *total, int *err);
+/* The exception asyncio's _sock_sendfile_native_impl sets for a failed
+   sendfile (midway: not its first call): a new reference. */
+PyObject *al__sendfile_error(al_state *st, int err, long long total, int midway);
+/* asyncio's _sock_sendfile_update_filepos: lseek to offset if anything
+   was sent. */
+int al__sendfile_update_filepos(int fileno, long long offset, long long total);
 
 /* args.c */
 typedef PyObject *(*al_fastcall_method)(PyObject *self, PyObject *const *args, size_t nargsf,

@@ -2022,6 +2022,22 @@ static PyMethodDef Loop_methods[] = {
     {"_sock_accept", (PyCFunction)(void (*)(void))al__loop_sock_accept_cb, FASTKW, NULL},
     {"_sock_read_done", (PyCFunction)(void (*)(void))al__loop_sock_read_done, FASTKW, NULL},
     {"_sock_write_done", (PyCFunction)(void (*)(void))al__loop_sock_write_done, FASTKW, NULL},
+    /* poll.c: datagram sock_* */
+    {"_sock_recvfrom_coro", (PyCFunction)(void (*)(void))al__loop_sock_recvfrom_call, FASTKW, NULL},
+    {"_sock_recvfrom_into_coro", (PyCFunction)(void (*)(void))al__loop_sock_recvfrom_into_call,
+     FASTKW, NULL},
+    {"_sock_sendto_coro", (PyCFunction)(void (*)(void))al__loop_sock_sendto_call, FASTKW, NULL},
+    {"_sock_recvfrom", (PyCFunction)(void (*)(void))al__loop_sock_recvfrom_cb, FASTKW, NULL},
+    {"_sock_recvfrom_into", (PyCFunction)(void (*)(void))al__loop_sock_recvfrom_into_cb, FASTKW,
+     NULL},
+    {"_sock_sendto", (PyCFunction)(void (*)(void))al__loop_sock_sendto_cb, FASTKW, NULL},
+    /* sendfile.c */
+    {"_sock_sendfile_native", (PyCFunction)(void (*)(void))al__loop_sock_sendfile_native, FASTKW,
+     "_sock_sendfile_native(sock, file, offset, count) -> Future[int]"},
+    {"_sock_sendfile_native_impl", (PyCFunction)(void (*)(void))al__loop_sock_sendfile_impl, FASTKW,
+     NULL},
+    {"_sock_sendfile_cancel_cb", (PyCFunction)(void (*)(void))al__loop_sock_sendfile_cancel_cb,
+     FASTKW, NULL},
 
     /* stream.c, tcp/unix: transports */
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,

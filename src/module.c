@@ -221,6 +221,16 @@ static int module_exec(PyObject *module)
     INTERN(str_sock_accept_cb, "_sock_accept");
     INTERN(str_sock_read_done, "_sock_read_done");
     INTERN(str_sock_write_done, "_sock_write_done");
+    /* poll.c: datagram sock_* */
+    INTERN(str_recvfrom, "recvfrom");
+    INTERN(str_recvfrom_into, "recvfrom_into");
+    INTERN(str_sendto, "sendto");
+    INTERN(str_sock_recvfrom, "_sock_recvfrom");
+    INTERN(str_sock_recvfrom_into, "_sock_recvfrom_into");
+    INTERN(str_sock_sendto, "_sock_sendto");
+    /* sendfile.c */
+    IMPORT(SendfileNotAvailableError, "asyncio.exceptions", "SendfileNotAvailableError");
+    INTERN(str_sock_sendfile_impl, "_sock_sendfile_native_impl");
 
     st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &al__loop_spec, NULL);
     if (st->LoopType == NULL) {
@@ -299,6 +309,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     if (rc != 0) {
         return rc;
     }
+    /* sendfile.c */
+    Py_VISIT(st->SendfileNotAvailableError);
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -375,6 +387,16 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_sock_accept_cb);
     Py_CLEAR(st->str_sock_read_done);
     Py_CLEAR(st->str_sock_write_done);
+    /* poll.c: datagram sock_* */
+    Py_CLEAR(st->str_recvfrom);
+    Py_CLEAR(st->str_recvfrom_into);
+    Py_CLEAR(st->str_sendto);
+    Py_CLEAR(st->str_sock_recvfrom);
+    Py_CLEAR(st->str_sock_recvfrom_into);
+    Py_CLEAR(st->str_sock_sendto);
+    /* sendfile.c */
+    Py_CLEAR(st->SendfileNotAvailableError);
+    Py_CLEAR(st->str_sock_sendfile_impl);
     /* Interned names stay valid for the interpreter; drop our references. */
     PyObject **names[] = {
         &st->str_context,

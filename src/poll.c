@@ -1468,10 +1468,23 @@ PyObject *al__loop_sock_write_done(LoopObject *self, PyObject *const *args, size
    try, and only when that would block does it wait on the future, through
    the future's own __await__ iterator. This replaces a Python coroutine per
    call (and the (future, result) tuple). */
-enum { CALL_RECV, CALL_RECV_INTO, CALL_SENDALL, CALL_ACCEPT };
+enum {
+    CALL_RECV,
+    CALL_RECV_INTO,
+    CALL_SENDALL,
+    CALL_ACCEPT,
+    CALL_RECVFROM,
+    CALL_RECVFROM_INTO,
+    CALL_SENDTO
+};
 
-static const char *const call_names[] = {"sock_recv", "sock_recv_into", "sock_sendall",
-                                         "sock_accept"};
+static const char *const call_names[] = {"sock_recv",   "sock_recv_into", "sock_sendall",
+                                         "sock_accept", "sock_recvfrom",  "sock_recvfrom_into",
+                                         "sock_sendto"};
+
+/* The datagram calls, at the end of this file. */
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
+                                 int *waited);
 
 typedef struct {
     PyObject_HEAD
@@ -1515,6 +1528,11 @@ static PySendResult SockCall_am_send(SockCallObject *c, PyObject *arg, PyObject 
         break;
     case CALL_SENDALL:
         r = sock_sendall(c->loop, args, START_AWAIT, &waited);
+        break;
+    case CALL_RECVFROM:
+    case CALL_RECVFROM_INTO:
+    case CALL_SENDTO:
+        r = dgram_first_try(c->loop, c->kind, c->sock, c->arg, &waited);
         break;
     default:
         r = al__loop_sock_accept(c->loop, args, 1, NULL);
@@ -1778,4 +1796,242 @@ PyObject *al__loop_sock_accept_call(LoopObject *self, PyObject *const *args, siz
 {
     return sock_call(self, CALL_ACCEPT, args, nargsf, kwnames,
                      (al_fastcall_method)al__loop_sock_accept_call);
+}
+
+/* --- datagram sock_*: sock_recvfrom, sock_recvfrom_into, sock_sendto ------ */
+
+/* selector_events' sock_recvfrom / sock_recvfrom_into / sock_sendto, which
+   asyncio has from 3.11 on; offered on 3.10 too. Each first try is the
+   socket's own method (so the addresses and argument errors are the
+   socket module's), with MSG_DONTWAIT on a plain socket.socket so that a
+   blocking socket is not waited on there; only when the call would block
+   does it wait for readiness on the fd watcher, with asyncio's retry
+   callbacks (_sock_recvfrom, ...). A blocking socket then goes to the
+   method without the flag, which blocks as it does on asyncio. */
+
+/* sock.recvfrom(bufsize[, flags]), sock.recvfrom_into(buf, nbytes[, flags]),
+   sock.sendto(data[, flags], address); flags given when dontwait or retry
+   (asyncio's retry of sendto passes 0). */
+static PyObject *dgram_call(al_state *st, int kind, PyObject *sock, PyObject *a, PyObject *b,
+                            int dontwait, int retry)
+{
+    PyObject *argv[4] = {sock, a, NULL, NULL};
+    size_t n = 2;
+    PyObject *name;
+    PyObject *flags = NULL;
+    if (dontwait || (retry && kind == CALL_SENDTO)) {
+        flags = PyLong_FromLong(dontwait ? MSG_DONTWAIT : 0);
+        if (flags == NULL) {
+            return NULL;
+        }
+    }
+    if (kind == CALL_RECVFROM) {
+        name = st->str_recvfrom;
+        if (flags != NULL) {
+            argv[n++] = flags;
+        }
+    }
+    else if (kind == CALL_RECVFROM_INTO) {
+        name = st->str_recvfrom_into;
+        argv[n++] = b;
+        if (flags != NULL) {
+            argv[n++] = flags;
+        }
+    }
+    else {
+        name = st->str_sendto;
+        if (flags != NULL) {
+            argv[n++] = flags;
+        }
+        argv[n++] = b;
+    }
+    PyObject *r = PyObject_VectorcallMethod(name, argv, n, NULL);
+    Py_XDECREF(flags);
+    return r;
+}
+
+/* A SockCall's first step: the result, or the future to wait on
+   (*waited set). arg: bufsize, (buf, nbytes) or (data, address). */
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
+                                 int *waited)
+{
+    al_state *st = loop->state;
+    if (sock_check(loop, sock) < 0) {
+        return NULL;
+    }
+    PyObject *a = arg, *b = NULL, *nbytes = NULL;
+    if (kind != CALL_RECVFROM) {
+        a = PyTuple_GET_ITEM(arg, 0);
+        b = PyTuple_GET_ITEM(arg, 1);
+    }
+    if (kind == CALL_RECVFROM_INTO) {
+        /* if not nbytes: nbytes = len(buf) */
+        int t = PyObject_IsTrue(b);
+        if (t < 0) {
+            return NULL;
+        }
+        if (!t) {
+            Py_ssize_t len = PyObject_Size(a);
+            if (len < 0 || (nbytes = PyLong_FromSsize_t(len)) == NULL) {
+                return NULL;
+            }
+            b = nbytes;
+        }
+    }
+    int dontwait = plain_socket(st, sock);
+    PyObject *r = dgram_call(st, kind, sock, a, b, dontwait, 0);
+    if (r == NULL && dontwait && would_block()) {
+        int nb = sock_nonblocking(st, sock);
+        if (nb == 0) {
+            r = dgram_call(st, kind, sock, a, b, 0, 0);
+        }
+        else if (nb < 0) {
+            goto fail;
+        }
+    }
+    if (r != NULL) {
+        Py_XDECREF(nbytes);
+        return r;
+    }
+    if (PyErr_Occurred() && !would_block()) {
+        goto fail;
+    }
+    PyObject *fut = new_future(loop);
+    if (fut == NULL) {
+        goto fail;
+    }
+    PyObject *cbargs[4] = {fut, sock, a, b};
+    PyObject *retry = kind == CALL_RECVFROM        ? st->str_sock_recvfrom
+                      : kind == CALL_RECVFROM_INTO ? st->str_sock_recvfrom_into
+                                                   : st->str_sock_sendto;
+    if (wait_ready(loop, sock, kind == CALL_SENDTO, retry, cbargs, kind == CALL_RECVFROM ? 3 : 4) <
+        0) {
+        Py_DECREF(fut);
+        goto fail;
+    }
+    Py_XDECREF(nbytes);
+    *waited = 1;
+    return fut;
+fail:
+    Py_XDECREF(nbytes);
+    return NULL;
+}
+
+/* _sock_recvfrom(fut, sock, bufsize), _sock_recvfrom_into(fut, sock, buf,
+   bufsize), _sock_sendto(fut, sock, data, address): asyncio's retries. */
+static PyObject *dgram_retry(LoopObject *self, int kind, PyObject *const *args)
+{
+    int done = fut_done(self, args[0]);
+    if (done) {
+        return done < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *r = dgram_call(self->state, kind, args[1], args[2],
+                             kind == CALL_RECVFROM ? NULL : args[3], 0, 1);
+    return complete(self, args[0], r);
+}
+
+PyObject *al__loop_sock_recvfrom_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    NARGS("_sock_recvfrom", 3);
+    return dgram_retry(self, CALL_RECVFROM, args);
+}
+
+PyObject *al__loop_sock_recvfrom_into_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames)
+{
+    NARGS("_sock_recvfrom_into", 4);
+    return dgram_retry(self, CALL_RECVFROM_INTO, args);
+}
+
+PyObject *al__loop_sock_sendto_cb(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    NARGS("_sock_sendto", 4);
+    return dgram_retry(self, CALL_SENDTO, args);
+}
+
+static PyObject *dgram_call_new(LoopObject *self, int kind, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t min = kind == CALL_RECVFROM ? 2 : kind == CALL_RECVFROM_INTO ? 2 : 3;
+    Py_ssize_t max = kind == CALL_RECVFROM ? 2 : 3;
+    if (nargs < min || nargs > max) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %s%zd positional arguments but %zd were given",
+                     call_names[kind], min == max ? "" : "from 2 to ", max, nargs);
+        return NULL;
+    }
+    PyObject *arg;
+    if (kind == CALL_RECVFROM) {
+        arg = Py_NewRef(args[1]);
+    }
+    else {
+        PyObject *zero = nargs > 2 ? NULL : PyLong_FromLong(0);
+        if (nargs == 2 && zero == NULL) {
+            return NULL;
+        }
+        arg = PyTuple_Pack(2, args[1], nargs > 2 ? args[2] : zero);
+        Py_XDECREF(zero);
+        if (arg == NULL) {
+            return NULL;
+        }
+    }
+    SockCallObject *c = PyObject_GC_New(SockCallObject, self->state->SockCallType);
+    if (c == NULL) {
+        Py_DECREF(arg);
+        return NULL;
+    }
+    c->loop = (LoopObject *)Py_NewRef(self);
+    c->sock = Py_NewRef(args[0]);
+    c->arg = arg;
+    c->waiting = NULL;
+    c->kind = kind;
+    c->state = 0;
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
+}
+
+static PyObject *dgram_entry(LoopObject *self, int kind, PyObject *const *args, size_t nargsf,
+                             PyObject *kwnames, al_fastcall_method fn)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        static const char *const names[][3] = {
+            {"sock", "bufsize", NULL}, {"sock", "buf", "nbytes"}, {"sock", "data", "address"}};
+        const char *const *nm = names[kind - CALL_RECVFROM];
+        Py_ssize_t npos = kind == CALL_RECVFROM ? 2 : 3;
+        if (kind == CALL_RECVFROM_INTO && nargs < 3) {
+            /* nbytes is optional: bound only when named */
+            npos = 2;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+                PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+                if (PyUnicode_Check(k) && PyUnicode_CompareWithASCIIString(k, "nbytes") == 0) {
+                    npos = 3;
+                }
+            }
+        }
+        return al__call_with_keywords_bound((PyObject *)self, fn, call_names[kind], nm, npos, NULL,
+                                            args, nargs, kwnames);
+    }
+    return dgram_call_new(self, kind, args, nargs);
+}
+
+PyObject *al__loop_sock_recvfrom_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames)
+{
+    return dgram_entry(self, CALL_RECVFROM, args, nargsf, kwnames,
+                       (al_fastcall_method)al__loop_sock_recvfrom_call);
+}
+
+PyObject *al__loop_sock_recvfrom_into_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames)
+{
+    return dgram_entry(self, CALL_RECVFROM_INTO, args, nargsf, kwnames,
+                       (al_fastcall_method)al__loop_sock_recvfrom_into_call);
+}
+
+PyObject *al__loop_sock_sendto_call(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    return dgram_entry(self, CALL_SENDTO, args, nargsf, kwnames,
+                       (al_fastcall_method)al__loop_sock_sendto_call);
 }

@@ -68,6 +68,12 @@ typedef struct {
     char poll_held; /* polling: we then hold a reference to self */
     char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
+    /* loop.sendfile (the section at the end of this file) */
+    char sf_waited;         /* the sendfile waited for writability once */
+    PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
+    PyObject *sf_fut;       /* the sendfile's future while it sends */
+    int sf_fileno;
+    long long sf_offset, sf_count, sf_blocksize, sf_total;
 } StreamObject;
 
 #define STREAM_FROM_IO(p) ((StreamObject *)((char *)(p)-offsetof(StreamObject, io)))
@@ -75,6 +81,10 @@ typedef struct {
 static int read_ready(StreamObject *self);
 static int write_ready(StreamObject *self);
 static int stream_close(StreamObject *self);
+/* loop.sendfile, at the end of this file */
+static int sendfile_ready(StreamObject *self);
+static int empty_waiter_done(StreamObject *self, PyObject *exc);
+static PyObject *sendfile_in_progress(StreamObject *self, const char *what);
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -678,6 +688,11 @@ static PyObject *Stream_call_connection_lost(StreamObject *self, PyObject *exc)
         Py_XDECREF(err);
         return NULL;
     }
+    if (err == NULL && (self->empty_waiter != NULL || self->sf_fut != NULL) &&
+        empty_waiter_done(self, PyObject_CallFunction(PyExc_ConnectionError, "s",
+                                                      "Connection is closed by peer")) < 0) {
+        return NULL;
+    }
     if (err != NULL) {
         al__err_restore(err);
         return NULL;
@@ -859,6 +874,9 @@ static int write_ready(StreamObject *self)
     if (self->conn_lost) {
         return 0;
     }
+    if (self->sf_fut != NULL && self->qlen == 0) {
+        return sendfile_ready(self);
+    }
     if (self->qlen == 0) {
         return remove_writer(self);
     }
@@ -883,7 +901,10 @@ static int write_ready(StreamObject *self)
             return -1;
         }
         queue_clear(self);
-        return os_failed(self, err, WRITE_ERROR);
+        if (os_failed(self, err, WRITE_ERROR) < 0) {
+            return -1;
+        }
+        return self->empty_waiter ? empty_waiter_done(self, errno_error(err)) : 0;
     }
     queue_consume(self, n);
     if (maybe_resume_protocol(self) < 0) { /* may queue more */
@@ -891,6 +912,9 @@ static int write_ready(StreamObject *self)
     }
     if (self->qlen == 0) {
         if (remove_writer(self) < 0) {
+            return -1;
+        }
+        if (self->empty_waiter != NULL && empty_waiter_done(self, NULL) < 0) {
             return -1;
         }
         if (self->closing) {
@@ -916,7 +940,16 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     al__loop_hold_gil(loop);
     Py_INCREF(self);
     int rc = 0;
-    if (status < 0) {
+    if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
+        /* A sendfile under way takes the socket's error from sendfile(2),
+           as asyncio's writer callback does from os.sendfile. */
+        self->poll_events = 0;
+        rc = sendfile_ready(self);
+        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+            rc = poll_update(self);
+        }
+    }
+    else if (status < 0) {
         /* libuv stopped the handle (POLLERR, or the fd closed under us):
            take the socket's pending error, as recv()/send() would raise. */
         int err = 0;
@@ -992,6 +1025,9 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
         return NULL;
     }
+    if (self->empty_waiter != NULL) {
+        return sendfile_in_progress(self, "write");
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -1048,6 +1084,9 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     if (self->eof) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot call writelines() after write_eof()");
         return NULL;
+    }
+    if (self->empty_waiter != NULL) {
+        return sendfile_in_progress(self, "writelines");
     }
     int truth = PyObject_IsTrue(list_of_data);
     if (truth <= 0) {
@@ -1445,6 +1484,8 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
     Py_VISIT(self->server);
+    Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->sf_fut);
     return 0;
 }
 
@@ -1453,6 +1494,8 @@ static int Stream_clear(StreamObject *self)
     Py_CLEAR(self->extra);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
+    Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->sf_fut);
     return 0;
 }
 
@@ -1484,6 +1527,13 @@ static void Stream_dealloc(StreamObject *self)
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 
+static PyObject *Stream_make_empty_waiter(StreamObject *self, PyObject *Py_UNUSED(ignored));
+static PyObject *Stream_reset_empty_waiter(StreamObject *self, PyObject *Py_UNUSED(ignored));
+static PyObject *Stream_sendfile_native(StreamObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs);
+static PyObject *Stream_get_sendfile_compatible(StreamObject *self, void *Py_UNUSED(c));
+static PyObject *Stream_get_empty_waiter(StreamObject *self, void *Py_UNUSED(c));
+
 static PyMethodDef Stream_methods[] = {
     {"write", (PyCFunction)Stream_write, METH_O, NULL},
     {"writelines", (PyCFunction)Stream_writelines, METH_O, NULL},
@@ -1505,6 +1555,10 @@ static PyMethodDef Stream_methods[] = {
     {"get_protocol", (PyCFunction)Stream_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)Stream_start_reading, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Stream_call_connection_lost, METH_O, NULL},
+    /* loop.sendfile */
+    {"_make_empty_waiter", (PyCFunction)Stream_make_empty_waiter, METH_NOARGS, NULL},
+    {"_reset_empty_waiter", (PyCFunction)Stream_reset_empty_waiter, METH_NOARGS, NULL},
+    {"_sendfile_native", (PyCFunction)(void (*)(void))Stream_sendfile_native, METH_FASTCALL, NULL},
     {NULL, NULL},
 };
 
@@ -1515,6 +1569,8 @@ static PyGetSetDef Stream_getset[] = {
     {"_protocol_paused", (getter)Stream_get_protocol_paused, NULL, NULL, NULL},
     {"_closing", (getter)Stream_get_closing, NULL, NULL, NULL},
     {"_start_tls_compatible", (getter)Stream_get_true, NULL, NULL, NULL},
+    {"_sendfile_compatible", (getter)Stream_get_sendfile_compatible, NULL, NULL, NULL},
+    {"_empty_waiter", (getter)Stream_get_empty_waiter, NULL, NULL, NULL},
     {NULL},
 };
 
@@ -1770,4 +1826,247 @@ void al__stream_clear(al_state *st)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         Py_CLEAR(*names[i]);
     }
+}
+
+/* --- loop.sendfile: the zero-copy path ----------------------------------------- */
+
+/* asyncio's selector loop: loop.sendfile (borrowed) calls the loop's
+   _sendfile_native (asyncloop/__init__.py), which pauses reading, waits
+   on _make_empty_waiter() for the write queue to drain, makes
+   sock_sendfile's checks and awaits _sendfile_native() here: sendfile(2)
+   from the file straight to the socket, waiting for writability on the
+   transport's own poll handle whenever the socket is full. write() raises
+   while the empty waiter is set, so the queue stays empty meanwhile and
+   write_ready() hands the writable events to sendfile_ready(). */
+
+static PyObject *sendfile_in_progress(StreamObject *self, const char *what)
+{
+    (void)self;
+    PyErr_Format(PyExc_RuntimeError, "unable to %s; sendfile is in progress", what);
+    return NULL;
+}
+
+static int future_done(al_state *st, PyObject *fut)
+{
+    PyObject *r =
+        PyObject_VectorcallMethod(st->str_done, &fut, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    int done = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    return done;
+}
+
+/* fut.set_result(value) or fut.set_exception(value), value stolen. */
+static int future_complete(al_state *st, PyObject *fut, PyObject *value, int is_exc)
+{
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject *argv[2] = {fut, value};
+    PyObject *r = PyObject_VectorcallMethod(is_exc ? st->str_set_exception : st->str_set_result,
+                                            argv, 2, NULL);
+    Py_DECREF(value);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* The queue drained (exc NULL) or failed: the empty waiter's result or
+   exception, as asyncio's _write_ready sets it; an exception (stolen) also
+   ends a sendfile under way. A done waiter is left as it is. */
+static int empty_waiter_done(StreamObject *self, PyObject *exc)
+{
+    al_state *st = self->st;
+    int rc = 0;
+    if (self->empty_waiter != NULL) {
+        PyObject *w = Py_NewRef(self->empty_waiter);
+        int done = future_done(st, w);
+        if (done < 0) {
+            rc = -1;
+        }
+        else if (!done) {
+            rc = exc ? future_complete(st, w, Py_NewRef(exc), 1)
+                     : future_complete(st, w, Py_NewRef(Py_None), 0);
+        }
+        Py_DECREF(w);
+    }
+    if (rc == 0 && exc != NULL && self->sf_fut != NULL) {
+        PyObject *fut = self->sf_fut;
+        self->sf_fut = NULL;
+        int done = future_done(st, fut);
+        if (done == 0 &&
+            al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+            done = -1;
+        }
+        rc = done < 0 ? -1 : done ? 0 : future_complete(st, fut, Py_NewRef(exc), 1);
+        Py_DECREF(fut);
+    }
+    Py_XDECREF(exc);
+    return rc;
+}
+
+/* Writable while a sendfile is under way (the queue is empty): send until
+   the socket is full, then wait; when done, resolve the future with asyncio's
+   result, exception and file position. */
+static int sendfile_ready(StreamObject *self)
+{
+    al_state *st = self->st;
+    int done = future_done(st, self->sf_fut);
+    if (done < 0) {
+        return -1;
+    }
+    if (done) { /* cancelled: stop, as asyncio's cancellation callback */
+        Py_CLEAR(self->sf_fut);
+        return self->writing ? remove_writer(self) : 0;
+    }
+    int err = 0;
+    int rc = al__sendfile_round(self->fd, self->sf_fileno, &self->sf_offset, self->sf_count,
+                                self->sf_blocksize, &self->sf_total, &err);
+    if (rc == 0) {
+        self->sf_waited = 1;
+        return self->writing ? 0 : add_writer(self);
+    }
+    PyObject *fut = self->sf_fut;
+    self->sf_fut = NULL;
+    int midway = self->sf_waited || self->sf_total > 0;
+    if (self->writing && remove_writer(self) < 0) {
+        Py_DECREF(fut);
+        return -1;
+    }
+    PyObject *value;
+    int is_exc = 1;
+    if (al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+        value = al__err_fetch();
+    }
+    else if (rc == 1) {
+        value = PyLong_FromLongLong(self->sf_total);
+        is_exc = 0;
+    }
+    else {
+        value = al__sendfile_error(st, err, self->sf_total, midway);
+    }
+    rc = future_complete(st, fut, value, is_exc);
+    Py_DECREF(fut);
+    return rc;
+}
+
+/* _sendfile_native(file, offset, count) -> Future[int]: asyncio's
+   _sock_sendfile_native on this transport's socket, after its checks. */
+static PyObject *Stream_sendfile_native(StreamObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    al_state *st = self->st;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_sendfile_native(file, offset, count)");
+        return NULL;
+    }
+    if (self->sf_fut != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sendfile is already in progress");
+        return NULL;
+    }
+    if (check_loop_open(self) < 0) {
+        return NULL;
+    }
+    int fileno;
+    long long blocksize;
+    if (al__sendfile_file_fd(st, args[0], args[2], &fileno, &blocksize) < 0) {
+        return NULL;
+    }
+    long long offset = PyLong_AsLongLong(args[1]);
+    long long count = -1;
+    if (args[2] != Py_None) {
+        count = PyLong_AsLongLong(args[2]);
+        if (count == 0) {
+            count = -1;
+        }
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
+    if (fut == NULL) {
+        return NULL;
+    }
+    int rc;
+    if (blocksize == 0) { /* empty file */
+        rc = future_complete(st, fut, PyLong_FromLong(0), 0);
+    }
+    else if (self->conn_lost || self->sock == NULL) {
+        rc = future_complete(
+            st, fut,
+            PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer"), 1);
+    }
+    else {
+        self->sf_fut = Py_NewRef(fut);
+        self->sf_fileno = fileno;
+        self->sf_offset = offset;
+        self->sf_count = count;
+        self->sf_blocksize = blocksize;
+        self->sf_total = 0;
+        self->sf_waited = 0;
+        Py_INCREF(self);
+        rc = sendfile_ready(self);
+        if (rc < 0) {
+            Py_CLEAR(self->sf_fut);
+        }
+        Py_DECREF(self);
+    }
+    if (rc < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+static PyObject *Stream_make_empty_waiter(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    if (check_loop_open(self) < 0) {
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (self->qlen == 0 && future_complete(self->st, fut, Py_NewRef(Py_None), 0) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    self->empty_waiter = Py_NewRef(fut);
+    return fut;
+}
+
+static PyObject *Stream_reset_empty_waiter(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->empty_waiter);
+    if (self->sf_fut != NULL) {
+        /* The sendfile was cancelled while it waited: its writer goes. */
+        Py_CLEAR(self->sf_fut);
+        if (self->writing && self->qlen == 0 && self->loop != NULL) {
+            Py_INCREF(self);
+            int rc = remove_writer(self);
+            Py_DECREF(self);
+            if (rc < 0) {
+                return NULL;
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_get_sendfile_compatible(StreamObject *self, void *Py_UNUSED(c))
+{
+    (void)self;
+    PyObject *mode = al__import_attr("asyncio.constants", "_SendfileMode");
+    if (mode == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_GetAttrString(mode, "TRY_NATIVE");
+    Py_DECREF(mode);
+    return r;
+}
+
+static PyObject *Stream_get_empty_waiter(StreamObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->empty_waiter ? self->empty_waiter : Py_None);
 }

@@ -85,10 +85,8 @@ def applicable_patterns(table):
 # Not implemented yet in this phase of the core: these come with later issues.
 # When they land, the strict xfails turn into failures ("XPASS(strict)"),
 # which is the cue to delete the entries.
-UDP = xfail("UDP (create_datagram_endpoint, sock_sendto/sock_recvfrom) not implemented "
+UDP = xfail("UDP (create_datagram_endpoint) not implemented "
             "yet; lands with the UDP/pipes/sendfile issue")
-SENDFILE = xfail("loop.sendfile() not implemented yet (AbstractEventLoop's raises "
-                 "NotImplementedError); lands with the UDP/pipes/sendfile issue")
 # The test replaces the stdout pipe transport's pause_reading with a mock:
 # the C pipe transport (pipe.c) takes no instance attributes, so the
 # assignment raises inside _connect_pipes, and asyncio's
@@ -134,12 +132,6 @@ ASYNCLOOP = {
         UDP.only(since=(3, 13)),
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
-    # -- test_sendfile: loop.sendfile() (the sock_sendfile tests pass)
-    "test_sendfile.SendfileTests.test_sendfile*": SENDFILE,
-    # -- test_sock_lowlevel
-    "test_sock_lowlevel.SockTests.test_recvfrom": UDP.only(since=(3, 11)),
-    "test_sock_lowlevel.SockTests.test_recvfrom_into": UDP.only(since=(3, 11)),
-    "test_sock_lowlevel.SockTests.test_sendto_blocking": UDP.only(since=(3, 11)),
     # -- test_subprocess
     "test_subprocess.SubprocessTests.test_pause_reading": PIPE_NO_DICT,
     "test_subprocess.SubprocessTests.test_popen_error": POPEN_MOCK,
