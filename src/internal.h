@@ -26,6 +26,15 @@
 typedef struct al_loop LoopObject;
 typedef struct al_handle HandleObject;
 typedef struct al_io al_io;
+typedef struct al_idle al_idle;
+
+/* poll.c: a socket watcher left with nothing to wait for keeps polling
+   until the loop's next poll, so that the next wait on it (the usual
+   sock_recv loop) costs no epoll_ctl; linked in loop->poll_idle. */
+struct al_idle {
+    al_idle *prev;
+    al_idle *next;
+};
 
 /* Every object that owns a libuv I/O handle of a loop (transports, servers,
    fd watchers) links one of these into its loop, so that closing the loop
@@ -326,6 +335,7 @@ struct al_loop {
     } * poll_started; /* al__poll_start since the last poll */
     Py_ssize_t n_poll_started;
     Py_ssize_t cap_poll_started;
+    al_idle poll_idle;      /* poll.c: list head (next only), see al_idle */
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
@@ -394,6 +404,13 @@ void al__loop_hold_gil(LoopObject *loop);
 int al__poll_start(LoopObject *loop, uv_poll_t *handle, int events, uv_poll_cb cb);
 /* Before uv_close() or free of a handle given to al__poll_start. */
 void al__poll_forget(LoopObject *loop, uv_poll_t *handle);
+
+/* poll.c: stops the watchers still polling with nothing to wait for (see
+   al_idle); the loop calls it before each poll and when a run ends. */
+void al__poll_idle_flush(LoopObject *loop);
+/* uv_poll_init through the loop: libuv refuses a second handle on an fd
+   (UV_EEXIST), and an idle watcher of a closed fd may still hold its number. */
+int al__poll_init(LoopObject *loop, uv_poll_t *handle, int fd);
 
 /* I/O objects (see al_io). */
 void al__loop_io_link(LoopObject *loop, al_io *io);

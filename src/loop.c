@@ -479,6 +479,9 @@ static inline int loop_raise_pending(LoopObject *self)
 
 static int loop_poll(LoopObject *self)
 {
+    if (self->poll_idle.next != NULL) {
+        al__poll_idle_flush(self);
+    }
     if (self->n_poll_started > 0) {
         loop_check_poll_started(self);
         if (self->pending_exc != NULL) {
@@ -692,6 +695,9 @@ static int loop_run_cleanup(LoopObject *self)
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
+    if (self->poll_idle.next != NULL) {
+        al__poll_idle_flush(self);
+    }
     loop_track_shared_handles(self);
     PyObject *res = PyObject_CallOneArg(st->set_running_loop, Py_None);
     if (res == NULL) {

@@ -24,13 +24,17 @@ typedef struct {
     HandleObject *reader; /* strong, or NULL */
     HandleObject *writer; /* strong, or NULL */
     al_io io;
+    al_idle idle; /* linked in loop->poll_idle while idle and armed */
     int fd;
-    int events; /* what libuv polls for now */
+    int events; /* what is registered and counted in io_watchers */
+    int armed;  /* what libuv polls for: events, or more while idle */
+    int lazy;   /* a socket: may stay armed while idle (see al_idle) */
     dev_t dev;  /* the file polled: a watcher left with nothing stays, */
     ino_t ino;  /* stopped, for the next wait on the same file */
 } WatcherObject;
 
 #define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
+#define IDLE_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, idle)))
 
 /* --- fds ------------------------------------------------------------------ */
 
@@ -116,10 +120,62 @@ static void watcher_set_active(WatcherObject *w, int events)
     w->events = events;
 }
 
+static void idle_link(WatcherObject *w)
+{
+    if (w->idle.prev == NULL) {
+        LoopObject *loop = w->loop;
+        w->idle.prev = &loop->poll_idle;
+        w->idle.next = loop->poll_idle.next;
+        if (w->idle.next != NULL) {
+            w->idle.next->prev = &w->idle;
+        }
+        loop->poll_idle.next = &w->idle;
+    }
+}
+
+static void idle_unlink(WatcherObject *w)
+{
+    if (w->idle.prev != NULL) {
+        w->idle.prev->next = w->idle.next;
+        if (w->idle.next != NULL) {
+            w->idle.next->prev = w->idle.prev;
+        }
+        w->idle.prev = w->idle.next = NULL;
+    }
+}
+
+/* Stops libuv's polling; the registrations stay as they are. */
+static void watcher_disarm(WatcherObject *w)
+{
+    idle_unlink(w);
+    if (w->armed != 0 && w->box != NULL) {
+        al__poll_forget(w->loop, &w->box->poll);
+        uv_poll_stop(&w->box->poll);
+    }
+    w->armed = 0;
+}
+
+void al__poll_idle_flush(LoopObject *loop)
+{
+    while (loop->poll_idle.next != NULL) {
+        watcher_disarm(IDLE_TO_WATCHER(loop->poll_idle.next));
+    }
+}
+
+int al__poll_init(LoopObject *loop, uv_poll_t *handle, int fd)
+{
+    if (loop->poll_idle.next != NULL) {
+        al__poll_idle_flush(loop);
+    }
+    return uv_poll_init(&loop->uv, handle, fd);
+}
+
 /* Closes the libuv handle; the registrations stay as they are. */
 static void watcher_close(WatcherObject *w)
 {
     watcher_set_active(w, 0);
+    idle_unlink(w);
+    w->armed = 0;
     if (w->box != NULL && !w->loop->uv_ready) {
         /* Interpreter shutdown closed the libuv loop without the al_io
            hooks; its uv_walk closed the handle. */
@@ -188,9 +244,13 @@ static int watcher_update(WatcherObject *w)
     int want = (w->reader ? UV_READABLE : 0) | (w->writer ? UV_WRITABLE : 0);
     if (want == 0 && w->box != NULL) {
         if (w->events != 0) {
-            al__poll_forget(w->loop, &w->box->poll);
-            uv_poll_stop(&w->box->poll);
             watcher_set_active(w, 0);
+            if (w->lazy && w->loop->running) {
+                idle_link(w);
+            }
+            else {
+                watcher_disarm(w);
+            }
         }
         return 0;
     }
@@ -198,7 +258,13 @@ static int watcher_update(WatcherObject *w)
         watcher_close(w);
         return watcher_drop_entry(w);
     }
-    if (want == w->events || w->box == NULL) {
+    if (w->box == NULL) {
+        return 0;
+    }
+    if (want == w->armed) {
+        /* Still armed since it went idle: watch() checked the file. */
+        idle_unlink(w);
+        watcher_set_active(w, want);
         return 0;
     }
     /* epoll_ctl would fail on a closed fd: asyncio's modify raises. */
@@ -209,6 +275,8 @@ static int watcher_update(WatcherObject *w)
     if (al__poll_start(w->loop, &w->box->poll, want, on_poll) < 0) {
         return watcher_fail(w);
     }
+    idle_unlink(w);
+    w->armed = want;
     watcher_set_active(w, want);
     return 0;
 }
@@ -241,7 +309,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
         PyErr_NoMemory();
         return NULL;
     }
-    int err = uv_poll_init(&loop->uv, &box->poll, fd);
+    int err = al__poll_init(loop, &box->poll, fd);
     if (err < 0) {
         PyMem_RawFree(box);
         al__set_uv_error(err);
@@ -261,6 +329,9 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->reader = w->writer = NULL;
     w->fd = fd;
     w->events = 0;
+    w->armed = 0;
+    w->lazy = S_ISSOCK(sb.st_mode);
+    w->idle.prev = w->idle.next = NULL;
     w->dev = sb.st_dev;
     w->ino = sb.st_ino;
     w->io.loop_closing = loop_closing;
@@ -347,6 +418,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
            sees it; a closed fd is dropped by epoll and its callbacks never
            run, as on asyncio. */
         watcher_set_active(w, 0);
+        idle_unlink(w);
+        w->armed = 0;
         if (fcntl(w->fd, F_GETFD) < 0) {
             Py_DECREF(w);
             return;

@@ -39,7 +39,7 @@ static int signal_wakeup_open(LoopObject *loop)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    int err = uv_poll_init(&loop->uv, &loop->wakeup_poll, fds[0]);
+    int err = al__poll_init(loop, &loop->wakeup_poll, fds[0]);
     if (err == 0) {
         loop->wakeup_poll.data = loop;
         err = uv_poll_start(&loop->wakeup_poll, UV_READABLE, on_wakeup_readable);
