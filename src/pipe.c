@@ -259,7 +259,7 @@ static int poll_update(PipeObject *self)
             PyErr_NoMemory();
             return -1;
         }
-        int err = uv_poll_init(&self->loop->uv, &p->poll, self->fd);
+        int err = al__poll_init(self->loop, &p->poll, self->fd);
         if (err < 0) {
             PyMem_RawFree(p);
             return al__set_uv_error(err);

@@ -623,7 +623,7 @@ static PyObject *child_new(LoopObject *self, pid_t pid, int pidfd, PyObject *cal
     if (box == NULL) {
         PyErr_NoMemory();
     }
-    else if ((err = uv_poll_init(&self->uv, &box->poll, pidfd)) < 0) {
+    else if ((err = al__poll_init(self, &box->poll, pidfd)) < 0) {
         PyMem_RawFree(box);
         box = NULL;
         al__set_uv_error(err);
