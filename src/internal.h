@@ -182,6 +182,10 @@ typedef struct {
     PyObject *SocketKind;      /* socket.SocketKind */
     PyObject *str_create_future;
 
+    /* metrics.c */
+    PyTypeObject *MetricsType; /* loop.metrics()'s struct sequence */
+    uint64_t metrics_loop_serial;
+
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
     int n_free_handles;
@@ -250,6 +254,37 @@ typedef struct {
     Py_ssize_t cancelled; /* cancelled handles still in items */
 } al_heap;
 
+/* metrics.c: what loop.metrics() reports, kept by the loop as it runs. No
+   clock read is added where the iteration does not block: busy time is the
+   running time minus the time blocked in poll. */
+#define AL_LATE_BUCKETS 160 /* 4 per octave of microseconds, up to 2**40 us */
+#define AL_SLOWEST 5
+typedef struct {
+    uint64_t serial; /* tells loops apart in utilization(previous=) */
+    uint64_t iterations;
+    uint64_t callbacks;
+    double run_time;   /* seconds in finished run_forever calls */
+    double run_t0;     /* al__now() as the current run began */
+    double idle;       /* seconds blocked in poll */
+    double poll_t0;    /* al__now() as the current blocking poll began */
+    uint64_t bytes_in; /* by the loop's transports (stream.c) */
+    uint64_t bytes_out;
+    uint64_t accepted;
+    uint64_t connected;
+    Py_ssize_t transports; /* registered now (al__loop_register_transport) */
+    Py_ssize_t transports_peak;
+    Py_ssize_t servers;
+    uint64_t late_count;
+    double late_max;
+    uint64_t late_hist[AL_LATE_BUCKETS];
+    /* Each callback timed: with the slow-callback hook (or debug mode). */
+    char timing;
+    double hook_threshold;
+    PyObject *hook; /* or NULL: time only */
+    double slowest_dt[AL_SLOWEST];
+    PyObject *slowest_repr[AL_SLOWEST]; /* str, or NULL */
+} al_metrics;
+
 struct al_loop {
     PyObject_HEAD
     PyObject *module; /* strong: keeps the state valid until dealloc ends */
@@ -311,6 +346,8 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+
+    al_metrics metrics; /* metrics.c */
 };
 
 /* module.c */
@@ -523,6 +560,46 @@ void al__stream_clear(al_state *st);
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames);
+
+/* metrics.c: hooks of the iteration and the transports (all cheap). */
+int al__metrics_init(PyObject *module, al_state *st);
+void al__metrics_loop_init(LoopObject *loop);
+int al__metrics_traverse(LoopObject *loop, visitproc visit, void *arg);
+void al__metrics_clear(LoopObject *loop);
+/* A callback timed (hook on, or debug mode): the slowest kept, the hook
+   called; -1 only for an error that must end the run. */
+int al__metrics_timed(LoopObject *loop, HandleObject *h, double dt);
+void al__metrics_lateness(al_metrics *m, double late);
+PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored));
+PyObject *al__loop_set_slow_callback_hook(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                          PyObject *kwnames);
+PyObject *al__loop_count_server(LoopObject *self, PyObject *arg);
+/* poll.c: fds with a reader / a writer now (add_reader, sock_*). */
+void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers);
+
+static inline void al__metrics_poll_begin(LoopObject *loop)
+{
+    loop->metrics.poll_t0 = al__now();
+}
+static inline void al__metrics_poll_end(LoopObject *loop)
+{
+    if (loop->metrics.poll_t0 > 0) {
+        loop->metrics.idle += al__now() - loop->metrics.poll_t0;
+        loop->metrics.poll_t0 = 0;
+    }
+}
+static inline void al__metrics_bytes_in(LoopObject *loop, ssize_t n)
+{
+    if (n > 0) {
+        loop->metrics.bytes_in += (uint64_t)n;
+    }
+}
+static inline void al__metrics_bytes_out(LoopObject *loop, ssize_t n)
+{
+    if (n > 0) {
+        loop->metrics.bytes_out += (uint64_t)n;
+    }
+}
 
 /* errors.c */
 PyObject *al__uv_error(int err);
