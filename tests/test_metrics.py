@@ -399,3 +399,61 @@ def test_hook_keywords(loop):
         loop.set_slow_callback_hook(0.1, fn=print)
     with pytest.raises(TypeError):
         loop.set_slow_callback_hook(0.1, threshold=0.2)
+
+
+# ------------------------------------------------- python -m asyncloop --stats --
+
+STATS_SCRIPT = """
+import asyncio, sys, time
+async def main():
+    srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+    for _ in range(5):
+        await asyncio.sleep(0.001)
+    time.sleep(0.05)
+    w.close()
+    srv.close()
+    await srv.wait_closed()
+asyncio.run(main())
+print("ran", sys.argv[1:])
+"""
+
+
+def test_stats_report(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "script.py"
+    script.write_text(STATS_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.run(
+        [sys.executable, "-m", "asyncloop", "--stats", str(script), "a", "b"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ran ['a', 'b']\n"
+    err = proc.stderr
+    for label in ("wall time", "utilization", "iterations", "callbacks", "timer lateness",
+                  "p50", "p90", "p99", "(5 timers)", "peak transports  2",
+                  "slowest callbacks:"):
+        assert label in err, err
+    slow = err.split("slowest callbacks:\n", 1)[1].splitlines()
+    assert len(slow) == 5
+    assert "main()" in slow[0]  # the task step that slept 50 ms
+
+
+def test_stats_report_after_a_failing_script(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "script.py"
+    script.write_text("import asyncio\nasyncio.run(asyncio.sleep(0))\nraise SystemExit(4)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.run([sys.executable, "-m", "asyncloop", "--stats", str(script)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 4
+    assert "asyncloop --stats (1 loop)" in proc.stderr
