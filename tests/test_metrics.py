@@ -457,3 +457,56 @@ def test_stats_report_after_a_failing_script(tmp_path):
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 4
     assert "asyncloop --stats (1 loop)" in proc.stderr
+
+
+# --------------------------------------------- examples/metrics_prometheus.py --
+
+def test_prometheus_example_is_scraped(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    pytest.importorskip("prometheus_client", reason="tests/requirements.txt: prometheus_client")
+    pytest.importorskip("aiohttp", reason="tests/requirements.txt: aiohttp")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "examples" / "metrics_prometheus.py"),
+         "--serve", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), (line, proc.stderr.read())
+        url = line.split()[1]
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            first = resp.read().decode()
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            second = resp.read().decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+    def value(text, name):
+        for ln in text.splitlines():
+            if ln.startswith(name + " "):
+                return float(ln.split()[1])
+        raise AssertionError(f"{name} not in {text}")
+
+    assert "# TYPE asyncloop_iterations_total counter" in first
+    assert "# TYPE asyncloop_timer_lateness_seconds histogram" in first
+    assert 'asyncloop_timer_lateness_seconds_bucket{le="+Inf"}' in first
+    assert value(first, "asyncloop_servers") == 1
+    assert value(first, "asyncloop_accepted_connections_total") == 1
+    # The second scrape sees the first one's connection and bytes.
+    assert value(second, "asyncloop_accepted_connections_total") == 2
+    assert value(second, "asyncloop_sent_bytes_total") > value(first, "asyncloop_sent_bytes_total")
+    assert value(second, "asyncloop_iterations_total") > value(first, "asyncloop_iterations_total")
+    assert 0.0 <= value(second, "asyncloop_utilization") <= 1.0
