@@ -256,7 +256,7 @@ typedef struct {
 
 /* metrics.c: what loop.metrics() reports, kept by the loop as it runs. No
    clock read is added where the iteration does not block: busy time is the
-   running time minus the time blocked in poll. */
+   running time minus the time blocked in poll (libuv's uv_metrics_idle_time). */
 #define AL_LATE_BUCKETS 160 /* 4 per octave of microseconds, up to 2**40 us */
 #define AL_SLOWEST 5
 typedef struct {
@@ -265,8 +265,7 @@ typedef struct {
     uint64_t callbacks;
     double run_time;   /* seconds in finished run_forever calls */
     double run_t0;     /* al__now() as the current run began */
-    double idle;       /* seconds blocked in poll */
-    double poll_t0;    /* al__now() as the current blocking poll began */
+    double idle;       /* libuv's idle time, kept as its loop closes */
     uint64_t bytes_in; /* by the loop's transports (stream.c) */
     uint64_t bytes_out;
     uint64_t accepted;
@@ -577,17 +576,6 @@ PyObject *al__loop_count_server(LoopObject *self, PyObject *arg);
 /* poll.c: fds with a reader / a writer now (add_reader, sock_*). */
 void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers);
 
-static inline void al__metrics_poll_begin(LoopObject *loop)
-{
-    loop->metrics.poll_t0 = al__now();
-}
-static inline void al__metrics_poll_end(LoopObject *loop)
-{
-    if (loop->metrics.poll_t0 > 0) {
-        loop->metrics.idle += al__now() - loop->metrics.poll_t0;
-        loop->metrics.poll_t0 = 0;
-    }
-}
 static inline void al__metrics_bytes_in(LoopObject *loop, ssize_t n)
 {
     if (n > 0) {

@@ -80,7 +80,6 @@ void al__loop_hold_gil(LoopObject *loop)
         uv_stop(&loop->uv);
         PyEval_RestoreThread(ts);
         loop->polling = 0;
-        al__metrics_poll_end(loop); /* metrics: idle until the first I/O callback */
     }
 }
 
@@ -533,7 +532,6 @@ static int loop_poll(LoopObject *self)
         uv_update_time(&self->uv);
         uv_timer_start(&self->poll_timer, on_poll_timer, (uint64_t)timeout_ms, 0);
     }
-    al__metrics_poll_begin(self); /* metrics: idle from here */
     self->polling = 1;
     self->released_tstate = PyEval_SaveThread();
     uv_run(&self->uv, UV_RUN_ONCE);
@@ -545,7 +543,6 @@ static int loop_poll(LoopObject *self)
         PyEval_RestoreThread(ts);
     }
     self->polling = 0;
-    al__metrics_poll_end(self); /* metrics: no I/O callback ended it */
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);
     }
@@ -1145,6 +1142,8 @@ static void loop_close_uv(LoopObject *self)
     if (!self->uv_ready) {
         return;
     }
+    /* metrics: libuv's idle time goes with its loop */
+    self->metrics.idle = (double)uv_metrics_idle_time(&self->uv) / 1e9;
     self->uv_ready = 0;
     if (self->fork_generation != al__fork_generation) {
         /* In a forked child the epoll instance is shared with the parent:
@@ -1667,6 +1666,9 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->uv.data = self;
+    /* metrics: libuv times its blocking polls (two clock reads around an
+       epoll_wait that blocks, none when one with no timeout finds events) */
+    uv_loop_configure(&self->uv, UV_METRICS_IDLE_TIME);
     uv_timer_init(&self->uv, &self->poll_timer);
     self->poll_timer.data = self;
     err = uv_async_init(&self->uv, &self->async, on_async);

@@ -1,11 +1,12 @@
 /* loop.metrics(), the slow-callback hook and the timer lateness histogram.
 
    The counters are kept by the loop as it runs, at no cost it can measure:
-   an iteration that does not block reads no clock for them (busy time is
-   the running time minus the time blocked in poll, whose two clock reads
-   surround a blocking syscall); lateness is taken against the clock read
-   that pops due timers; callbacks are timed one by one only with the hook
-   on or in debug mode, which times them already. */
+   an iteration that does not block reads no clock for them. Busy time is
+   the running time minus the time blocked in poll, which libuv measures
+   (UV_METRICS_IDLE_TIME) with two clock reads around an epoll_wait that
+   blocks, after a non-blocking one found nothing ready. Lateness is taken
+   against the clock read that pops due timers; callbacks are timed one by
+   one only with the hook on or in debug mode, which times them already. */
 #include "internal.h"
 
 /* --- lateness histogram ---------------------------------------------------- */
@@ -362,7 +363,13 @@ PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored))
     /* A snapshot from another thread may come while the loop runs, or
        while it is blocked in poll. */
     double running = m->run_time + (m->run_t0 > 0 ? now - m->run_t0 : 0.0);
-    double idle = m->idle + (m->poll_t0 > 0 ? now - m->poll_t0 : 0.0);
+    double idle = self->uv_ready ? (double)uv_metrics_idle_time(&self->uv) / 1e9 : m->idle;
+    if (self->polling) {
+        /* Blocked now (a snapshot from another thread): since libuv's
+           clock was last updated, as it entered uv_run (milliseconds). */
+        double since = now - (double)uv_now(&self->uv) / 1e3;
+        idle += since > 0 ? since : 0.0;
+    }
     double busy = running > idle ? running - idle : 0.0;
     Py_ssize_t readers, writers;
     al__poll_count(self, &readers, &writers);
