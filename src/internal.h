@@ -257,7 +257,10 @@ typedef struct {
 /* metrics.c: what loop.metrics() reports, kept by the loop as it runs. No
    clock read is added where the iteration does not block: busy time is the
    running time minus the time blocked in poll (libuv's uv_metrics_idle_time). */
-#define AL_LATE_BUCKETS 160 /* 4 per octave of microseconds, up to 2**40 us */
+/* Timer lateness buckets: 4 per octave from 2**-20 s (about 1 us) up to
+   2**20 s, indexed by a double's exponent and top two mantissa bits. */
+#define AL_LATE_BUCKETS 160
+#define AL_LATE_BASE ((uint64_t)(1023 - 20) << 2)
 #define AL_SLOWEST 5
 typedef struct {
     uint64_t serial; /* tells loops apart in utilization(previous=) */
@@ -273,7 +276,6 @@ typedef struct {
     Py_ssize_t transports; /* registered now (al__loop_register_transport) */
     Py_ssize_t transports_peak;
     Py_ssize_t servers;
-    uint64_t late_count;
     double late_max;
     uint64_t late_hist[AL_LATE_BUCKETS];
     /* Each callback timed: with the slow-callback hook (or debug mode). */
@@ -568,7 +570,6 @@ void al__metrics_clear(LoopObject *loop);
 /* A callback timed (hook on, or debug mode): the slowest kept, the hook
    called; -1 only for an error that must end the run. */
 int al__metrics_timed(LoopObject *loop, HandleObject *h, double dt);
-void al__metrics_lateness(al_metrics *m, double late);
 PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored));
 PyObject *al__loop_set_slow_callback_hook(LoopObject *self, PyObject *const *args, size_t nargsf,
                                           PyObject *kwnames);
@@ -587,6 +588,21 @@ static inline void al__metrics_bytes_out(LoopObject *loop, ssize_t n)
     if (n > 0) {
         loop->metrics.bytes_out += (uint64_t)n;
     }
+}
+
+/* A timer ran late seconds after its deadline (late >= 0: it was due). */
+static inline void al__metrics_lateness(al_metrics *m, double late)
+{
+    if (!(late < 1e6)) {
+        late = 0; /* a NaN deadline is keyed as -inf: due at once, not late */
+    }
+    if (late > m->late_max) {
+        m->late_max = late;
+    }
+    uint64_t bits;
+    memcpy(&bits, &late, sizeof(bits));
+    bits >>= 50;
+    m->late_hist[bits <= AL_LATE_BASE ? 0 : bits - AL_LATE_BASE]++;
 }
 
 /* errors.c */

@@ -11,50 +11,31 @@
 
 /* --- lateness histogram ---------------------------------------------------- */
 
-/* Bucket of a lateness in microseconds: 4 per octave (within 25%). */
-static inline int late_bucket(uint64_t us)
-{
-    if (us < 4) {
-        return (int)us;
-    }
-    int e = 63 - __builtin_clzll(us);
-    if (e > 40) {
-        return AL_LATE_BUCKETS - 1;
-    }
-    return (e - 1) * 4 + (int)((us >> (e - 2)) & 3);
-}
-
-/* The upper bound of bucket b, in seconds. */
+/* The upper bound of bucket b, in seconds: the next exponent/mantissa step. */
 static double late_upper(int b)
 {
-    if (b < 4) {
-        return (double)(b + 1) * 1e-6;
-    }
-    int e = b / 4 + 1;
-    return (double)((uint64_t)(5 + b % 4) << (e - 2)) * 1e-6;
+    uint64_t bits = ((uint64_t)b + AL_LATE_BASE + 1) << 50;
+    double d;
+    memcpy(&d, &bits, sizeof(d));
+    return d;
 }
 
-void al__metrics_lateness(al_metrics *m, double late)
+static uint64_t late_count(const al_metrics *m)
 {
-    /* A NaN deadline is keyed as -inf: due at once, not late. */
-    if (!(late > 0) || isinf(late)) {
-        late = 0;
+    uint64_t n = 0;
+    for (int b = 0; b < AL_LATE_BUCKETS; b++) {
+        n += m->late_hist[b];
     }
-    m->late_count++;
-    if (late > m->late_max) {
-        m->late_max = late;
-    }
-    double us = late * 1e6;
-    m->late_hist[late_bucket(us < 1e15 ? (uint64_t)us : (uint64_t)1e15)]++;
+    return n;
 }
 
 /* The q-quantile: the upper bound of its bucket, at most the maximum. */
-static double late_quantile(const al_metrics *m, double q)
+static double late_quantile(const al_metrics *m, uint64_t count, double q)
 {
-    if (m->late_count == 0) {
+    if (count == 0) {
         return 0.0;
     }
-    uint64_t rank = (uint64_t)ceil(q * (double)m->late_count);
+    uint64_t rank = (uint64_t)ceil(q * (double)count);
     if (rank == 0) {
         rank = 1;
     }
@@ -111,7 +92,7 @@ static PyObject *handle_text(LoopObject *loop, HandleObject *h)
 
 /* The hook failed: the exception handler hears of it, as of a callback
    that raised; SystemExit and KeyboardInterrupt end the run. */
-static int hook_failed(LoopObject *loop, HandleObject *h)
+static int hook_failed(LoopObject *loop, HandleObject *h, PyObject *hook)
 {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
@@ -119,7 +100,7 @@ static int hook_failed(LoopObject *loop, HandleObject *h)
     PyObject *exc = al__err_fetch();
     PyObject *ctx =
         Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", "Exception in slow callback hook",
-                      "exception", exc, "handle", (PyObject *)h, "hook", loop->metrics.hook);
+                      "exception", exc, "handle", (PyObject *)h, "hook", hook ? hook : Py_None);
     Py_DECREF(exc);
     PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
     Py_XDECREF(ctx);
@@ -145,7 +126,7 @@ int al__metrics_timed(LoopObject *loop, HandleObject *h, double dt)
     /* The repr only now: a new slowest, or a call of the hook. */
     PyObject *text = handle_text(loop, h);
     if (text == NULL) {
-        return hook_failed(loop, h);
+        return hook_failed(loop, h, m->hook);
     }
     if (top) {
         int i = AL_SLOWEST - 1;
@@ -164,10 +145,10 @@ int al__metrics_timed(LoopObject *loop, HandleObject *h, double dt)
         PyObject *argv[2] = {text, took};
         PyObject *r = took ? PyObject_Vectorcall(hook, argv, 2, NULL) : NULL;
         Py_XDECREF(took);
-        Py_DECREF(hook);
         if (r == NULL) {
-            rc = hook_failed(loop, h);
+            rc = hook_failed(loop, h, hook);
         }
+        Py_DECREF(hook);
         Py_XDECREF(r);
     }
     Py_DECREF(text);
@@ -293,7 +274,8 @@ static PyStructSequence_Field metrics_fields[] = {
     {"lateness_p99", "99th percentile of timer lateness"},
     {"lateness_max", "the largest timer lateness"},
     {"lateness_histogram",
-     "((upper_bound_seconds, count), ...): the non-empty log-scale buckets, 4 per octave"},
+     "((upper_bound_seconds, count), ...): the non-empty log-scale buckets, 4 per octave "
+     "from 2**-20 s"},
     {NULL, NULL},
 };
 
@@ -374,6 +356,7 @@ PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored))
     Py_ssize_t readers, writers;
     al__poll_count(self, &readers, &writers);
     PyObject *longest = m->slowest_repr[0] ? m->slowest_repr[0] : Py_None;
+    uint64_t timers_run = late_count(m);
     PyObject *v[N_METRICS_FIELDS] = {
         PyFloat_FromDouble(now),
         PyLong_FromUnsignedLongLong(m->serial),
@@ -395,10 +378,10 @@ PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored))
         PyLong_FromUnsignedLongLong(m->bytes_out),
         PyLong_FromUnsignedLongLong(m->accepted),
         PyLong_FromUnsignedLongLong(m->connected),
-        PyLong_FromUnsignedLongLong(m->late_count),
-        PyFloat_FromDouble(late_quantile(m, 0.50)),
-        PyFloat_FromDouble(late_quantile(m, 0.90)),
-        PyFloat_FromDouble(late_quantile(m, 0.99)),
+        PyLong_FromUnsignedLongLong(timers_run),
+        PyFloat_FromDouble(late_quantile(m, timers_run, 0.50)),
+        PyFloat_FromDouble(late_quantile(m, timers_run, 0.90)),
+        PyFloat_FromDouble(late_quantile(m, timers_run, 0.99)),
         PyFloat_FromDouble(m->late_max),
         histogram_tuple(m),
     };

@@ -510,3 +510,29 @@ def test_prometheus_example_is_scraped(tmp_path):
     assert value(second, "asyncloop_sent_bytes_total") > value(first, "asyncloop_sent_bytes_total")
     assert value(second, "asyncloop_iterations_total") > value(first, "asyncloop_iterations_total")
     assert 0.0 <= value(second, "asyncloop_utilization") <= 1.0
+
+
+def test_hook_may_turn_itself_off(loop):
+    calls = []
+
+    def hook(what, dt):
+        calls.append(what)
+        loop.set_slow_callback_hook(None)
+
+    loop.set_slow_callback_hook(0.0, hook)
+    for _ in range(3):
+        loop.call_soon(lambda: None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(calls) == 1
+
+
+def test_hook_fires_in_debug_mode_too(loop):
+    calls = []
+    loop.set_debug(True)
+    loop.slow_callback_duration = 10.0
+    loop.set_slow_callback_hook(0.02, lambda what, dt: calls.append(dt))
+    loop.call_soon(time.sleep, 0.03)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls and all(dt >= 0.02 for dt in calls)
