@@ -209,8 +209,8 @@ def utilization(current, previous=None):
     idle, active = current.idle, current.busy
     if previous is not None:
         if not isinstance(previous, _core.LoopMetrics):
-            raise TypeError(
-                f"previous must be a loop.metrics() snapshot or None, not {type(previous).__name__}")
+            raise TypeError("previous must be a loop.metrics() snapshot or None, "
+                            f"not {type(previous).__name__}")
         if previous.loop_id != current.loop_id:
             raise ValueError("previous is a snapshot of another loop")
         if previous.time > current.time:
