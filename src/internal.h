@@ -256,7 +256,7 @@ typedef struct {
 
 /* metrics.c: what loop.metrics() reports, kept by the loop as it runs. No
    clock read is added where the iteration does not block: busy time is the
-   running time minus the time blocked in poll (libuv's uv_metrics_idle_time). */
+   running time minus the time blocked in poll. */
 /* Timer lateness buckets: 4 per octave from 2**-20 s (about 1 us) up to
    2**20 s, indexed by a double's exponent and top two mantissa bits. */
 #define AL_LATE_BUCKETS 160
@@ -266,9 +266,15 @@ typedef struct {
     uint64_t serial; /* tells loops apart in utilization(previous=) */
     uint64_t iterations;
     uint64_t callbacks;
-    double run_time;   /* seconds in finished run_forever calls */
-    double run_t0;     /* al__now() as the current run began */
-    double idle;       /* libuv's idle time, kept as its loop closes */
+    double run_time; /* seconds in finished run_forever calls */
+    double run_t0;   /* al__now() as the current run began */
+    /* Idle time from libuv's own clock (milliseconds, updated as uv_run
+       starts and as epoll_wait returns): read by a prepare handle just
+       before the poll, and where the first I/O callback takes the GIL back
+       or uv_run returns. No clock read of ours. */
+    uv_prepare_t prepare;
+    uint64_t poll_ms; /* uv_now() as the current blocking poll began, or 0 */
+    uint64_t idle_ms;
     uint64_t bytes_in; /* by the loop's transports (stream.c) */
     uint64_t bytes_out;
     uint64_t accepted;
@@ -565,6 +571,9 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
 /* metrics.c: hooks of the iteration and the transports (all cheap). */
 int al__metrics_init(PyObject *module, al_state *st);
 void al__metrics_loop_init(LoopObject *loop);
+/* Loop_new once the uv loop is ready: the prepare handle (a live uv handle,
+   closed by loop_close_uv with the loop's others). */
+void al__metrics_uv_init(LoopObject *loop);
 int al__metrics_traverse(LoopObject *loop, visitproc visit, void *arg);
 void al__metrics_clear(LoopObject *loop);
 /* A callback timed (hook on, or debug mode): the slowest kept, the hook
@@ -587,6 +596,15 @@ static inline void al__metrics_bytes_out(LoopObject *loop, ssize_t n)
 {
     if (n > 0) {
         loop->metrics.bytes_out += (uint64_t)n;
+    }
+}
+
+/* The blocking poll is over: libuv updated its clock as epoll_wait returned. */
+static inline void al__metrics_poll_end(LoopObject *loop)
+{
+    if (loop->metrics.poll_ms != 0) {
+        loop->metrics.idle_ms += uv_now(&loop->uv) - loop->metrics.poll_ms;
+        loop->metrics.poll_ms = 0;
     }
 }
 

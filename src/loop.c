@@ -80,6 +80,7 @@ void al__loop_hold_gil(LoopObject *loop)
         uv_stop(&loop->uv);
         PyEval_RestoreThread(ts);
         loop->polling = 0;
+        al__metrics_poll_end(loop); /* metrics: idle until the first I/O callback */
     }
 }
 
@@ -543,6 +544,7 @@ static int loop_poll(LoopObject *self)
         PyEval_RestoreThread(ts);
     }
     self->polling = 0;
+    al__metrics_poll_end(self); /* metrics: no I/O callback ended it */
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);
     }
@@ -1142,8 +1144,6 @@ static void loop_close_uv(LoopObject *self)
     if (!self->uv_ready) {
         return;
     }
-    /* metrics: libuv's idle time goes with its loop */
-    self->metrics.idle = (double)uv_metrics_idle_time(&self->uv) / 1e9;
     self->uv_ready = 0;
     if (self->fork_generation != al__fork_generation) {
         /* In a forked child the epoll instance is shared with the parent:
@@ -1155,11 +1155,13 @@ static void loop_close_uv(LoopObject *self)
             self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
         }
         self->state->live_uv_handles -= 2;
+        self->state->live_uv_handles--; /* metrics: the prepare handle */
         return;
     }
     al__signal_wakeup_close(self);
     uv_close((uv_handle_t *)&self->poll_timer, on_uv_close);
     uv_close((uv_handle_t *)&self->async, on_uv_close);
+    uv_close((uv_handle_t *)&self->metrics.prepare, on_uv_close); /* metrics */
     uv_run(&self->uv, UV_RUN_NOWAIT);
     al__dns_close_wait(self);
     for (int i = 0; i < 8 && uv_loop_close(&self->uv) == UV_EBUSY; i++) {
@@ -1666,9 +1668,6 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->uv.data = self;
-    /* metrics: libuv times its blocking polls (two clock reads around an
-       epoll_wait that blocks, none when one with no timeout finds events) */
-    uv_loop_configure(&self->uv, UV_METRICS_IDLE_TIME);
     uv_timer_init(&self->uv, &self->poll_timer);
     self->poll_timer.data = self;
     err = uv_async_init(&self->uv, &self->async, on_async);
@@ -1683,6 +1682,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->async.data = self;
     st->live_uv_handles += 2;
+    al__metrics_uv_init(self); /* metrics */
     self->uv_ready = 1;
     return (PyObject *)self;
 }

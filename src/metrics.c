@@ -1,12 +1,13 @@
 /* loop.metrics(), the slow-callback hook and the timer lateness histogram.
 
    The counters are kept by the loop as it runs, at no cost it can measure:
-   an iteration that does not block reads no clock for them. Busy time is
-   the running time minus the time blocked in poll, which libuv measures
-   (UV_METRICS_IDLE_TIME) with two clock reads around an epoll_wait that
-   blocks, after a non-blocking one found nothing ready. Lateness is taken
-   against the clock read that pops due timers; callbacks are timed one by
-   one only with the hook on or in debug mode, which times them already. */
+   they add no clock read. Busy time is the running time (one read as
+   run_forever starts and ends) minus the time blocked in poll, taken from
+   the clock libuv updates as uv_run starts and as epoll_wait returns
+   (milliseconds: a sum of many short polls is right on average). Lateness
+   is taken against the clock read that pops due timers; callbacks are
+   timed one by one only with the hook on or in debug mode, which times
+   them already. */
 #include "internal.h"
 
 /* --- lateness histogram ---------------------------------------------------- */
@@ -59,6 +60,23 @@ void al__metrics_loop_init(LoopObject *loop)
     for (int i = 0; i < AL_SLOWEST; i++) {
         m->slowest_dt[i] = -1.0;
     }
+}
+
+/* Runs just before libuv polls, its clock updated as uv_run began. */
+static void on_prepare(uv_prepare_t *prepare)
+{
+    LoopObject *loop = prepare->data;
+    loop->metrics.poll_ms = uv_now(&loop->uv);
+}
+
+void al__metrics_uv_init(LoopObject *loop)
+{
+    uv_prepare_t *p = &loop->metrics.prepare;
+    uv_prepare_init(&loop->uv, p);
+    p->data = loop;
+    uv_prepare_start(p, on_prepare);
+    uv_unref((uv_handle_t *)p); /* keeps nothing alive */
+    loop->state->live_uv_handles++;
 }
 
 int al__metrics_traverse(LoopObject *loop, visitproc visit, void *arg)
@@ -345,11 +363,10 @@ PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored))
     /* A snapshot from another thread may come while the loop runs, or
        while it is blocked in poll. */
     double running = m->run_time + (m->run_t0 > 0 ? now - m->run_t0 : 0.0);
-    double idle = self->uv_ready ? (double)uv_metrics_idle_time(&self->uv) / 1e9 : m->idle;
-    if (self->polling) {
-        /* Blocked now (a snapshot from another thread): since libuv's
-           clock was last updated, as it entered uv_run (milliseconds). */
-        double since = now - (double)uv_now(&self->uv) / 1e3;
+    double idle = (double)m->idle_ms / 1e3;
+    if (self->polling && m->poll_ms != 0) {
+        /* Blocked now (a snapshot from another thread). */
+        double since = now - (double)m->poll_ms / 1e3;
         idle += since > 0 ? since : 0.0;
     }
     double busy = running > idle ? running - idle : 0.0;
