@@ -8,6 +8,7 @@ Ways in:
 """
 
 import asyncio as __asyncio
+import collections as __collections  # metrics.c glue
 import collections.abc as _collections_abc  # poll.c glue
 import os as _os
 import socket as _socket
@@ -24,9 +25,11 @@ from asyncio import sslproto as _sslproto
 from asyncio import unix_events as __unix_events
 
 from . import _core
+from ._core import LoopMetrics as LoopMetrics  # metrics.c
 from ._core import __libuv_version__ as __libuv_version__  # re-exported
 
-__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy",
+           "LoopMetrics", "Utilization", "utilization")
 __version__ = "0.1.0"
 
 
@@ -360,6 +363,52 @@ class _SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
             args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=False, bufsize=bufsize, **kwargs)
         self._child = self._loop._watch_child(self._proc.pid, self._process_exited)
+    # metrics.c: loop.metrics() counts the sockets being served, as
+    # asyncio's Server starts and stops serving each of them.
+    def _metrics_serving(start, stop):
+        def _start_serving(self, *args, **kwargs):
+            start(self, *args, **kwargs)
+            self._count_server(1)
+
+        def _stop_serving(self, sock):
+            self._count_server(-1)
+            stop(self, sock)
+
+        return _start_serving, _stop_serving
+
+    _start_serving, _stop_serving = _metrics_serving(_start_serving, _stop_serving)
+    del _metrics_serving
+
+
+# metrics.c: Node's eventLoopUtilization over loop.metrics() snapshots.
+class Utilization(__collections.namedtuple("Utilization", "idle active utilization")):
+    """Seconds idle (blocked in poll) and active (running), and
+    active / (idle + active), between two loop.metrics() snapshots."""
+
+    __slots__ = ()
+
+
+def utilization(current, previous=None):
+    """The loop's utilization in current, or between previous and current.
+
+    current and previous are loop.metrics() snapshots of the same loop,
+    previous taken first; as Node's performance.eventLoopUtilization().
+    """
+    if not isinstance(current, _core.LoopMetrics):
+        raise TypeError(f"current must be a loop.metrics() snapshot, not {type(current).__name__}")
+    idle, active = current.idle, current.busy
+    if previous is not None:
+        if not isinstance(previous, _core.LoopMetrics):
+            raise TypeError("previous must be a loop.metrics() snapshot or None, "
+                            f"not {type(previous).__name__}")
+        if previous.loop_id != current.loop_id:
+            raise ValueError("previous is a snapshot of another loop")
+        if previous.time > current.time:
+            raise ValueError("previous was taken after current")
+        idle = max(0.0, idle - previous.idle)
+        active = max(0.0, active - previous.busy)
+    total = idle + active
+    return Utilization(idle, active, active / total if total > 0 else 0.0)
 
 
 def new_event_loop() -> Loop:

@@ -2,11 +2,13 @@ import asyncio
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from typing import IO, Any, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar
 
 from . import _core
+from ._core import LoopMetrics as LoopMetrics
 
-__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy",
+           "LoopMetrics", "Utilization", "utilization")
 __version__: str
 __libuv_version__: str
 
@@ -84,6 +86,13 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         **kwargs: Any,
     ) -> tuple[asyncio.SubprocessTransport, _P]: ...
 
+# metrics.c: Node's eventLoopUtilization between loop.metrics() snapshots.
+class Utilization(NamedTuple):
+    idle: float
+    active: float
+    utilization: float
+
+def utilization(current: LoopMetrics, previous: LoopMetrics | None = None) -> Utilization: ...
 def new_event_loop() -> Loop: ...
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None, **run_kwargs: Any) -> _T: ...
 def install() -> None: ...

@@ -208,6 +208,9 @@ typedef struct {
 
     /* process.c */
     PyTypeObject *ChildType;
+    /* metrics.c */
+    PyTypeObject *MetricsType; /* loop.metrics()'s struct sequence */
+    uint64_t metrics_loop_serial;
 
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
@@ -277,6 +280,44 @@ typedef struct {
     Py_ssize_t cancelled; /* cancelled handles still in items */
 } al_heap;
 
+/* metrics.c: what loop.metrics() reports, kept by the loop as it runs. No
+   clock read is added where the iteration does not block: busy time is the
+   running time minus the time blocked in poll. */
+/* Timer lateness buckets: 4 per octave from 2**-20 s (about 1 us) up to
+   2**20 s, indexed by a double's exponent and top two mantissa bits. */
+#define AL_LATE_BUCKETS 160
+#define AL_LATE_BASE ((uint64_t)(1023 - 20) << 2)
+#define AL_SLOWEST 5
+typedef struct {
+    uint64_t serial; /* tells loops apart in utilization(previous=) */
+    uint64_t iterations;
+    uint64_t callbacks;
+    double run_time; /* seconds in finished run_forever calls */
+    double run_t0;   /* al__now() as the current run began */
+    /* Idle time from libuv's own clock (milliseconds, updated as uv_run
+       starts and as epoll_wait returns): read by a prepare handle just
+       before the poll, and where the first I/O callback takes the GIL back
+       or uv_run returns. No clock read of ours. */
+    uv_prepare_t prepare;
+    uint64_t poll_ms; /* uv_now() as the current blocking poll began, or 0 */
+    uint64_t idle_ms;
+    uint64_t bytes_in; /* by the loop's transports (stream.c) */
+    uint64_t bytes_out;
+    uint64_t accepted;
+    uint64_t connected;
+    Py_ssize_t transports; /* registered now (al__loop_register_transport) */
+    Py_ssize_t transports_peak;
+    Py_ssize_t servers;
+    double late_max;
+    uint64_t late_hist[AL_LATE_BUCKETS];
+    /* Each callback timed: with the slow-callback hook (or debug mode). */
+    char timing;
+    double hook_threshold;
+    PyObject *hook; /* or NULL: time only */
+    double slowest_dt[AL_SLOWEST];
+    PyObject *slowest_repr[AL_SLOWEST]; /* str, or NULL */
+} al_metrics;
+
 struct al_loop {
     PyObject_HEAD
     PyObject *module; /* strong: keeps the state valid until dealloc ends */
@@ -339,6 +380,8 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+
+    al_metrics metrics; /* metrics.c */
 };
 
 /* module.c */
@@ -622,6 +665,60 @@ PyObject *al__loop_make_read_pipe_transport(LoopObject *self, PyObject *const *a
                                             PyObject *kwnames);
 PyObject *al__loop_make_write_pipe_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                              PyObject *kwnames);
+/* metrics.c: hooks of the iteration and the transports (all cheap). */
+int al__metrics_init(PyObject *module, al_state *st);
+void al__metrics_loop_init(LoopObject *loop);
+/* Loop_new once the uv loop is ready: the prepare handle (a live uv handle,
+   closed by loop_close_uv with the loop's others). */
+void al__metrics_uv_init(LoopObject *loop);
+int al__metrics_traverse(LoopObject *loop, visitproc visit, void *arg);
+void al__metrics_clear(LoopObject *loop);
+/* A callback timed (hook on, or debug mode): the slowest kept, the hook
+   called; -1 only for an error that must end the run. */
+int al__metrics_timed(LoopObject *loop, HandleObject *h, double dt);
+PyObject *al__loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored));
+PyObject *al__loop_set_slow_callback_hook(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                          PyObject *kwnames);
+PyObject *al__loop_count_server(LoopObject *self, PyObject *arg);
+/* poll.c: fds with a reader / a writer now (add_reader, sock_*). */
+void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers);
+
+static inline void al__metrics_bytes_in(LoopObject *loop, ssize_t n)
+{
+    if (n > 0) {
+        loop->metrics.bytes_in += (uint64_t)n;
+    }
+}
+static inline void al__metrics_bytes_out(LoopObject *loop, ssize_t n)
+{
+    if (n > 0) {
+        loop->metrics.bytes_out += (uint64_t)n;
+    }
+}
+
+/* The blocking poll is over: libuv updated its clock as epoll_wait returned. */
+static inline void al__metrics_poll_end(LoopObject *loop)
+{
+    if (loop->metrics.poll_ms != 0) {
+        loop->metrics.idle_ms += uv_now(&loop->uv) - loop->metrics.poll_ms;
+        loop->metrics.poll_ms = 0;
+    }
+}
+
+/* A timer ran late seconds after its deadline (late >= 0: it was due). */
+static inline void al__metrics_lateness(al_metrics *m, double late)
+{
+    if (!(late < 1e6)) {
+        late = 0; /* a NaN deadline is keyed as -inf: due at once, not late */
+    }
+    if (late > m->late_max) {
+        m->late_max = late;
+    }
+    uint64_t bits;
+    memcpy(&bits, &late, sizeof(bits));
+    bits >>= 50;
+    m->late_hist[bits <= AL_LATE_BASE ? 0 : bits - AL_LATE_BASE]++;
+}
 
 /* errors.c */
 PyObject *al__uv_error(int err);

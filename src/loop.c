@@ -80,6 +80,7 @@ void al__loop_hold_gil(LoopObject *loop)
         uv_stop(&loop->uv);
         PyEval_RestoreThread(ts);
         loop->polling = 0;
+        al__metrics_poll_end(loop); /* metrics: idle until the first I/O callback */
     }
 }
 
@@ -434,6 +435,10 @@ static int loop_run_handle_debug(LoopObject *self, HandleObject *h)
     int rc = al__handle_run(h);
     double dt = al__now() - t0;
     Py_CLEAR(self->current_handle);
+    /* metrics: the slowest callbacks and the hook */
+    if (rc == 0 && al__metrics_timed(self, h, dt) < 0) {
+        return -1;
+    }
     int slow = rc == 0 && dt >= self->slow_callback_duration;
     if (rc == 0 && self->slow_generic) {
         /* asyncio's `dt >= self.slow_callback_duration`, with its errors. */
@@ -458,6 +463,17 @@ static int loop_run_handle_debug(LoopObject *self, HandleObject *h)
             return -1;
         }
         Py_DECREF(res);
+    }
+    return rc;
+}
+
+/* metrics: a callback timed for the slow-callback hook (outside debug). */
+static int loop_run_handle_timed(LoopObject *self, HandleObject *h)
+{
+    double t0 = al__now();
+    int rc = al__handle_run(h);
+    if (rc == 0) {
+        rc = al__metrics_timed(self, h, al__now() - t0);
     }
     return rc;
 }
@@ -531,6 +547,7 @@ static int loop_poll(LoopObject *self)
         PyEval_RestoreThread(ts);
     }
     self->polling = 0;
+    al__metrics_poll_end(self); /* metrics: no I/O callback ended it */
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);
     }
@@ -555,6 +572,7 @@ static void loop_discard_cancelled(LoopObject *self)
 
 static int loop_run_once(LoopObject *self)
 {
+    self->metrics.iterations++; /* metrics */
     if (self->timers.cancelled > 0) {
         loop_discard_cancelled(self);
     }
@@ -571,6 +589,10 @@ static int loop_run_once(LoopObject *self)
             /* The heap's reference moves to the queue; a cancelled one is
                skipped there, as in asyncio. */
             HandleObject *h = (HandleObject *)al__heap_pop(&self->timers);
+            /* metrics: lateness, against the clock read above */
+            if (!h->cancelled) {
+                al__metrics_lateness(&self->metrics, now - ((TimerHandleObject *)h)->deadline);
+            }
             if (ring_push_steal(&self->ready, h) < 0) {
                 al__handle_disown(h);
                 Py_DECREF(h);
@@ -581,6 +603,7 @@ static int loop_run_once(LoopObject *self)
     /* Only what is ready now; what these schedule runs next iteration. */
     size_t ntodo = self->ready.len;
     al_ring *ready = &self->ready;
+    self->metrics.callbacks += ntodo; /* metrics: cancelled ones included */
     for (size_t i = 0; i < ntodo && ready->len > 0; i++) {
         HandleObject *h = ring_pop(ready);
         /* With many callbacks queued, each handle and what it points to
@@ -599,7 +622,9 @@ static int loop_run_once(LoopObject *self)
         }
         int rc = 0;
         if (!h->cancelled) {
-            rc = self->debug ? loop_run_handle_debug(self, h) : al__handle_run(h);
+            rc = self->debug            ? loop_run_handle_debug(self, h)
+                 : self->metrics.timing ? loop_run_handle_timed(self, h) /* metrics */
+                                        : al__handle_run(h);
         }
         al__handle_disown(h);
         Py_DECREF(h);
@@ -698,6 +723,9 @@ static int loop_run_cleanup(LoopObject *self)
     if (self->poll_idle.next != NULL) {
         al__poll_idle_flush(self);
     }
+    /* metrics: running time, of which the rest of idle is busy */
+    self->metrics.run_time += al__now() - self->metrics.run_t0;
+    self->metrics.run_t0 = 0;
     loop_track_shared_handles(self);
     PyObject *res = PyObject_CallOneArg(st->set_running_loop, Py_None);
     if (res == NULL) {
@@ -741,6 +769,7 @@ static int loop_run_setup(LoopObject *self)
     }
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
+    self->metrics.run_t0 = al__now(); /* metrics */
     if (loop_set_coro_tracking(self, self->debug) < 0) {
         goto fail;
     }
@@ -1005,6 +1034,11 @@ int al__loop_register_transport(LoopObject *loop, int fd, PyObject *transport)
         loop->fd_transports = tab;
         loop->n_fd_transports = n;
     }
+    /* metrics: open transports now, and their peak */
+    if (loop->fd_transports[fd] == NULL &&
+        ++loop->metrics.transports > loop->metrics.transports_peak) {
+        loop->metrics.transports_peak = loop->metrics.transports;
+    }
     loop->fd_transports[fd] = transport; /* borrowed */
     return 0;
 }
@@ -1014,6 +1048,7 @@ void al__loop_unregister_transport(LoopObject *loop, int fd, PyObject *transport
     /* Only our own entry: the fd may have been reused by another. */
     if (fd >= 0 && fd < loop->n_fd_transports && loop->fd_transports[fd] == transport) {
         loop->fd_transports[fd] = NULL;
+        loop->metrics.transports--; /* metrics */
     }
 }
 
@@ -1126,11 +1161,13 @@ static void loop_close_uv(LoopObject *self)
             self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
         }
         self->state->live_uv_handles -= 2;
+        self->state->live_uv_handles--; /* metrics: the prepare handle */
         return;
     }
     al__signal_wakeup_close(self);
     uv_close((uv_handle_t *)&self->poll_timer, on_uv_close);
     uv_close((uv_handle_t *)&self->async, on_uv_close);
+    uv_close((uv_handle_t *)&self->metrics.prepare, on_uv_close); /* metrics */
     uv_run(&self->uv, UV_RUN_NOWAIT);
     al__dns_close_wait(self);
     for (int i = 0; i < 8 && uv_loop_close(&self->uv) == UV_EBUSY; i++) {
@@ -1617,6 +1654,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->slow_callback_duration = 0.1;
     self->fork_generation = al__fork_generation;
     st->live_loops++;
+    al__metrics_loop_init(self); /* metrics */
 
     /* Looked up each time, as asyncio does (tests patch it). */
     PyObject *dbg = PyObject_CallMethod(st->coroutines_module, "_is_debug_mode", NULL);
@@ -1650,6 +1688,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->async.data = self;
     st->live_uv_handles += 2;
+    al__metrics_uv_init(self); /* metrics */
     self->uv_ready = 1;
     return (PyObject *)self;
 }
@@ -1681,6 +1720,9 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->wakeup_saved);
     Py_VISIT(self->fd_watchers);
     Py_VISIT(self->pending_exc);
+    if (al__metrics_traverse(self, visit, arg)) { /* metrics */
+        return -1;
+    }
     for (al_io *io = self->io_objects.next; io != &self->io_objects; io = io->next) {
         Py_VISIT(io->held);
     }
@@ -1714,6 +1756,7 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->wakeup_saved);
     Py_CLEAR(self->fd_watchers);
     Py_CLEAR(self->pending_exc);
+    al__metrics_clear(self); /* metrics */
     ring_clear(&self->ready);
     al__heap_clear(&self->timers);
     return 0;
@@ -2061,6 +2104,14 @@ static PyMethodDef Loop_methods[] = {
      FASTKW, "_make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
     {"_make_write_pipe_transport", (PyCFunction)(void (*)(void))al__loop_make_write_pipe_transport,
      FASTKW, "_make_write_pipe_transport(pipe, protocol, waiter=None, extra=None)"},
+    /* metrics.c */
+    {"metrics", (PyCFunction)al__loop_metrics, METH_NOARGS,
+     "metrics() -> LoopMetrics: a snapshot of the loop's counters since its creation."},
+    {"set_slow_callback_hook", (PyCFunction)(void (*)(void))al__loop_set_slow_callback_hook, FASTKW,
+     "set_slow_callback_hook(threshold, hook=None): time each callback; call "
+     "hook(handle_repr, duration) for those that take threshold seconds or more. "
+     "set_slow_callback_hook(None) turns it off."},
+    {"_count_server", (PyCFunction)al__loop_count_server, METH_O, NULL},
 
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,

@@ -252,6 +252,9 @@ static int module_exec(PyObject *module)
     if (al__pipe_init(module, st) < 0) { /* pipe.c */
         return -1;
     }
+    if (al__metrics_init(module, st) < 0) { /* metrics.c */
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -311,6 +314,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     }
     /* sendfile.c */
     Py_VISIT(st->SendfileNotAvailableError);
+    Py_VISIT(st->MetricsType); /* metrics.c */
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -352,6 +356,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_set_exception);
     al__stream_clear(st);
     al__pipe_clear(st); /* pipe.c */
+    Py_CLEAR(st->MetricsType); /* metrics.c */
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

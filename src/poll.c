@@ -2107,4 +2107,19 @@ PyObject *al__loop_sock_sendto_call(LoopObject *self, PyObject *const *args, siz
 {
     return dgram_entry(self, CALL_SENDTO, args, nargsf, kwnames,
                        (al_fastcall_method)al__loop_sock_sendto_call);
+/* --- metrics --------------------------------------------------------------- */
+
+void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers)
+{
+    *readers = *writers = 0;
+    if (loop->fd_watchers == NULL) {
+        return;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value; /* borrowed */
+    while (PyDict_Next(loop->fd_watchers, &pos, &key, &value)) {
+        WatcherObject *w = (WatcherObject *)value;
+        *readers += w->reader != NULL && !w->reader->cancelled;
+        *writers += w->writer != NULL && !w->writer->cancelled;
+    }
 }

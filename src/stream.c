@@ -751,6 +751,7 @@ static int read_direct(StreamObject *self)
         return -1;
     }
     ssize_t n = recv(self->fd, PyBytes_AS_STRING(data), (size_t)avail, 0);
+    al__metrics_bytes_in(self->loop, n); /* metrics */
     if (n == avail) {
         return deliver_data(self, data) < 0 ? -1 : 1;
     }
@@ -792,6 +793,7 @@ static int read_data(StreamObject *self)
         }
     }
     ssize_t n = recv(self->fd, loop->stream_read_buf, READ_BUF_SIZE, 0);
+    al__metrics_bytes_in(loop, n); /* metrics */
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             return 0;
@@ -833,6 +835,7 @@ static int read_buffered(StreamObject *self)
     }
     ssize_t n = recv(self->fd, view.buf, (size_t)view.len, 0);
     int err = errno;
+    al__metrics_bytes_in(self->loop, n); /* metrics */
     PyBuffer_Release(&view);
     Py_DECREF(buf);
     if (n < 0) {
@@ -892,6 +895,7 @@ static int write_ready(StreamObject *self)
     msg.msg_iov = iov;
     msg.msg_iovlen = (size_t)cnt;
     ssize_t n = sendmsg(self->fd, &msg, MSG_NOSIGNAL);
+    al__metrics_bytes_out(self->loop, n); /* metrics */
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -1052,6 +1056,7 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
     if (self->qlen == 0) {
         /* Try to send now; only the rest is queued. */
         ssize_t n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+        al__metrics_bytes_out(self->loop, n); /* metrics */
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -1674,6 +1679,8 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
         return -1;
     }
     self->registered = 1;
+    /* metrics: accepted by a server, or made by create_connection & co */
+    *(server != Py_None ? &loop->metrics.accepted : &loop->metrics.connected) += 1;
     /* _SelectorSocketTransport: Nagle off on TCP sockets. */
     v = PyObject_CallOneArg(st->set_nodelay, sock);
     if (v == NULL) {
