@@ -176,6 +176,11 @@ typedef struct {
     PyObject *str_start_reading;
     PyObject *str_call_connection_lost;
 
+    /* udp.c */
+    PyTypeObject *DatagramTransportType;
+    PyObject *str_datagram_received;
+    PyObject *str_error_received;
+
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */
     PyObject *AddressFamily;   /* socket.AddressFamily */
@@ -523,6 +528,15 @@ void al__stream_clear(al_state *st);
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames);
+
+/* udp.c */
+int al__udp_init(PyObject *module, al_state *st);
+int al__udp_traverse(al_state *st, visitproc visit, void *arg);
+void al__udp_clear(al_state *st);
+/* loop._make_datagram_transport(sock, protocol, address=None, waiter=None,
+   extra=None), as asyncio's selector loop. */
+PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

@@ -2027,6 +2027,10 @@ static PyMethodDef Loop_methods[] = {
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 
+    /* udp.c */
+    {"_make_datagram_transport", (PyCFunction)(void (*)(void))al__loop_make_datagram_transport,
+     FASTKW, "_make_datagram_transport(sock, protocol, address=None, waiter=None, extra=None)"},
+
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,
      "_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0) -> Future"},
