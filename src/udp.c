@@ -1640,21 +1640,30 @@ int al__udp_init(PyObject *module, al_state *st)
 {
     INTERN(str_datagram_received, "datagram_received");
     INTERN(str_error_received, "error_received");
-    PyObject *base = al__import_attr("asyncio.transports", "DatagramTransport");
-    if (base == NULL) {
+    /* Bases (Transport, DatagramTransport), as asyncio's
+       _SelectorDatagramTransport: isinstance() holds for both. */
+    PyObject *tr = al__import_attr("asyncio.transports", "Transport");
+    PyObject *dg = tr ? al__import_attr("asyncio.transports", "DatagramTransport") : NULL;
+    PyObject *bases = dg ? PyTuple_Pack(2, tr, dg) : NULL;
+    Py_XDECREF(tr);
+    Py_XDECREF(dg);
+    if (bases == NULL) {
         return -1;
     }
-    PyTypeObject *bt = (PyTypeObject *)base;
-    if (!PyType_Check(base) ||
-        bt->tp_basicsize !=
-            (Py_ssize_t)offsetof(UdpObject, extra) + (Py_ssize_t)sizeof(PyObject *) ||
-        bt->tp_itemsize != 0) {
-        PyErr_SetString(PyExc_ImportError, "asyncio.DatagramTransport has an unexpected layout");
-        Py_DECREF(base);
-        return -1;
+    for (Py_ssize_t i = 0; i < 2; i++) {
+        PyTypeObject *bt = (PyTypeObject *)PyTuple_GET_ITEM(bases, i); /* borrowed */
+        if (!PyType_Check((PyObject *)bt) ||
+            bt->tp_basicsize !=
+                (Py_ssize_t)offsetof(UdpObject, extra) + (Py_ssize_t)sizeof(PyObject *) ||
+            bt->tp_itemsize != 0) {
+            PyErr_SetString(PyExc_ImportError,
+                            "asyncio's transports have an unexpected layout (__slots__ changed?)");
+            Py_DECREF(bases);
+            return -1;
+        }
     }
-    st->DatagramTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Udp_spec, base);
-    Py_DECREF(base);
+    st->DatagramTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Udp_spec, bases);
+    Py_DECREF(bases);
     if (st->DatagramTransportType == NULL) {
         return -1;
     }

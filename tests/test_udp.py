@@ -109,6 +109,7 @@ def test_echo_ipv4(loop):
     assert all(a == server_addr for _, a in replies)
     assert isinstance(c, asyncio.DatagramTransport)
     assert isinstance(c, asyncio.BaseTransport)
+    assert isinstance(c, asyncio.Transport)  # as _SelectorDatagramTransport
     assert c.get_extra_info("peername") == server_addr
     assert s.get_extra_info("peername") is None
     assert c.get_extra_info("nope", 42) == 42

@@ -116,7 +116,7 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
-# features of later issues, 7 UDP, 8 PIPES, 1 SENDFILE (a pattern over the
+# features of later issues, 3 UDP (sock_recvfrom/sock_sendto), 8 PIPES, 1 SENDFILE (a pattern over the
 # loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
 # one flaky PIPE_LEAK, no skips, and one PERMANENT.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
@@ -125,11 +125,6 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 ASYNCLOOP = {
     # -- test_events
     "test_events.EventLoopTests.test_bidirectional_pty": PIPES,
-    "test_events.EventLoopTests.test_create_datagram_endpoint": UDP,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": UDP,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UDP,
-    "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
-        UDP.only(since=(3, 13)),
     "test_events.EventLoopTests.test_read_pipe": PIPES,
     "test_events.EventLoopTests.test_read_pty_output": PIPES,
     "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
