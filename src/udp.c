@@ -171,6 +171,32 @@ static int report_to_handler(UdpObject *self, const char *message, PyObject *exc
     return 0;
 }
 
+/* logger.debug(fmt, self[, message], exc_info=exc), as asyncio logs. */
+static int log_debug(UdpObject *self, const char *fmt, const char *message, PyObject *exc)
+{
+    al_state *st = self->st;
+    PyObject *f = PyUnicode_FromString(fmt);
+    PyObject *m = message ? PyUnicode_FromString(message) : NULL;
+    PyObject *kw = exc ? PyTuple_Pack(1, st->str_exc_info) : NULL;
+    PyObject *r = NULL;
+    if (f != NULL && (message == NULL || m != NULL) && (exc == NULL || kw != NULL)) {
+        PyObject *argv[5] = {st->logger, f, (PyObject *)self, m, exc};
+        size_t n = message ? 4 : 3;
+        if (exc != NULL) {
+            argv[n] = exc;
+        }
+        r = PyObject_VectorcallMethod(st->str_debug, argv, n, kw);
+    }
+    Py_XDECREF(f);
+    Py_XDECREF(m);
+    Py_XDECREF(kw);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 /* --- the libuv handle ------------------------------------------------------ */
 
 static void on_poll_close(uv_handle_t *handle)
@@ -475,14 +501,8 @@ static int fatal_error(UdpObject *self, PyObject *exc, const char *message)
         return 0;
     }
     if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
-        if (self->loop->debug) {
-            PyObject *r = PyObject_CallMethod(self->st->logger, "debug", "sOs", "%r: %s",
-                                              (PyObject *)self, message);
-            /* exc_info=True is asyncio's; the exception is passed as such. */
-            Py_XDECREF(r);
-            if (r == NULL) {
-                return -1;
-            }
+        if (self->loop->debug && log_debug(self, "%r: %s", message, exc) < 0) {
+            return -1;
         }
     }
     else if (report_to_handler(self, message, exc) < 0) {
@@ -705,6 +725,14 @@ static int send_one(UdpObject *self, PyObject *data, const char *buf, Py_ssize_t
                     PyObject *addr, PyObject **exc)
 {
     ssize_t n;
+    if (self->sock == NULL) {
+        /* asyncio's self._sock is None once connection_lost ran: its
+           send raises, and so does _fatal_error with self._loop None; the
+           fd number may belong to another file by now. */
+        PyErr_SetString(PyExc_AttributeError,
+                        "'NoneType' object has no attribute 'call_exception_handler'");
+        return -1;
+    }
     if (self->connected) {
         n = send(self->fd, buf, (size_t)len, 0);
     }
@@ -713,20 +741,11 @@ static int send_one(UdpObject *self, PyObject *data, const char *buf, Py_ssize_t
         socklen_t sslen;
         if (addr == NULL || !obj_to_sockaddr(self, addr, &ss, &sslen)) {
             /* The socket module converts (and resolves) it, with its errors. */
-            PyObject *r = self->sock == NULL
-                              ? NULL
-                              : PyObject_CallMethod(self->sock, "sendto", "OO", data,
-                                                    addr ? addr : Py_None);
+            PyObject *r =
+                PyObject_CallMethod(self->sock, "sendto", "OO", data, addr ? addr : Py_None);
             if (r != NULL) {
                 Py_DECREF(r);
                 return SENT;
-            }
-            if (self->sock == NULL) {
-                /* asyncio's self._sock is None: its sendto raises, and so
-                   does _fatal_error with self._loop None. */
-                PyErr_SetString(PyExc_AttributeError,
-                                "'NoneType' object has no attribute 'call_exception_handler'");
-                return -1;
             }
             if (PyErr_ExceptionMatches(PyExc_BlockingIOError) ||
                 PyErr_ExceptionMatches(PyExc_InterruptedError)) {
@@ -1082,7 +1101,12 @@ static void on_poll(uv_poll_t *handle, int status, int events)
             err = errno;
         }
         self->poll_events = 0;
-        if (err != 0 && !self->conn_lost) {
+        if (err == EBADF) {
+            /* The fd was closed under the transport: epoll would drop it
+               and never report it again; so do we. */
+            poll_release(self);
+        }
+        else if (err != 0 && !self->conn_lost) {
             PyObject *exc = errno_error(err);
             rc = error_received(self, exc);
             Py_DECREF(exc);
@@ -1095,7 +1119,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 rc = write_ready(self);
             }
         }
-        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+        if (rc == 0 && err != EBADF && self->poll != NULL && self->poll_events == 0) {
             rc = poll_update(self);
         }
     }
@@ -1161,7 +1185,11 @@ static PyObject *Udp_pause_reading(UdpObject *self, PyObject *Py_UNUSED(ignored)
     if (self->loop == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(remove_reader(self));
+    if (remove_reader(self) < 0 ||
+        (self->loop->debug && log_debug(self, "%r pauses reading", NULL, NULL) < 0)) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored))
@@ -1170,7 +1198,11 @@ static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored
         Py_RETURN_NONE;
     }
     self->paused = 0;
-    return none_or_null(add_interest(self, &self->reading));
+    if (add_interest(self, &self->reading) < 0 ||
+        (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0)) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* Scheduled by the constructor after connection_made: asyncio's

@@ -612,3 +612,65 @@ def test_reuse_port_and_broadcast(loop):
 
     reuse, bcast = run(loop, main())
     assert reuse and bcast
+
+
+def test_sendto_unconnected_after_connection_lost(loop):
+    """asyncio's transport has no socket any more: sendto raises."""
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        t.close()
+        await p.lost
+        return t
+
+    t = run(loop, main())
+    with pytest.raises(AttributeError):
+        t.sendto(b"x", ("127.0.0.1", 9))
+
+
+def test_pause_resume_reading(loop):
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        addr = t.get_extra_info("sockname")
+        t.pause_reading()
+        assert not t.is_reading()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"held", addr)
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert p.received == []
+            t.resume_reading()
+            assert t.is_reading()
+            got = await next_datagram(p)
+        t.close()
+        await p.lost
+        return got[0]
+
+    assert run(loop, main()) == b"held"
+
+
+def test_protocol_error_in_datagram_received_goes_to_handler(loop):
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+
+    class Bad(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            raise ZeroDivisionError("boom")
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Bad(loop), local_addr=("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"1", t.get_extra_info("sockname"))
+            await next_datagram(p)
+            raw.sendto(b"2", t.get_extra_info("sockname"))
+            await next_datagram(p)  # still reading: not a fatal error
+        t.close()
+        await p.lost
+        return t
+
+    run(loop, main())
+    assert len(rec.contexts) == 2
+    assert all(isinstance(c["exception"], ZeroDivisionError) for c in rec.contexts)
