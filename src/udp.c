@@ -1171,6 +1171,7 @@ static PyObject *Udp_is_closing(UdpObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(self->closing);
 }
 
+#if PY_VERSION_HEX >= 0x030B0000
 static PyObject *Udp_is_reading(UdpObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(!self->closing && !self->paused);
@@ -1204,6 +1205,7 @@ static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored
     }
     Py_RETURN_NONE;
 }
+#endif
 
 /* Scheduled by the constructor after connection_made: asyncio's
    _add_reader(fd, _read_ready), which does nothing unless is_reading(). */
@@ -1457,9 +1459,13 @@ static PyMethodDef Udp_methods[] = {
     {"abort", (PyCFunction)Udp_abort, METH_NOARGS, NULL},
     {"_force_close", (PyCFunction)Udp_force_close_meth, METH_O, NULL},
     {"is_closing", (PyCFunction)Udp_is_closing, METH_NOARGS, NULL},
+#if PY_VERSION_HEX >= 0x030B0000
+    /* 3.10's datagram transport inherits ReadTransport's, which raise
+       NotImplementedError: so does ours there. */
     {"is_reading", (PyCFunction)Udp_is_reading, METH_NOARGS, NULL},
     {"pause_reading", (PyCFunction)Udp_pause_reading, METH_NOARGS, NULL},
     {"resume_reading", (PyCFunction)Udp_resume_reading, METH_NOARGS, NULL},
+#endif
     {"get_write_buffer_size", (PyCFunction)Udp_get_write_buffer_size, METH_NOARGS, NULL},
     {"get_write_buffer_limits", (PyCFunction)Udp_get_write_buffer_limits, METH_NOARGS, NULL},
     {"set_write_buffer_limits", (PyCFunction)(void (*)(void))Udp_set_write_buffer_limits, FASTKW,
