@@ -180,6 +180,7 @@ typedef struct {
     PyTypeObject *DatagramTransportType;
     PyObject *str_datagram_received;
     PyObject *str_error_received;
+    PyObject *str_read_ready; /* "_read_ready" */
 
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */

@@ -82,6 +82,7 @@ typedef struct {
     char detached;
     char poll_held;
     char registered;
+    char read_deferred; /* a _read_ready call is queued */
 } UdpObject;
 
 #define UDP_FROM_IO(p) ((UdpObject *)((char *)(p)-offsetof(UdpObject, io)))
@@ -1125,7 +1126,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else {
         if ((events & UV_READABLE) && self->reading) {
-            rc = read_ready(self);
+            if (loop->ready.len > 0) {
+                /* Callbacks already queued run first in asyncio, which
+                   queues _read_ready behind them: so do we (only then;
+                   with nothing queued, the datagram is read now). */
+                if (!self->read_deferred) {
+                    self->read_deferred = 1;
+                    rc = call_soon_method(self, self->st->str_read_ready, NULL);
+                }
+            }
+            else {
+                rc = read_ready(self);
+            }
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
             rc = write_ready(self);
@@ -1150,6 +1162,16 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 }
 
 /* --- Python methods ------------------------------------------------------------ */
+
+/* The read on_poll deferred behind callbacks already queued. */
+static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->read_deferred = 0;
+    if (self->loop == NULL || !self->reading) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(read_ready(self));
+}
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1474,6 +1496,7 @@ static PyMethodDef Udp_methods[] = {
     {"set_protocol", (PyCFunction)Udp_set_protocol, METH_O, NULL},
     {"get_protocol", (PyCFunction)Udp_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)Udp_start_reading, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)Udp_read_ready, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Udp_call_connection_lost, METH_O, NULL},
     {NULL, NULL},
 };
@@ -1678,6 +1701,7 @@ int al__udp_init(PyObject *module, al_state *st)
 {
     INTERN(str_datagram_received, "datagram_received");
     INTERN(str_error_received, "error_received");
+    INTERN(str_read_ready, "_read_ready");
     /* Bases (Transport, DatagramTransport), as asyncio's
        _SelectorDatagramTransport: isinstance() holds for both. */
     PyObject *tr = al__import_attr("asyncio.transports", "Transport");
@@ -1719,4 +1743,5 @@ void al__udp_clear(al_state *st)
     Py_CLEAR(st->DatagramTransportType);
     Py_CLEAR(st->str_datagram_received);
     Py_CLEAR(st->str_error_received);
+    Py_CLEAR(st->str_read_ready);
 }

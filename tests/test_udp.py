@@ -708,3 +708,20 @@ def test_pause_reading_not_implemented_on_310(loop):
             await p.lost
 
     run(loop, main())
+
+
+def test_datagram_received_after_callbacks_already_queued(loop):
+    """asyncio queues _read_ready behind the callbacks that were ready before
+    its poll (test_datagram_send_to_non_listening_address relies on it)."""
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"x", t.get_extra_info("sockname"))
+            loop.call_soon(p.events.append, "soon")
+            await next_datagram(p)
+        t.close()
+        await p.lost
+        return p.events
+
+    assert run(loop, main()) == ["made", "soon", "data", "lost"]
