@@ -26,8 +26,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from net import (BUILD, CLIENT_CPU, LOOPS, ROOT, SERVER_CPU, Failure,  # noqa: E402
-                 available_loops, cpu_seconds, fmt_rate, pinned, stop_server)
+from net import (  # noqa: E402
+    BUILD,
+    CLIENT_CPU,
+    LOOPS,
+    ROOT,
+    SERVER_CPU,
+    Failure,
+    available_loops,
+    cpu_seconds,
+    fmt_rate,
+    pinned,
+    stop_server,
+)
 
 SIZES = (64, 1024)
 INFLIGHT = 8

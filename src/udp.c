@@ -808,8 +808,8 @@ static int write_ready(UdpObject *self)
         self->qbytes -= PyBytes_GET_SIZE(e.data) + HEADER_BYTES;
         PyObject *exc = NULL;
         PyObject *addr = e.addr == Py_None ? NULL : e.addr;
-        int how = send_one(self, e.data, PyBytes_AS_STRING(e.data), PyBytes_GET_SIZE(e.data), addr,
-                           &exc);
+        int how =
+            send_one(self, e.data, PyBytes_AS_STRING(e.data), PyBytes_GET_SIZE(e.data), addr, &exc);
         if (how == WOULD_BLOCK) {
             /* Back in front, to try again later. */
             self->qhead--;
@@ -958,8 +958,8 @@ static PyObject *Udp_sendto(UdpObject *self, PyObject *const *args, Py_ssize_t n
         }
     }
     /* Queued as immutable bytes, as asyncio's bytes(data). */
-    PyObject *copy = PyBytes_CheckExact(data) ? Py_NewRef(data)
-                                              : PyBytes_FromStringAndSize(view.buf, view.len);
+    PyObject *copy =
+        PyBytes_CheckExact(data) ? Py_NewRef(data) : PyBytes_FromStringAndSize(view.buf, view.len);
     if (copy == NULL) {
         rc = -1;
         goto done;
@@ -1011,8 +1011,8 @@ static int read_one(UdpObject *self)
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
         ss.ss_family = AF_UNSPEC;
-        ssize_t n = recvfrom(self->fd, loop->stream_read_buf, MAX_SIZE, 0, (struct sockaddr *)&ss,
-                             &sslen);
+        ssize_t n =
+            recvfrom(self->fd, loop->stream_read_buf, MAX_SIZE, 0, (struct sockaddr *)&ss, &sslen);
         if (n < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -1027,7 +1027,8 @@ static int read_one(UdpObject *self)
         if (data == NULL) {
             return -1;
         }
-        if (self->peer_obj != NULL && sslen == self->peer_len && memcmp(&ss, &self->peer, sslen) == 0) {
+        if (self->peer_obj != NULL && sslen == self->peer_len &&
+            memcmp(&ss, &self->peer, sslen) == 0) {
             addr = Py_NewRef(self->peer_obj);
         }
         else {

@@ -263,7 +263,7 @@ def test_sendto_on_closed_transport_warns_after_5th(loop, caplog):
         t.close()
         await p.lost
         with caplog.at_level(logging.WARNING, logger="asyncio"):
-            for i in range(7):
+            for _ in range(7):
                 t.sendto(b"late")
         return t
 

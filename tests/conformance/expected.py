@@ -115,9 +115,10 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 # Tables
 
 # The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
-# add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
-# features of later issues, 3 UDP (sock_recvfrom/sock_sendto), 8 PIPES, 1 SENDFILE (a pattern over the
-# loop.sendfile tests) and 16 SUBPROCESS entries (one a whole-class pattern),
+# add_reader/add_writer, DNS, TLS over asyncio.sslproto), and UDP transports:
+# what is left are the features of later issues, 3 UDP (sock_recvfrom /
+# sock_sendto), 8 PIPES, 1 SENDFILE (a pattern over the loop.sendfile tests)
+# and 16 SUBPROCESS entries (one a whole-class pattern),
 # one flaky PIPE_LEAK, no skips, and one PERMANENT.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
