@@ -1069,10 +1069,13 @@ static int read_one(UdpObject *self)
     return 1;
 }
 
+/* asyncio reads one datagram per _read_ready, and what datagram_received
+   schedules runs before the next one is read: so the batch ends as soon
+   as a callback is queued (never, in a plain echo server). */
 static int read_ready(UdpObject *self)
 {
     for (int i = 0; i < READ_BATCH; i++) {
-        if (self->conn_lost || !self->reading) {
+        if (self->conn_lost || !self->reading || (i > 0 && self->loop->ready.len > 0)) {
             return 0;
         }
         int rc = read_one(self);

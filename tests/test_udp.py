@@ -725,3 +725,51 @@ def test_datagram_received_after_callbacks_already_queued(loop):
         return p.events
 
     assert run(loop, main()) == ["made", "soon", "data", "lost"]
+
+
+def test_callbacks_scheduled_by_datagram_received_run_before_next_datagram(loop):
+    """asyncio reads one datagram per iteration: what datagram_received
+    schedules with call_soon runs before the next datagram arrives."""
+    class Sched(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            self.loop.call_soon(self.events.append, b"soon-" + data)
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Sched(loop), local_addr=("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            for d in (b"1", b"2", b"3"):
+                raw.sendto(d, t.get_extra_info("sockname"))
+            while len(p.received) < 3:
+                await p.got.wait()
+                p.got.clear()
+            await asyncio.sleep(0)
+        t.close()
+        await p.lost
+        return [e for e in p.events if e not in ("made", "lost")]
+
+    assert run(loop, main()) == ["data", b"soon-1", "data", b"soon-2", "data", b"soon-3"]
+
+
+def test_live_uv_handles_return_to_zero(asyncloop_mod):
+    counters = asyncloop_mod._core._debug_counters
+    before = counters()["uv_handles"]
+    loop = asyncloop_mod.new_event_loop()
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        t2, p2 = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        t.close()
+        await p.lost
+        return t2
+
+    t2 = run(loop, main())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        loop.close()  # t2 still open
+        del t2
+        gc.collect()
+    assert counters()["uv_handles"] == before
