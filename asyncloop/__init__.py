@@ -153,6 +153,13 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
                                               server_hostname, **timeouts)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
+    # udp.c: create_datagram_endpoint is asyncio's own coroutine (a cold
+    # path, once per endpoint), so that its argument checks, messages,
+    # address resolution and socket options (reuse_port, allow_broadcast,
+    # Unix paths, sock=) are asyncio's exactly on each version; it ends in
+    # _make_datagram_transport, the C transport of src/udp.c.
+    create_datagram_endpoint = _Base.create_datagram_endpoint
+
     # dns.c: the lookups run in C (_getaddrinfo/_getnameinfo return a
     # Future); these coroutine functions keep asyncio's signatures. In debug
     # mode getaddrinfo goes through asyncio's own _getaddrinfo_debug in the

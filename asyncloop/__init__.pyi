@@ -68,6 +68,25 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             happy_eyeballs_delay: float | None = None, interleave: int | None = None,
             all_errors: bool = False,
         ) -> tuple[asyncio.Transport, _P]: ...
+    # udp.c: asyncio's own create_datagram_endpoint (3.10 still has
+    # reuse_address, whose default is a sentinel).
+    if sys.version_info >= (3, 11):
+        async def create_datagram_endpoint(  # type: ignore[override]
+            self, protocol_factory: Callable[[], _P],
+            local_addr: tuple[str, int] | str | None = None,
+            remote_addr: tuple[str, int] | str | None = None, *, family: int = 0,
+            proto: int = 0, flags: int = 0, reuse_port: bool | None = None,
+            allow_broadcast: bool | None = None, sock: socket.socket | None = None,
+        ) -> tuple[asyncio.DatagramTransport, _P]: ...
+    else:
+        async def create_datagram_endpoint(  # type: ignore[override]
+            self, protocol_factory: Callable[[], _P],
+            local_addr: tuple[str, int] | str | None = None,
+            remote_addr: tuple[str, int] | str | None = None, *, family: int = 0,
+            proto: int = 0, flags: int = 0, reuse_address: bool | None = ...,
+            reuse_port: bool | None = None, allow_broadcast: bool | None = None,
+            sock: socket.socket | None = None,
+        ) -> tuple[asyncio.DatagramTransport, _P]: ...
 
     # process.c glue: asyncio's BaseEventLoop methods (their checks and
     # messages), as the running CPython has them.

@@ -199,6 +199,11 @@ typedef struct {
     PyTypeObject *ReadPipeTransportType;
     PyTypeObject *WritePipeTransportType;
     PyObject *str_pipe;
+    /* udp.c */
+    PyTypeObject *DatagramTransportType;
+    PyObject *str_datagram_received;
+    PyObject *str_error_received;
+    PyObject *str_read_ready; /* "_read_ready" */
 
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */
@@ -719,6 +724,14 @@ static inline void al__metrics_lateness(al_metrics *m, double late)
     bits >>= 50;
     m->late_hist[bits <= AL_LATE_BASE ? 0 : bits - AL_LATE_BASE]++;
 }
+/* udp.c */
+int al__udp_init(PyObject *module, al_state *st);
+int al__udp_traverse(al_state *st, visitproc visit, void *arg);
+void al__udp_clear(al_state *st);
+/* loop._make_datagram_transport(sock, protocol, address=None, waiter=None,
+   extra=None), as asyncio's selector loop. */
+PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

@@ -2112,6 +2112,9 @@ static PyMethodDef Loop_methods[] = {
      "hook(handle_repr, duration) for those that take threshold seconds or more. "
      "set_slow_callback_hook(None) turns it off."},
     {"_count_server", (PyCFunction)al__loop_count_server, METH_O, NULL},
+    /* udp.c */
+    {"_make_datagram_transport", (PyCFunction)(void (*)(void))al__loop_make_datagram_transport,
+     FASTKW, "_make_datagram_transport(sock, protocol, address=None, waiter=None, extra=None)"},
 
     /* dns.c */
     {"_getaddrinfo", (PyCFunction)(void (*)(void))al__loop_getaddrinfo, METH_FASTCALL,

@@ -255,6 +255,9 @@ static int module_exec(PyObject *module)
     if (al__metrics_init(module, st) < 0) { /* metrics.c */
         return -1;
     }
+    if (al__udp_init(module, st) < 0) { /* udp.c */
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -315,6 +318,10 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     /* sendfile.c */
     Py_VISIT(st->SendfileNotAvailableError);
     Py_VISIT(st->MetricsType); /* metrics.c */
+    int udp_rc = al__udp_traverse(st, visit, arg); /* udp.c */
+    if (udp_rc != 0) {
+        return udp_rc;
+    }
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -357,6 +364,7 @@ static int module_clear(PyObject *module)
     al__stream_clear(st);
     al__pipe_clear(st); /* pipe.c */
     Py_CLEAR(st->MetricsType); /* metrics.c */
+    al__udp_clear(st); /* udp.c */
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

@@ -85,8 +85,6 @@ def applicable_patterns(table):
 # Not implemented yet in this phase of the core: these come with later issues.
 # When they land, the strict xfails turn into failures ("XPASS(strict)"),
 # which is the cue to delete the entries.
-UDP = xfail("UDP (create_datagram_endpoint) not implemented "
-            "yet; lands with the UDP/pipes/sendfile issue")
 # The test replaces the stdout pipe transport's pause_reading with a mock:
 # the C pipe transport (pipe.c) takes no instance attributes, so the
 # assignment raises inside _connect_pipes, and asyncio's
@@ -114,22 +112,15 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 # ----------------------------------------------------------------------------
 # Tables
 
-# The table for asyncloop.  Networking part 1 is in (streams, servers, sock_*,
-# add_reader/add_writer, DNS, TLS over asyncio.sslproto): what is left are the
-# features of later issues, 7 UDP, 1 SENDFILE (a pattern over the
-# loop.sendfile tests); subprocesses are in (process.c): three skips
-# (PIPE_NO_DICT, a hang; two PERMANENT POPEN_MOCK), and
-# one PERMANENT INTERNALS.
+# The table for asyncloop.  Networking is in (streams, servers, sock_*,
+# add_reader/add_writer, DNS, TLS, UDP, pipes, sendfile) and so are
+# subprocesses (process.c): what is left are three skips (PIPE_NO_DICT, a
+# hang; two PERMANENT POPEN_MOCK) and one PERMANENT INTERNALS.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
 ASYNCLOOP = {
     # -- test_events
-    "test_events.EventLoopTests.test_create_datagram_endpoint": UDP,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": UDP,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UDP,
-    "test_events.EventLoopTests.test_datagram_send_to_non_listening_address":
-        UDP.only(since=(3, 13)),
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
     # -- test_subprocess
@@ -167,9 +158,6 @@ UVLOOP = {
     "test_eager_task_factory.EagerTests.test_recursive_taskgroups": UV_DIFFERS,
     "test_events.EventLoopTests.test_create_connection": UV_DIFFERS,
     "test_events.EventLoopTests.test_create_connection_local_addr_in_use": UV_DIFFERS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint": UV_DIFFERS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": UV_DIFFERS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": UV_DIFFERS,
     "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv4": UV_DIFFERS,
     "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv6": UV_DIFFERS,
     "test_events.EventLoopTests.test_create_server_trsock": UV_DIFFERS,
