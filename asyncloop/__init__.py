@@ -270,6 +270,22 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
             raise
         return transp
 
+    # metrics.c: loop.metrics() counts the sockets being served, as
+    # asyncio's Server starts and stops serving each of them.
+    def _metrics_serving(start, stop):
+        def _start_serving(self, *args, **kwargs):
+            start(self, *args, **kwargs)
+            self._count_server(1)
+
+        def _stop_serving(self, sock):
+            self._count_server(-1)
+            stop(self, sock)
+
+        return _start_serving, _stop_serving
+
+    _start_serving, _stop_serving = _metrics_serving(_start_serving, _stop_serving)
+    del _metrics_serving
+
 
 # process.c glue: the transport of a child process. The protocol plumbing
 # (pipes, the order of the protocol's callbacks, wait(), close()) is
@@ -370,21 +386,6 @@ class _SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
             args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=False, bufsize=bufsize, **kwargs)
         self._child = self._loop._watch_child(self._proc.pid, self._process_exited)
-    # metrics.c: loop.metrics() counts the sockets being served, as
-    # asyncio's Server starts and stops serving each of them.
-    def _metrics_serving(start, stop):
-        def _start_serving(self, *args, **kwargs):
-            start(self, *args, **kwargs)
-            self._count_server(1)
-
-        def _stop_serving(self, sock):
-            self._count_server(-1)
-            stop(self, sock)
-
-        return _start_serving, _stop_serving
-
-    _start_serving, _stop_serving = _metrics_serving(_start_serving, _stop_serving)
-    del _metrics_serving
 
 
 # metrics.c: Node's eventLoopUtilization over loop.metrics() snapshots.

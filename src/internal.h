@@ -690,13 +690,13 @@ void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers);
 
 static inline void al__metrics_bytes_in(LoopObject *loop, ssize_t n)
 {
-    if (n > 0) {
+    if (n > 0 && loop != NULL) {
         loop->metrics.bytes_in += (uint64_t)n;
     }
 }
 static inline void al__metrics_bytes_out(LoopObject *loop, ssize_t n)
 {
-    if (n > 0) {
+    if (n > 0 && loop != NULL) {
         loop->metrics.bytes_out += (uint64_t)n;
     }
 }

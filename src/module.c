@@ -317,7 +317,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     }
     /* sendfile.c */
     Py_VISIT(st->SendfileNotAvailableError);
-    Py_VISIT(st->MetricsType); /* metrics.c */
+    Py_VISIT(st->MetricsType);                     /* metrics.c */
     int udp_rc = al__udp_traverse(st, visit, arg); /* udp.c */
     if (udp_rc != 0) {
         return udp_rc;
@@ -362,9 +362,9 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_set_exception);
     al__stream_clear(st);
-    al__pipe_clear(st); /* pipe.c */
+    al__pipe_clear(st);        /* pipe.c */
     Py_CLEAR(st->MetricsType); /* metrics.c */
-    al__udp_clear(st); /* udp.c */
+    al__udp_clear(st);         /* udp.c */
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

@@ -52,6 +52,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
     PyObject *weakreflist;
+    PyObject *dict; /* instance attributes, as asyncio's Python transports take */
     al_state *st;
     LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
     PyObject *pipe;   /* owns the fd; NULL once closed */
@@ -637,6 +638,7 @@ static int read_ready(PipeObject *self)
             return -1;
         }
         n = read(self->fd, PyBytes_AS_STRING(data), (size_t)want);
+        al__metrics_bytes_in(self->loop, n);
         if (n > 0 && n < want) {
             PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
             Py_SETREF(data, part);
@@ -650,6 +652,7 @@ static int read_ready(PipeObject *self)
     }
     else {
         n = read(self->fd, small, sizeof(small));
+        al__metrics_bytes_in(self->loop, n);
         data = NULL;
         if (n > 0 && (data = PyBytes_FromStringAndSize(small, n)) == NULL) {
             return -1;
@@ -724,6 +727,7 @@ static int write_ready(PipeObject *self)
         iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
     }
     ssize_t n = writev(self->fd, iov, cnt);
+    al__metrics_bytes_out(self->loop, n);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -996,6 +1000,7 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
     Py_ssize_t sent = 0;
     if (self->blen == 0) {
         ssize_t n = write(self->fd, view.buf, (size_t)view.len);
+        al__metrics_bytes_out(self->loop, n);
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -1164,6 +1169,7 @@ static int Pipe_traverse(PipeObject *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->pipe);
     Py_VISIT(self->protocol);
+    Py_VISIT(self->dict);
     return 0;
 }
 
@@ -1171,6 +1177,7 @@ static int Pipe_clear(PipeObject *self)
 {
     Py_CLEAR(self->extra);
     Py_CLEAR(self->protocol);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -1229,6 +1236,7 @@ static PyMethodDef Write_methods[] = {
 };
 
 static PyGetSetDef Pipe_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
     {"_pipe", (getter)Pipe_get_pipe, (setter)Pipe_set_pipe, NULL, NULL},
     {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
@@ -1238,6 +1246,7 @@ static PyGetSetDef Pipe_getset[] = {
 };
 
 static PyGetSetDef WritePipe_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_loop", (getter)Pipe_get_loop, NULL, NULL, NULL},
     {"_pipe", (getter)Pipe_get_pipe, (setter)Pipe_set_pipe, NULL, NULL},
     {"_fileno", (getter)Pipe_get_fileno, NULL, NULL, NULL},
@@ -1248,6 +1257,7 @@ static PyGetSetDef WritePipe_getset[] = {
 
 static PyMemberDef Pipe_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(PipeObject, weakreflist), READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(PipeObject, dict), READONLY},
     {NULL},
 };
 

@@ -2107,6 +2107,8 @@ PyObject *al__loop_sock_sendto_call(LoopObject *self, PyObject *const *args, siz
 {
     return dgram_entry(self, CALL_SENDTO, args, nargsf, kwnames,
                        (al_fastcall_method)al__loop_sock_sendto_call);
+}
+
 /* --- metrics --------------------------------------------------------------- */
 
 void al__poll_count(LoopObject *loop, Py_ssize_t *readers, Py_ssize_t *writers)

@@ -762,6 +762,7 @@ static int send_one(UdpObject *self, PyObject *data, const char *buf, Py_ssize_t
         }
         n = sendto(self->fd, buf, (size_t)len, 0, (struct sockaddr *)&ss, sslen);
     }
+    al__metrics_bytes_out(self->loop, n);
     if (n >= 0) {
         return SENT;
     }
@@ -1013,6 +1014,7 @@ static int read_one(UdpObject *self)
         ss.ss_family = AF_UNSPEC;
         ssize_t n =
             recvfrom(self->fd, loop->stream_read_buf, MAX_SIZE, 0, (struct sockaddr *)&ss, &sslen);
+        al__metrics_bytes_in(loop, n);
         if (n < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {

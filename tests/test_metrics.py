@@ -246,6 +246,52 @@ def test_byte_and_connection_counters_match_an_echo_exchange(loop):
     assert m.servers == 0 and m.readers == 0 and m.writers == 0
 
 
+def test_byte_counters_count_pipes_and_datagrams(loop):
+    import os
+    import socket
+
+    async def main():
+        received = []
+        done = loop.create_future()
+
+        class Reader(asyncio.Protocol):
+            def data_received(self, data):
+                received.append(data)
+
+            def connection_lost(self, exc):
+                done.set_result(None)
+
+        r, w = os.pipe()
+        rt, _ = await loop.connect_read_pipe(Reader, os.fdopen(r, "rb", 0))
+        wt, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(w, "wb", 0))
+        wt.write(b"p" * 5000)
+        wt.close()
+        await done
+        got = loop.create_future()
+
+        class Echo(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                if not got.done():
+                    got.set_result(data)
+
+        ut, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        with peer:
+            ut.sendto(b"d" * 300, peer.getsockname())
+            data, addr = peer.recvfrom(1000)
+            peer.sendto(b"e" * 200, addr)
+            assert await got == b"e" * 200
+        ut.close()
+        return b"".join(received)
+
+    before = loop.metrics()
+    assert loop.run_until_complete(main()) == b"p" * 5000
+    m = loop.metrics()
+    assert m.bytes_sent - before.bytes_sent == 5000 + 300
+    assert m.bytes_received - before.bytes_received == 5000 + 200
+
+
 def test_readers_and_writers_now(loop):
     import socket
 

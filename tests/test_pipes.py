@@ -128,6 +128,24 @@ def test_read_pipe_data_eof(loop):
     t.close()  # closing again is a no-op
 
 
+def test_transports_take_instance_attributes(loop):
+    # asyncio's transports are plain Python objects: code (and CPython's own
+    # test_subprocess) sets attributes on them, e.g. a mock pause_reading.
+    r, w = os.pipe()
+    t, p = connect_read(loop, open(r, "rb", 0))
+    wt, wp = connect_write(loop, open(w, "wb", 0))
+    calls = []
+    t.pause_reading = lambda: calls.append("pause")
+    t.pause_reading()
+    wt.note = "mine"
+    assert calls == ["pause"] and t.__dict__["pause_reading"] is not None
+    assert wt.note == "mine" and wt.__dict__["note"] == "mine"
+    del t.pause_reading
+    t.close()
+    wt.close()
+    run_briefly(loop)
+
+
 def test_read_fifo(loop, tmp_path):
     path = tmp_path / "fifo"
     os.mkfifo(path)

@@ -82,18 +82,6 @@ def applicable_patterns(table):
 # ----------------------------------------------------------------------------
 # Reasons
 
-# Not implemented yet in this phase of the core: these come with later issues.
-# When they land, the strict xfails turn into failures ("XPASS(strict)"),
-# which is the cue to delete the entries.
-# The test replaces the stdout pipe transport's pause_reading with a mock:
-# the C pipe transport (pipe.c) takes no instance attributes, so the
-# assignment raises inside _connect_pipes, and asyncio's
-# _make_subprocess_transport then waits forever for a pipe never connected
-# (asyncio's own loop would hang the same way on such an error).
-PIPE_NO_DICT = skip("hangs: the C pipe transport takes no instance attributes "
-                    "(transport.pause_reading = mock.Mock() raises in _connect_pipes); "
-                    "for the pipe transport issue")
-
 # PERMANENT: these will never apply to a loop that is not asyncio's.
 # Skipped, not xfailed: the child really runs, and the unclosed transport the
 # failing test leaves is collected inside pytest's report formatting
@@ -114,8 +102,8 @@ INTERNALS = xfail("PERMANENT: tests BaseEventLoop/selector private internals "
 
 # The table for asyncloop.  Networking is in (streams, servers, sock_*,
 # add_reader/add_writer, DNS, TLS, UDP, pipes, sendfile) and so are
-# subprocesses (process.c): what is left are three skips (PIPE_NO_DICT, a
-# hang; two PERMANENT POPEN_MOCK) and one PERMANENT INTERNALS.
+# subprocesses (process.c): what is left are two PERMANENT skips
+# (POPEN_MOCK) and one PERMANENT INTERNALS.
 # Built from runs on 3.10-3.13: an entry limited with .only(since=, until=)
 # covers a test that exists only on those versions (the staleness check of
 # test_conformance.py needs it).
@@ -124,7 +112,6 @@ ASYNCLOOP = {
     # _run_once, _clock_resolution, _selector
     "test_events.EventLoopTests.test_timeout_rounding": INTERNALS,
     # -- test_subprocess
-    "test_subprocess.SubprocessTests.test_pause_reading": PIPE_NO_DICT,
     "test_subprocess.SubprocessTests.test_popen_error": POPEN_MOCK,
     "test_subprocess.SubprocessTests.test_popen_error_with_stdin_pipe": POPEN_MOCK,
 }
