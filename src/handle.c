@@ -4,8 +4,11 @@
    bounded free list so that call_soon allocates nothing in steady state. */
 #include "internal.h"
 
-HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
-                             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+/* queued: the loop's call_soon/call_at, whose handle goes to the loop's
+   queue and is never tracked at birth (see al__handle_new_queued). */
+static inline __attribute__((always_inline)) HandleObject *
+handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *context, int queued)
 {
     int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
@@ -84,8 +87,10 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
     }
     /* While the loop runs, not tracked: the caller queues h, and
        al__handle_disown tracks it if it is referenced elsewhere by the time
-       the loop lets go of it or stops running. */
-    if (!loop->running) {
+       the loop lets go of it or stops running. A queued handle made while
+       it is not running is not tracked either: the loop has the GC look at
+       it when the next collection starts (al__loop_gc_unscanned). */
+    if (!queued && !loop->running) {
         PyObject_GC_Track(h);
     }
     /* The caller checked the loop, but making h can run code (a context
@@ -110,6 +115,19 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
         }
     }
     return h;
+}
+
+HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    return handle_new(st, tp, loop, callback, args, nargs, context, 0);
+}
+
+HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *loop,
+                                    PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *context)
+{
+    return handle_new(st, tp, loop, callback, args, nargs, context, 1);
 }
 
 static inline PyObject **handle_arg2(HandleObject *h)
@@ -146,8 +164,16 @@ static void handle_clear_call(HandleObject *h)
    which can keep objects alive but never frees them early. That is safe
    while the loop runs, since a running loop is not garbage anyway. The
    loop tracks such a handle (al__handle_disown) when it lets go of it and,
-   for those still queued, when it stops running; handles made while it is
-   not running are tracked from the start. */
+   for those still queued, when it stops running.
+
+   call_soon/call_at on a loop that is not running queue untracked handles
+   too (200 000 callbacks scheduled before run_forever would otherwise fill
+   the GC's lists). The loop lists them and, when a collection starts (a
+   gc.callbacks hook, module.c), tracks those referenced elsewhere: by the
+   time the collector looks, every untracked queued handle of a stopped
+   loop is the loop's alone, as for a loop that stopped running. Handles
+   made elsewhere (signal, fd watcher) while the loop is not running are
+   tracked from the start. */
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(h));
