@@ -38,7 +38,7 @@ handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
     h->callback = h->context = NULL;
     h->loop = NULL;
     h->source_traceback = h->repr = h->weakreflist = NULL;
-    h->scheduled = h->cancelled = h->running = h->when_is_nan = 0;
+    h->scheduled = h->cancelled = h->running = h->when_is_nan = h->own_context = 0;
     h->args_kind = ARGS_NONE;
     h->is_timer = (uint8_t)is_timer;
     h->args[0] = NULL;
@@ -57,6 +57,10 @@ handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
             Py_DECREF(h);
             return NULL;
         }
+        /* A fresh copy, h's alone: kept out of the GC's lists too, h
+           reports what it references (al__handle_traverse). */
+        PyObject_GC_UnTrack(context);
+        h->own_context = 1;
     }
     else {
         Py_INCREF(context);
@@ -173,12 +177,24 @@ static void handle_clear_call(HandleObject *h)
    time the collector looks, every untracked queued handle of a stopped
    loop is the loop's alone, as for a loop that stopped running. Handles
    made elsewhere (signal, fd watcher) while the loop is not running are
-   tracked from the start. */
+   tracked from the start.
+
+   The copy of the current context a handle makes is untracked as well and
+   reported through the handle, until get_context() hands it out. */
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(h));
     Py_VISIT(h->callback);
-    Py_VISIT(h->context);
+    if (h->own_context) {
+        /* h's own copy (handle_new): its references are h's. */
+        int rc = Py_TYPE(h->context)->tp_traverse(h->context, visit, arg);
+        if (rc) {
+            return rc;
+        }
+    }
+    else {
+        Py_VISIT(h->context);
+    }
     Py_VISIT(h->loop);
     Py_VISIT(h->args[0]);
     if (h->args_kind == ARGS_TWO) {
@@ -192,11 +208,23 @@ int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
     return 0;
 }
 
+/* h's own untracked copy of the context becomes an ordinary GC object
+   before anyone else gets it (and before it is released: Context's dealloc
+   expects a tracked object). */
+static inline void handle_share_context(HandleObject *h)
+{
+    if (h->own_context) {
+        h->own_context = 0;
+        PyObject_GC_Track(h->context);
+    }
+}
+
 /* Keeps h->loop: every cycle through it passes through the loop, whose own
    tp_clear breaks it, and dealloc needs it to reach the module state. */
 static int Handle_clear(HandleObject *h)
 {
     handle_clear_call(h);
+    handle_share_context(h);
     Py_CLEAR(h->context);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
@@ -481,6 +509,7 @@ static PyObject *Handle_cancelled(HandleObject *h, PyObject *Py_UNUSED(ignored))
 
 static PyObject *Handle_get_context(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
+    handle_share_context(h);
     return Py_NewRef(h->context ? h->context : Py_None);
 }
 

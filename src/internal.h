@@ -220,6 +220,7 @@ struct al_handle {
     uint8_t args_kind;   /* ARGS_* */
     uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as -inf */
     uint8_t is_timer;    /* a TimerHandleObject */
+    uint8_t own_context; /* context is h's untracked copy (handle.c) */
     PyObject *args[1];   /* last: TimerHandle.arg2 follows it */
 };
 

@@ -180,3 +180,58 @@ def test_gc_callbacks_of_others_still_run(loop):
     assert phases[-2:] == ["start", "stop"]
     loop.call_soon(loop.stop)
     loop.run_forever()
+
+
+_var = contextvars.ContextVar("_var")
+
+
+def _schedule_in_context(value, schedule):
+    # The handle copies a context whose variable holds `value`; the copy
+    # is the only thing left holding it.
+    ctx = contextvars.copy_context()
+    ctx.run(lambda: (_var.set(value), schedule()))
+
+
+def test_unclosed_loop_reached_through_handle_context_is_collected(loop_factory):
+    # loop -> handle -> its copy of the context -> token -> loop.
+    loop = loop_factory()
+    token = Token()
+    token.loop = loop
+    _schedule_in_context(token, lambda: loop.call_soon(print))
+    _schedule_in_context(token, lambda: loop.call_later(3600, print))
+    alive = weakref.ref(token)
+    loop_ref = weakref.ref(loop)
+    token = loop = None
+    assert _drop_loop(loop_ref)
+    assert alive() is None
+
+
+def test_unclosed_loop_reached_through_context_of_running_handle_is_collected(loop_factory):
+    loop = loop_factory()
+    token = Token()
+
+    async def main():
+        token.loop = asyncio.get_running_loop()
+        _schedule_in_context(token, lambda: token.loop.call_soon(print))
+        _schedule_in_context(token, lambda: token.loop.call_later(3600, print))
+
+    loop.run_until_complete(main())
+    alive = weakref.ref(token)
+    loop_ref = weakref.ref(loop)
+    token = loop = None
+    assert _drop_loop(loop_ref)
+    assert alive() is None
+
+
+def test_context_values_survive_collections_until_run(loop):
+    seen = []
+    for i in range(200):
+        value = {"i": i}
+        value["self"] = value
+        _schedule_in_context(value, lambda: loop.call_soon(lambda: seen.append(_var.get())))
+    value = None
+    _collect()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert [v["i"] for v in seen] == list(range(200))
+    assert all(v["self"] is v for v in seen)
