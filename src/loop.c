@@ -1787,6 +1787,12 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     for (al_io *io = self->io_objects.next; io != &self->io_objects; io = io->next) {
         Py_VISIT(io->held);
     }
+    if (self->running) {
+        /* A running loop is reachable (the running-loop slot of its
+           thread holds it), so is what its queues reference: reporting
+           it would only cost each collection a walk over the queues. */
+        return 0;
+    }
     for (size_t i = 0; i < self->ready.len; i++) {
         HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
         int rc = loop_visit_handle(h, visit, arg);
