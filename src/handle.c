@@ -234,13 +234,41 @@ static int Handle_clear(HandleObject *h)
     return 0;
 }
 
+static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp);
+
 static void Handle_dealloc(HandleObject *h)
 {
     PyTypeObject *tp = Py_TYPE(h);
     PyObject_GC_UnTrack(h);
+    if (h->callback == NULL && h->args_kind == ARGS_NONE) {
+        /* Already released (al__handle_release): nothing that could hold
+           another handle is left, so no recursion to bound. */
+        handle_dealloc_body(h, tp);
+        return;
+    }
     /* A chain of handles each holding the next as an argument would
        otherwise recurse once per handle, as nested tuples would. */
     Py_TRASHCAN_BEGIN(h, Handle_dealloc)
+    handle_dealloc_body(h, tp);
+    Py_TRASHCAN_END
+}
+
+/* The loop lets go of h after running it: a handle only it holds drops its
+   callback and arguments first, one level down from the loop instead of
+   from inside h's dealloc, which then needs no trashcan. */
+void al__handle_release(HandleObject *h)
+{
+    if (Py_REFCNT(h) == 1 && h->weakreflist == NULL && !h->running) {
+        handle_clear_call(h);
+    }
+    else {
+        al__handle_disown(h);
+    }
+    Py_DECREF(h);
+}
+
+static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp)
+{
     if (h->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
@@ -274,7 +302,6 @@ static void Handle_dealloc(HandleObject *h)
     }
     Py_DECREF(tp);
     Py_XDECREF(loop);
-    Py_TRASHCAN_END
 }
 
 void al__handle_free_list_clear(al_state *st)

@@ -704,8 +704,7 @@ static int loop_run_once(LoopObject *self)
         if (!h->cancelled) {
             rc = self->debug ? loop_run_handle_debug(self, h) : al__handle_run(h);
         }
-        al__handle_disown(h);
-        Py_DECREF(h);
+        al__handle_release(h);
         if (rc < 0) {
             return -1;
         }

@@ -235,3 +235,24 @@ def test_context_values_survive_collections_until_run(loop):
     loop.run_forever()
     assert [v["i"] for v in seen] == list(range(200))
     assert all(v["self"] is v for v in seen)
+
+
+def test_run_handle_releases_a_long_chain_of_handles(loop_factory):
+    # Once run, the loop's handle alone holds a chain of 200 000 handles
+    # (each the argument of the next): releasing it must not recurse once
+    # per handle.
+    other = loop_factory()
+    head = None
+    for _ in range(200_000):
+        head = other.call_soon(id, head)
+    other.close()  # its queue lets go: the chain hangs off `head` only
+    loop = loop_factory()
+    try:
+        seen = []
+        loop.call_soon(lambda h: seen.append(type(h).__name__), head)
+        head = None
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert seen == ["Handle"]
+    finally:
+        loop.close()
