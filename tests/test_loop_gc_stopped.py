@@ -155,7 +155,7 @@ def test_context_of_handle_queued_before_run(loop):
 
     h = loop.call_soon(cb)
     gc.collect()
-    ctx = h.get_context()
+    ctx = h._context  # get_context() is 3.12+
     loop.call_soon(loop.stop)
     loop.run_forever()
     gc.collect()
