@@ -98,8 +98,8 @@ static void loop_gc_queued_timer(LoopObject *self, TimerHandleObject *t)
     if (self->n_gc_timers == self->cap_gc_timers) {
         Py_ssize_t cap = self->cap_gc_timers ? self->cap_gc_timers * 2 : 64;
         TimerHandleObject **items = self->gc_timers;
-        if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(*items) ||
-            (items = PyMem_Realloc(items, (size_t)cap * sizeof(*items))) == NULL) {
+        if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(TimerHandleObject *) ||
+            PyMem_Resize(items, TimerHandleObject *, (size_t)cap) == NULL) {
             /* No room to list it: an ordinary GC object then. */
             PyObject_GC_Track(t);
             return;
