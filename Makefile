@@ -106,7 +106,7 @@ bench: build bench-tools
 	else \
 	  rc=0; files=""; mkdir -p benchmarks/results; \
 	  for v in $(BENCH_VERSIONS); do \
-	    echo "=== core benchmarks on CPython $$v"; f=benchmarks/results/core-$$v.json; \
+	    echo "=== core benchmarks on CPython $$v"; f=benchmarks/results/core-$$v.json; rm -f $$f; \
 	    PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python benchmarks/run.py --no-examples --save-as $$f \
 	      $(BENCH_ARGS) || rc=1; \
 	    [ -f $$f ] && files="$$files $$f"; \
