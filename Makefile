@@ -3,8 +3,9 @@
 #   make test    install what is missing (libuv headers, virtualenvs), build,
 #                run the whole test suite on each CPython
 #   make bench   build, run the benchmark suite and the tutorial examples on
-#                asyncio, uvloop and asyncloop, then the network benchmarks on
-#                asyncio, uvloop, rloop and asyncloop; print the tables
+#                asyncio, uvloop, rloop and asyncloop, then the network
+#                benchmarks; print the tables. VERSIONS="3.10 3.13": the core
+#                suite on each of those CPythons and a ratio table per version
 #   make lint    install what is missing (clang-format, clang-tidy, ruff, mypy),
 #                then clang-format, clang-tidy, a -Werror build and stubtest on
 #                each CPython, and ruff; fails on any finding
@@ -90,11 +91,30 @@ bench-tools:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; \
 	fi
 
+# VERSIONS given to make (make bench VERSIONS="3.10 3.13"): the core suite
+# on each, then asyncloop's ratios per version; otherwise BENCH_VERSION only.
+BENCH_VERSIONS = $(if $(filter command line environment,$(origin VERSIONS)),$(VERSIONS),$(BENCH_VERSION))
+
 bench: build bench-tools
-	@$(VENVS)/$(BENCH_VERSION)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	@for v in $(BENCH_VERSIONS); do \
+	  $(VENVS)/$$v/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt || exit 1; \
+	done
 	@# byte-compiled, as pip leaves an installed package (uvloop's is)
 	@$(VENVS)/$(BENCH_VERSION)/bin/python -m compileall -q asyncloop
-	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/run.py $(BENCH_ARGS)
+	@if [ $(words $(BENCH_VERSIONS)) = 1 ]; then \
+	  PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSIONS)/bin/python benchmarks/run.py $(BENCH_ARGS); \
+	else \
+	  rc=0; files=""; mkdir -p benchmarks/results; \
+	  for v in $(BENCH_VERSIONS); do \
+	    echo "=== core benchmarks on CPython $$v"; f=benchmarks/results/core-$$v.json; rm -f $$f; \
+	    PYTHONPATH=$(CURDIR) $(VENVS)/$$v/bin/python benchmarks/run.py --no-examples --save-as $$f \
+	      $(BENCH_ARGS) || rc=1; \
+	    [ -f $$f ] && files="$$files $$f"; \
+	  done; \
+	  echo "=== asyncloop's ratios per CPython"; \
+	  $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/run.py --summary $$files $(filter --markdown,$(BENCH_ARGS)); \
+	  exit $$rc; \
+	fi
 	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/net.py $(NET_BENCH_ARGS)
 
 format:

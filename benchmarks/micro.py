@@ -1,7 +1,7 @@
 """Micro benchmarks and memory benchmarks for asyncio-compatible event loops.
 
 Every benchmark is written once, against the public asyncio API only, and is
-run unchanged on each loop (asyncio's own, uvloop, asyncloop).  The loop under
+run unchanged on each loop (asyncio's own, uvloop, rloop, asyncloop).  The loop under
 test is chosen by the factory that creates it; nothing below knows which
 implementation it is talking to.
 
@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 
-LOOPS = ("asyncio", "uvloop", "asyncloop")
+LOOPS = ("asyncio", "uvloop", "rloop", "asyncloop")
 
 
 def noop(*args):
@@ -72,6 +72,26 @@ async def bench_call_soon(n):
         ran[0] += 1
     if ran[0] != n:
         raise AssertionError(f"call_soon: {ran[0]} of {n} callbacks ran")
+    return n
+
+
+def bench_call_soon_before_run(loop, n):
+    """n callbacks scheduled with call_soon on a loop that is not running,
+    then run_forever until the last one stops it: a ready queue of n handles
+    held by a stopped loop while the cyclic GC runs (kind "loop": timed
+    around the whole function, the loop not running at the start)."""
+    ran = [0]
+
+    def cb():
+        ran[0] += 1
+
+    call_soon = loop.call_soon
+    for _ in range(n - 1):
+        call_soon(cb)
+    call_soon(loop.stop)
+    loop.run_forever()
+    if ran[0] != n - 1:
+        raise AssertionError(f"call_soon: {ran[0]} of {n - 1} callbacks ran")
     return n
 
 
@@ -446,7 +466,7 @@ async def bench_mem_pending_callbacks(n):
 class Bench:
     def __init__(self, name, kind, fn, full, quick, unit, doc, prepare=None):
         self.name = name
-        self.kind = kind      # "async", "factory" or "memory"
+        self.kind = kind      # "async", "loop", "factory" or "memory"
         self.fn = fn
         # async kind: coroutine function run (untimed) before each timed run;
         # its result is what fn receives instead of the size
@@ -460,6 +480,8 @@ class Bench:
 BENCHMARKS = [
     Bench("call_soon", "async", bench_call_soon, 200_000, 40_000, "callbacks",
           "call_soon + dispatch, batches of 1000"),
+    Bench("call_soon_before_run", "loop", bench_call_soon_before_run, 200_000, 40_000,
+          "callbacks", "call_soon on a stopped loop, then run_forever"),
     Bench("call_soon_chain", "async", bench_call_soon_chain, 60_000, 12_000, "callbacks",
           "each callback schedules the next"),
     Bench("call_soon_threadsafe", "async", bench_call_soon_threadsafe, 60_000, 12_000,
@@ -505,6 +527,9 @@ def loop_factory(name):
     if name == "uvloop":
         import uvloop
         return uvloop.new_event_loop
+    if name == "rloop":
+        import rloop
+        return rloop.new_event_loop
     if name == "asyncloop":
         import asyncloop
         return asyncloop.new_event_loop
@@ -527,6 +552,12 @@ def probe(name):
         info["version"] = getattr(asyncloop, "__version__", "?")
         info["libuv"] = str(getattr(asyncloop, "__libuv_version__", "?"))
         info["file"] = asyncloop.__file__
+    elif name == "rloop":
+        import importlib.metadata
+
+        import rloop
+        info["version"] = importlib.metadata.version("rloop")
+        info["file"] = rloop.__file__
     else:
         info["version"] = sys.version.split()[0]
     # Prove the loop can at least run a coroutine before benchmarking it.
@@ -573,6 +604,16 @@ def run_one(name, loop_name, n, inner):
 
         if bench.kind == "memory":
             return loop.run_until_complete(bench.fn(n))
+
+        if bench.kind == "loop":
+            bench.fn(loop, warm)
+            times = []
+            for _ in range(inner):
+                gc.collect()
+                t0 = time.perf_counter()
+                ops = bench.fn(loop, n)
+                times.append(time.perf_counter() - t0)
+            return {"ops": ops, "times": times}
 
         def arg(size):
             if bench.prepare is None:

@@ -1,4 +1,4 @@
-"""Benchmark asyncloop against asyncio and uvloop, side by side.
+"""Benchmark asyncloop against asyncio, uvloop and rloop, side by side.
 
     python benchmarks/run.py              # full suite, ~2-4 minutes
     python benchmarks/run.py --quick      # smoke run, ~30 s
@@ -11,7 +11,15 @@ Three parts, each run on every loop that can be imported:
   call_soon callbacks cost, as RSS and as tracemalloc deltas;
 * the tutorial scripts in examples/*.py, timed as whole processes:
   `python script.py` (asyncio), `python benchmarks/uvloop_run.py script.py`
-  (uvloop) and `python -m asyncloop script.py` (asyncloop).
+  (uvloop; with --rloop: rloop) and `python -m asyncloop script.py`
+  (asyncloop).
+
+A loop that fails a benchmark (or lacks what it needs) gets FAILED-style
+cells in that row only; the run goes on.
+
+Several CPythons: `--summary a.json b.json ...` prints, from the JSON of
+earlier runs (one per CPython: `make bench VERSIONS="3.10 3.11"`), one table
+of asyncloop's ratios per version.
 
 Method.  Every (benchmark, loop) measurement runs in a fresh subprocess, so
 no loop inherits another's heap, threads or imported modules, and a crash is
@@ -64,7 +72,7 @@ EXAMPLE_TIMEOUT = 60
 FULL = {"repeat": 5, "inner": 2, "mem_repeat": 3, "ex_repeat": 5}
 QUICK = {"repeat": 2, "inner": 1, "mem_repeat": 1, "ex_repeat": 1}
 
-SHORT = {"asyncio": "aio", "uvloop": "uv", "asyncloop": "al"}
+SHORT = {"asyncio": "aio", "uvloop": "uv", "rloop": "rl", "asyncloop": "al"}
 
 
 def log(msg="", end="\n"):
@@ -258,6 +266,8 @@ def example_cmd(loop, script):
         return [sys.executable, script]
     if loop == "uvloop":
         return [sys.executable, UVLOOP_RUN, script]
+    if loop == "rloop":
+        return [sys.executable, UVLOOP_RUN, "--rloop", script]
     return [sys.executable, "-m", "asyncloop", script]
 
 
@@ -354,6 +364,8 @@ def ratio_columns(loops):
     cols = []
     if "asyncloop" in loops and "uvloop" in loops:
         cols.append(("asyncloop", "uvloop"))
+    if "asyncloop" in loops and "rloop" in loops:
+        cols.append(("asyncloop", "rloop"))
     if "asyncloop" in loops and "asyncio" in loops:
         cols.append(("asyncloop", "asyncio"))
     if "uvloop" in loops and "asyncio" in loops:
@@ -479,6 +491,7 @@ def machine_info(infos, started_at):
         "python_executable": sys.executable,
         "uvloop_version": infos.get("uvloop", {}).get("version"),
         "uvloop_libuv_version": infos.get("uvloop", {}).get("libuv"),
+        "rloop_version": infos.get("rloop", {}).get("version"),
         "asyncloop_version": infos.get("asyncloop", {}).get("version"),
         "asyncloop_libuv_version": infos.get("asyncloop", {}).get("libuv"),
         "asyncloop_file": infos.get("asyncloop", {}).get("file"),
@@ -491,6 +504,8 @@ def header(meta, loops, missing, markdown):
              f"Python {meta['python']}"]
     if meta["uvloop_version"]:
         parts.append(f"uvloop {meta['uvloop_version']} (libuv {meta['uvloop_libuv_version']})")
+    if meta.get("rloop_version"):
+        parts.append(f"rloop {meta['rloop_version']}")
     if meta["asyncloop_version"]:
         parts.append(f"asyncloop {meta['asyncloop_version']} "
                      f"(libuv {meta['asyncloop_libuv_version']})")
@@ -544,7 +559,7 @@ def plot(path, title, res, benches, ex_res, loops):
     heights = [max(1.5, 0.25 * len(names) * len(cols) + 1.0) for _, names, _ in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
-    colors = ["tab:blue", "tab:orange", "tab:green"]
+    colors = ["tab:blue", "tab:red", "tab:orange", "tab:green"]
     bar = 0.8 / len(cols)
     for ax, (panel_title, names, get) in zip(axes[:, 0], panels, strict=True):
         spread = 1.5
@@ -581,6 +596,37 @@ def plot(path, title, res, benches, ex_res, loops):
     return True
 
 
+def summary(paths, markdown):
+    """One table of asyncloop's throughput ratios per CPython, from the JSON
+    files of earlier runs (make bench VERSIONS=...)."""
+    out = []
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        meta, micro_res = doc["meta"], doc.get("micro", {})
+        loops = [lp for lp in micro.LOOPS
+                 if any(lp in r["loops"] for r in micro_res.values())]
+        cols = [c for c in ratio_columns(loops) if c[0] == "asyncloop"]
+        head = [f"CPython {meta['python']}"] + [f"{SHORT[a]}/{SHORT[b]}" for a, b in cols]
+        rows = []
+        for name, r in micro_res.items():
+            if r["kind"] == "memory":
+                continue
+            per = r["loops"]
+
+            def val(a, c, per=per):
+                if "error" in per.get(a, {}) or "error" in per.get(c, {}):
+                    bad = a if "error" in per.get(a, {}) else c
+                    return f"{bad}: {per[bad]['error'].upper()}"
+                return fmt_ratio(ratio(per.get(a, {}).get("best"), per.get(c, {}).get("best")))
+            rows.append([name] + [val(a, c) for a, c in cols])
+        note = (f"{os.path.basename(path)}: ops/s of asyncloop / ops/s of the other loop, "
+                "best of runs (> 1: asyncloop is faster)")
+        out += [render(head, rows, note, markdown), ""]
+    print("\n".join(out).rstrip())
+    return 0
+
+
 def selected(name, terms):
     return not terms or any(t in name.lower() for t in terms)
 
@@ -601,7 +647,14 @@ def main():
     ap.add_argument("--no-examples", action="store_true", help="skip the examples/ scripts")
     ap.add_argument("--no-save", action="store_true", help="write no JSON or PNG")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--save-as", metavar="PATH",
+                    help="also write the JSON results to PATH (for --summary)")
+    ap.add_argument("--summary", nargs="+", metavar="JSON",
+                    help="print asyncloop's ratios per CPython from earlier runs' JSON and exit")
     opts = ap.parse_args()
+
+    if opts.summary:
+        return summary(opts.summary, opts.markdown)
 
     if opts.list:
         for b in micro.BENCHMARKS:
@@ -677,15 +730,20 @@ def main():
 
     # A failure on asyncio too is the benchmark's or script's problem (say, an
     # example using TaskGroup on Python 3.10), not the loop's: it is listed,
-    # but only failures of a loop where asyncio succeeded fail the run.
-    failures, broken = [], []
+    # but only failures of asyncloop where asyncio succeeded fail the run; a
+    # rival (uvloop, rloop) that fails or lacks a feature is listed too.
+    failures, broken, rivals = [], [], []
     for tbl in (res, ex_res):
         for n, per_loop in tbl.items():
             for lp, r in per_loop.items():
                 if r.get("error") in (None, "missing"):
                     continue
-                (broken if "error" in per_loop.get("asyncio", {}) else failures).append((n, lp, r))
-    for title, items in (("FAILURES", failures), ("FAILING ON ASYNCIO TOO", broken)):
+                if "error" in per_loop.get("asyncio", {}):
+                    broken.append((n, lp, r))
+                else:
+                    (failures if lp in ("asyncio", "asyncloop") else rivals).append((n, lp, r))
+    for title, items in (("FAILURES", failures), ("FAILING ON ASYNCIO TOO", broken),
+                         ("FAILING ON UVLOOP OR RLOOP ONLY (not counted)", rivals)):
         if items:
             out.append(f"{title}:")
             for n, lp, r in items:
@@ -714,6 +772,8 @@ def main():
         with open(base + ".json", "w") as f:
             json.dump(doc, f, indent=1)
         shutil.copyfile(base + ".json", os.path.join(RESULTS, "latest.json"))
+        if opts.save_as:
+            shutil.copyfile(base + ".json", opts.save_as)
         log(f"wrote {os.path.relpath(base)}.json")
         if plot(base + ".png", header(meta, wanted, missing, False),
                 res, benches, ex_res, loops):

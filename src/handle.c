@@ -4,8 +4,11 @@
    bounded free list so that call_soon allocates nothing in steady state. */
 #include "internal.h"
 
-HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
-                             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+/* queued: the loop's call_soon/call_at, whose handle goes to the loop's
+   queue and is never tracked at birth (see al__handle_new_queued). */
+static inline __attribute__((always_inline)) HandleObject *
+handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *context, int queued)
 {
     int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
@@ -35,7 +38,7 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
     h->callback = h->context = NULL;
     h->loop = NULL;
     h->source_traceback = h->repr = h->weakreflist = NULL;
-    h->scheduled = h->cancelled = h->running = h->when_is_nan = 0;
+    h->scheduled = h->cancelled = h->running = h->when_is_nan = h->own_context = 0;
     h->args_kind = ARGS_NONE;
     h->is_timer = (uint8_t)is_timer;
     h->args[0] = NULL;
@@ -54,6 +57,10 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
             Py_DECREF(h);
             return NULL;
         }
+        /* A fresh copy, h's alone: kept out of the GC's lists too, h
+           reports what it references (al__handle_traverse). */
+        PyObject_GC_UnTrack(context);
+        h->own_context = 1;
     }
     else {
         Py_INCREF(context);
@@ -84,8 +91,10 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
     }
     /* While the loop runs, not tracked: the caller queues h, and
        al__handle_disown tracks it if it is referenced elsewhere by the time
-       the loop lets go of it or stops running. */
-    if (!loop->running) {
+       the loop lets go of it or stops running. A queued handle made while
+       it is not running is not tracked either: the loop has the GC look at
+       it when the next collection starts (al__loop_gc_unscanned). */
+    if (!queued && !loop->running) {
         PyObject_GC_Track(h);
     }
     /* The caller checked the loop, but making h can run code (a context
@@ -110,6 +119,19 @@ HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, P
         }
     }
     return h;
+}
+
+HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    return handle_new(st, tp, loop, callback, args, nargs, context, 0);
+}
+
+HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *loop,
+                                    PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *context)
+{
+    return handle_new(st, tp, loop, callback, args, nargs, context, 1);
 }
 
 static inline PyObject **handle_arg2(HandleObject *h)
@@ -146,13 +168,33 @@ static void handle_clear_call(HandleObject *h)
    which can keep objects alive but never frees them early. That is safe
    while the loop runs, since a running loop is not garbage anyway. The
    loop tracks such a handle (al__handle_disown) when it lets go of it and,
-   for those still queued, when it stops running; handles made while it is
-   not running are tracked from the start. */
+   for those still queued, when it stops running.
+
+   call_soon/call_at on a loop that is not running queue untracked handles
+   too (200 000 callbacks scheduled before run_forever would otherwise fill
+   the GC's lists). The loop lists them and, when a collection starts (a
+   gc.callbacks hook, module.c), tracks those referenced elsewhere: by the
+   time the collector looks, every untracked queued handle of a stopped
+   loop is the loop's alone, as for a loop that stopped running. Handles
+   made elsewhere (signal, fd watcher) while the loop is not running are
+   tracked from the start.
+
+   The copy of the current context a handle makes is untracked as well and
+   reported through the handle, until get_context() hands it out. */
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(h));
     Py_VISIT(h->callback);
-    Py_VISIT(h->context);
+    if (h->own_context) {
+        /* h's own copy (handle_new): its references are h's. */
+        int rc = Py_TYPE(h->context)->tp_traverse(h->context, visit, arg);
+        if (rc) {
+            return rc;
+        }
+    }
+    else {
+        Py_VISIT(h->context);
+    }
     Py_VISIT(h->loop);
     Py_VISIT(h->args[0]);
     if (h->args_kind == ARGS_TWO) {
@@ -166,11 +208,23 @@ int al__handle_traverse(HandleObject *h, visitproc visit, void *arg)
     return 0;
 }
 
+/* h's own untracked copy of the context becomes an ordinary GC object
+   before anyone else gets it (and before it is released: Context's dealloc
+   expects a tracked object). */
+static inline void handle_share_context(HandleObject *h)
+{
+    if (h->own_context) {
+        h->own_context = 0;
+        PyObject_GC_Track(h->context);
+    }
+}
+
 /* Keeps h->loop: every cycle through it passes through the loop, whose own
    tp_clear breaks it, and dealloc needs it to reach the module state. */
 static int Handle_clear(HandleObject *h)
 {
     handle_clear_call(h);
+    handle_share_context(h);
     Py_CLEAR(h->context);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
@@ -180,13 +234,41 @@ static int Handle_clear(HandleObject *h)
     return 0;
 }
 
+static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp);
+
 static void Handle_dealloc(HandleObject *h)
 {
     PyTypeObject *tp = Py_TYPE(h);
     PyObject_GC_UnTrack(h);
+    if (h->callback == NULL && h->args_kind == ARGS_NONE) {
+        /* Already released (al__handle_release): nothing that could hold
+           another handle is left, so no recursion to bound. */
+        handle_dealloc_body(h, tp);
+        return;
+    }
     /* A chain of handles each holding the next as an argument would
        otherwise recurse once per handle, as nested tuples would. */
     Py_TRASHCAN_BEGIN(h, Handle_dealloc)
+    handle_dealloc_body(h, tp);
+    Py_TRASHCAN_END
+}
+
+/* The loop lets go of h after running it: a handle only it holds drops its
+   callback and arguments first, one level down from the loop instead of
+   from inside h's dealloc, which then needs no trashcan. */
+void al__handle_release(HandleObject *h)
+{
+    if (Py_REFCNT(h) == 1 && h->weakreflist == NULL && !h->running) {
+        handle_clear_call(h);
+    }
+    else {
+        al__handle_disown(h);
+    }
+    Py_DECREF(h);
+}
+
+static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp)
+{
     if (h->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)h);
     }
@@ -220,7 +302,6 @@ static void Handle_dealloc(HandleObject *h)
     }
     Py_DECREF(tp);
     Py_XDECREF(loop);
-    Py_TRASHCAN_END
 }
 
 void al__handle_free_list_clear(al_state *st)
@@ -455,6 +536,7 @@ static PyObject *Handle_cancelled(HandleObject *h, PyObject *Py_UNUSED(ignored))
 
 static PyObject *Handle_get_context(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
+    handle_share_context(h);
     return Py_NewRef(h->context ? h->context : Py_None);
 }
 

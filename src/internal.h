@@ -216,6 +216,11 @@ typedef struct {
     /* metrics.c */
     PyTypeObject *MetricsType; /* loop.metrics()'s struct sequence */
     uint64_t metrics_loop_serial;
+    /* Loops with handles queued while not running that no collection has
+       looked at yet (loop.c's al__loop_gc_scan_all, called from gc_hook,
+       the function module.c puts in gc.callbacks). */
+    LoopObject *gc_unscanned;
+    PyObject *gc_hook;
 
     /* Freed handles of each type, linked through their callback field. */
     HandleObject *free_handles;
@@ -249,6 +254,7 @@ struct al_handle {
     uint8_t args_kind;   /* ARGS_* */
     uint8_t when_is_nan; /* TimerHandle: when() is NaN, keyed as -inf */
     uint8_t is_timer;    /* a TimerHandleObject */
+    uint8_t own_context; /* context is h's untracked copy (handle.c) */
     PyObject *args[1];   /* last: TimerHandle.arg2 follows it */
 };
 
@@ -337,6 +343,17 @@ struct al_loop {
     al_ring ready;
     al_heap timers;
     uint64_t timer_seq;
+    /* Untracked handles queued while not running that no collection start
+       has looked at yet (handle.c): the last gc_unscanned_ready of the
+       ready queue and the timers in gc_timers (owned references); listed
+       in state->gc_unscanned through gc_next/gc_prev meanwhile. */
+    size_t gc_unscanned_ready;
+    TimerHandleObject **gc_timers;
+    Py_ssize_t n_gc_timers;
+    Py_ssize_t cap_gc_timers;
+    LoopObject *gc_next;
+    LoopObject *gc_prev;
+    char gc_listed;
 
     PyThreadState *released_tstate; /* set while the GIL is released */
     int polling;                    /* blocked in uv_run, GIL released */
@@ -407,7 +424,11 @@ extern PyType_Spec al__handle_spec;
 extern PyType_Spec al__timer_handle_spec;
 HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
                              PyObject *const *args, Py_ssize_t nargs, PyObject *context);
+HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *loop,
+                                    PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *context);
 int al__handle_run(HandleObject *h);
+void al__handle_release(HandleObject *h);
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void al__handle_free_list_clear(al_state *st);
 
@@ -442,6 +463,7 @@ extern PyType_Spec al__loop_spec;
 int al__ring_push(al_ring *ring, HandleObject *h);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
+void al__loop_gc_scan_all(al_state *st);
 void al__loop_hold_gil(LoopObject *loop);
 
 /* uv_poll_start through the loop. libuv applies a new or changed watch

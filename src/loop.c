@@ -66,6 +66,106 @@ static void ring_clear(al_ring *ring)
     PyMem_Free(old.items);
 }
 
+/* --- handles queued while the loop is not running ------------------------ */
+
+/* call_soon/call_at on a stopped loop queue untracked handles (handle.c);
+   the loop is listed in the state so that the next collection start looks
+   at them (al__loop_gc_scan_all), as the end of a run does for the rest. */
+static void loop_gc_list(LoopObject *self)
+{
+    al_state *st = self->state;
+    self->gc_listed = 1;
+    self->gc_prev = NULL;
+    self->gc_next = st->gc_unscanned;
+    if (st->gc_unscanned != NULL) {
+        st->gc_unscanned->gc_prev = self;
+    }
+    st->gc_unscanned = self;
+}
+
+/* The ready queue's last handle. */
+static inline void loop_gc_queued_ready(LoopObject *self)
+{
+    self->gc_unscanned_ready++;
+    if (!self->gc_listed) {
+        loop_gc_list(self);
+    }
+}
+
+/* A timer moves in the heap: kept by reference until looked at. */
+static void loop_gc_queued_timer(LoopObject *self, TimerHandleObject *t)
+{
+    if (self->n_gc_timers == self->cap_gc_timers) {
+        Py_ssize_t cap = self->cap_gc_timers ? self->cap_gc_timers * 2 : 64;
+        TimerHandleObject **items = self->gc_timers;
+        if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(TimerHandleObject *) ||
+            PyMem_Resize(items, TimerHandleObject *, (size_t)cap) == NULL) {
+            /* No room to list it: an ordinary GC object then. */
+            PyObject_GC_Track(t);
+            return;
+        }
+        self->gc_timers = items;
+        self->cap_gc_timers = cap;
+    }
+    self->gc_timers[self->n_gc_timers++] = (TimerHandleObject *)Py_NewRef(t);
+    if (!self->gc_listed) {
+        loop_gc_list(self);
+    }
+}
+
+/* Tracks the listed handles that are referenced elsewhere, whose
+   references the loop's tp_traverse cannot report as its own, and unlists
+   the loop. */
+static void loop_gc_scan(LoopObject *self)
+{
+    if (!self->gc_listed) {
+        return;
+    }
+    al_state *st = self->state;
+    if (self->gc_prev != NULL) {
+        self->gc_prev->gc_next = self->gc_next;
+    }
+    else {
+        st->gc_unscanned = self->gc_next;
+    }
+    if (self->gc_next != NULL) {
+        self->gc_next->gc_prev = self->gc_prev;
+    }
+    self->gc_listed = 0;
+    self->gc_next = self->gc_prev = NULL;
+
+    al_ring *ready = &self->ready;
+    size_t n = self->gc_unscanned_ready < ready->len ? self->gc_unscanned_ready : ready->len;
+    self->gc_unscanned_ready = 0;
+    for (size_t i = ready->len - n; i < ready->len; i++) {
+        al__handle_disown(ready->items[(ready->head + i) & (ready->cap - 1)]);
+    }
+    TimerHandleObject **timers = self->gc_timers;
+    Py_ssize_t nt = self->n_gc_timers;
+    self->gc_timers = NULL;
+    self->n_gc_timers = self->cap_gc_timers = 0;
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        HandleObject *h = (HandleObject *)timers[i];
+        /* One reference is ours, one the heap's while h is in it. */
+        if ((Py_REFCNT(h) > 1 + h->scheduled || h->weakreflist != NULL) &&
+            !PyObject_GC_IsTracked((PyObject *)h)) {
+            PyObject_GC_Track(h);
+        }
+    }
+    /* Releasing can run code (and free self): after the loop above. */
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        Py_DECREF(timers[i]);
+    }
+    PyMem_Free(timers);
+}
+
+void al__loop_gc_scan_all(al_state *st)
+{
+    while (st->gc_unscanned != NULL) {
+        loop_gc_scan(st->gc_unscanned);
+    }
+}
+
 /* --- GIL and libuv callbacks ------------------------------------------ */
 
 /* libuv callbacks run inside uv_run, which a blocking poll enters with the
@@ -246,7 +346,7 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
         return NULL;
     }
     HandleObject *h =
-        al__handle_new(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
+        al__handle_new_queued(st, st->HandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -257,6 +357,9 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
     if (al__ring_push(&self->ready, h) < 0) {
         Py_DECREF(h);
         return NULL;
+    }
+    if (!self->running) {
+        loop_gc_queued_ready(self);
     }
     if (threadsafe && self->polling && self->uv_ready) {
         uv_async_send(&self->async);
@@ -310,7 +413,7 @@ static PyObject *loop_schedule_timer(LoopObject *self, double when, PyObject *wh
 {
     al_state *st = self->state;
     HandleObject *h =
-        al__handle_new(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
+        al__handle_new_queued(st, st->TimerHandleType, self, args[0], args + 1, nargs - 1, context);
     if (h == NULL) {
         return NULL;
     }
@@ -325,6 +428,9 @@ static PyObject *loop_schedule_timer(LoopObject *self, double when, PyObject *wh
     if (al__heap_push(&self->timers, t) < 0) {
         Py_DECREF(h);
         return NULL;
+    }
+    if (!self->running) {
+        loop_gc_queued_timer(self, t);
     }
     return (PyObject *)h;
 }
@@ -626,8 +732,7 @@ static int loop_run_once(LoopObject *self)
                  : self->metrics.timing ? loop_run_handle_timed(self, h) /* metrics */
                                         : al__handle_run(h);
         }
-        al__handle_disown(h);
-        Py_DECREF(h);
+        al__handle_release(h);
         if (rc < 0) {
             return -1;
         }
@@ -767,6 +872,8 @@ static int loop_run_setup(LoopObject *self)
     if (loop_check_closed(self) < 0 || loop_check_fork(self) < 0 || loop_check_running(self) < 0) {
         return -1;
     }
+    /* Running, untracked queued handles need no look (see handle.c). */
+    loop_gc_scan(self);
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
     self->metrics.run_t0 = al__now(); /* metrics */
@@ -1194,6 +1301,7 @@ static PyObject *Loop_close(LoopObject *self, PyObject *Py_UNUSED(ignored))
         Py_DECREF(r);
     }
     self->closed = 1;
+    loop_gc_scan(self);
     ring_clear(&self->ready);
     al__heap_clear(&self->timers);
     self->executor_shutdown_called = 1;
@@ -1726,6 +1834,12 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     for (al_io *io = self->io_objects.next; io != &self->io_objects; io = io->next) {
         Py_VISIT(io->held);
     }
+    if (self->running) {
+        /* A running loop is reachable (the running-loop slot of its
+           thread holds it), so is what its queues reference: reporting
+           it would only cost each collection a walk over the queues. */
+        return 0;
+    }
     for (size_t i = 0; i < self->ready.len; i++) {
         HandleObject *h = self->ready.items[(self->ready.head + i) & (self->ready.cap - 1)];
         int rc = loop_visit_handle(h, visit, arg);
@@ -1738,6 +1852,9 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
         if (rc) {
             return rc;
         }
+    }
+    for (Py_ssize_t i = 0; i < self->n_gc_timers; i++) {
+        Py_VISIT(self->gc_timers[i]);
     }
     return 0;
 }
@@ -1757,6 +1874,7 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->fd_watchers);
     Py_CLEAR(self->pending_exc);
     al__metrics_clear(self); /* metrics */
+    loop_gc_scan(self);
     ring_clear(&self->ready);
     al__heap_clear(&self->timers);
     return 0;
@@ -1770,6 +1888,7 @@ static void Loop_finalize(LoopObject *self)
     if (self->state->LoopType == NULL) {
         /* Interpreter shutdown cleared the module: only libuv is left. */
         self->closed = 1;
+        loop_gc_scan(self);
         ring_clear(&self->ready);
         al__heap_clear(&self->timers);
         loop_close_uv(self);

@@ -85,6 +85,61 @@ static PyMethodDef module_methods[] = {
         }                                                                                          \
     } while (0)
 
+/* In gc.callbacks: every collection first looks at the handles queued on
+   stopped loops since the last one (loop.c, handle.c). */
+static PyObject *gc_hook(PyObject *module, PyObject *const *Py_UNUSED(args),
+                         Py_ssize_t Py_UNUSED(nargs))
+{
+    al_state *st = PyModule_GetState(module);
+    if (st != NULL) {
+        al__loop_gc_scan_all(st);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef gc_hook_def = {"_gc_hook", (PyCFunction)(void (*)(void))gc_hook, METH_FASTCALL,
+                                  NULL};
+
+static int gc_hook_install(PyObject *module, al_state *st)
+{
+    PyObject *callbacks = al__import_attr("gc", "callbacks");
+    if (callbacks == NULL) {
+        return -1;
+    }
+    st->gc_hook = PyCFunction_New(&gc_hook_def, module);
+    int rc =
+        st->gc_hook == NULL || !PyList_Check(callbacks) || PyList_Append(callbacks, st->gc_hook) < 0
+            ? -1
+            : 0;
+    if (rc < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+    }
+    Py_DECREF(callbacks);
+    return rc;
+}
+
+/* Out of gc.callbacks, if it is still there (not at interpreter exit). */
+static void gc_hook_remove(al_state *st)
+{
+    if (st->gc_hook == NULL) {
+        return;
+    }
+    PyObject *exc = al__err_fetch();
+    PyObject *callbacks = al__import_attr("gc", "callbacks");
+    if (callbacks != NULL && PyList_Check(callbacks)) {
+        for (Py_ssize_t i = PyList_GET_SIZE(callbacks) - 1; i >= 0; i--) {
+            if (PyList_GET_ITEM(callbacks, i) == st->gc_hook) {
+                (void)PyList_SetSlice(callbacks, i, i + 1, NULL);
+                break;
+            }
+        }
+    }
+    Py_XDECREF(callbacks);
+    PyErr_Clear();
+    al__err_restore(exc);
+    Py_CLEAR(st->gc_hook);
+}
+
 static int module_exec(PyObject *module)
 {
     static int atfork_registered = 0;
@@ -241,7 +296,7 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
-    if (al__stream_init(module, st) < 0) {
+    if (al__stream_init(module, st) < 0 || gc_hook_install(module, st) < 0) {
         return -1;
     }
     /* process.c */
@@ -275,6 +330,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     al_state *st = PyModule_GetState(module);
     Py_VISIT(st->LoopType);
+    Py_VISIT(st->gc_hook);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->TimerHandleType);
     Py_VISIT(st->Future);
@@ -331,6 +387,7 @@ static int module_clear(PyObject *module)
     /* First: freeing a parked handle reads its type, which the free list
        holds no reference to (the state's reference below is the one). */
     al__handle_free_list_clear(st);
+    gc_hook_remove(st);
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);
