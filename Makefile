@@ -3,9 +3,10 @@
 #   make test    install what is missing (libuv headers, virtualenvs), build,
 #                run the whole test suite on each CPython
 #   make bench   build, run the benchmark suite and the tutorial examples on
-#                asyncio, uvloop, rloop and asyncloop, then the network
-#                benchmarks; print the tables. VERSIONS="3.10 3.13": the core
-#                suite on each of those CPythons and a ratio table per version
+#                asyncio, uvloop, rloop and asyncloop, then the network, UDP,
+#                pipe, sendfile, subprocess and TLS benchmarks; print the
+#                tables. VERSIONS="3.10 3.13": the core suite on each of those
+#                CPythons and a ratio table per version
 #   make lint    install what is missing (clang-format, clang-tidy, ruff, mypy),
 #                then clang-format, clang-tidy, a -Werror build and stubtest on
 #                each CPython, and ruff; fails on any finding
@@ -116,6 +117,12 @@ bench: build bench-tools
 	  exit $$rc; \
 	fi
 	PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/net.py $(NET_BENCH_ARGS)
+	@# UDP echo, pipe throughput, sendfile, subprocess spawning, TLS echo
+	@for b in udp pipes sendfile spawn tls; do \
+	  [ -f benchmarks/$$b.py ] || continue; \
+	  echo "=== benchmarks/$$b.py"; \
+	  PYTHONPATH=$(CURDIR) $(VENVS)/$(BENCH_VERSION)/bin/python benchmarks/$$b.py || exit 1; \
+	done
 
 format:
 	clang-format -i src/*.c src/*.h
