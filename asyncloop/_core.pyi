@@ -4,17 +4,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar, final
-import sys
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
-from typing import Any, TypeVar, final
 
-from _typeshed import FileDescriptorLike, ReadableBuffer, StrOrBytesPath, WriteableBuffer
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
-from typing import Any, Final, TypeVar, final
-
-from _typeshed import FileDescriptorLike, ReadableBuffer, WriteableBuffer, structseq
+from _typeshed import FileDescriptorLike, ReadableBuffer, StrOrBytesPath, WriteableBuffer, structseq
 from typing_extensions import disjoint_base
 
 __libuv_version__: str
