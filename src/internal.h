@@ -151,6 +151,17 @@ typedef struct {
     PyObject *str_sock_read_done;  /* "_sock_read_done" */
     PyObject *str_sock_write_done; /* "_sock_write_done" */
 
+    /* ssl.c */
+#define AL_SSL_NSTR 32
+    PyTypeObject *SSLProtocolType;
+    PyTypeObject *SSLTransportType;
+    PyObject *ssl_MemoryBIO, *ssl_SSLError, *ssl_SSLWantReadError, *ssl_SSLSyscallError;
+    PyObject *ssl_CertificateError, *ssl_CancelledError, *ssl_TimeoutError;
+    PyObject *ssl_create_transport_context; /* asyncio.sslproto._create_transport_context */
+    PyObject *ssl_handshake_timeout_default, *ssl_shutdown_timeout_default;
+    Py_ssize_t ssl_read_high_kb, ssl_write_high_kb;
+    PyObject *ssl_str[AL_SSL_NSTR]; /* interned names, indexed by ssl.c's enum */
+
     /* stream.c */
     PyTypeObject *SocketTransportType;
     PyObject *BufferedProtocol;        /* asyncio.BufferedProtocol */
@@ -523,6 +534,11 @@ void al__stream_clear(al_state *st);
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                          PyObject *kwnames);
+
+/* ssl.c */
+int al__ssl_init(PyObject *module, al_state *st);
+int al__ssl_traverse(al_state *st, visitproc visit, void *arg);
+void al__ssl_clear(al_state *st);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

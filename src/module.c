@@ -234,6 +234,9 @@ static int module_exec(PyObject *module)
     if (al__stream_init(module, st) < 0) {
         return -1;
     }
+    if (al__ssl_init(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -285,6 +288,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
+    if (al__ssl_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -325,6 +331,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_set_exception);
     al__stream_clear(st);
+    al__ssl_clear(st);
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);
