@@ -633,8 +633,13 @@ static int read_buffered(SSLProto *self)
         Py_XDECREF(n);
         if (mv != NULL) {
             /* the app's buffer must not outlive this call */
+            PyObject *exc = al__err_fetch();
             PyObject *rel = PyObject_CallMethod(mv, "release", NULL);
+            if (rel == NULL) {
+                PyErr_Clear(); /* still exported: the app may keep it */
+            }
             Py_XDECREF(rel);
+            al__err_restore(exc);
             Py_DECREF(mv);
         }
         if (r == NULL) {
@@ -1648,6 +1653,25 @@ static PyObject *Tr_get_protocol(SSLTransport *self, PyObject *Py_UNUSED(ignored
     return Py_NewRef(self->proto->app_protocol ? self->proto->app_protocol : Py_None);
 }
 
+/* asyncio's test hook: queue without writing */
+static PyObject *Tr_test_append_write_backlog(SSLTransport *self, PyObject *data)
+{
+    if (check_proto(self) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PyObject_Length(data);
+    if (n < 0 || PyList_Append(self->proto->backlog, data) < 0) {
+        return NULL;
+    }
+    self->proto->write_buffer_size += n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Tr_get_true(SSLTransport *Py_UNUSED(self), void *Py_UNUSED(c))
+{
+    Py_RETURN_TRUE;
+}
+
 static PyObject *Tr_get_protocol_paused(SSLTransport *self, void *Py_UNUSED(c))
 {
     if (check_proto(self) < 0) {
@@ -1731,6 +1755,7 @@ static PyMethodDef Tr_methods[] = {
     {"get_extra_info", (PyCFunction)(void (*)(void))Tr_get_extra_info, KW, NULL},
     {"set_protocol", (PyCFunction)Tr_set_protocol, METH_O, NULL},
     {"get_protocol", (PyCFunction)Tr_get_protocol, METH_NOARGS, NULL},
+    {"_test__append_write_backlog", (PyCFunction)Tr_test_append_write_backlog, METH_O, NULL},
     {NULL, NULL},
 };
 
@@ -1738,6 +1763,7 @@ static PyGetSetDef Tr_getset[] = {
     {"_protocol_paused", (getter)Tr_get_protocol_paused, NULL, NULL, NULL},
     {"_closed", (getter)Tr_get_closed, NULL, NULL, NULL},
     {"_ssl_protocol", (getter)Tr_get_ssl_protocol, NULL, NULL, NULL},
+    {"_start_tls_compatible", (getter)Tr_get_true, NULL, NULL, NULL},
     {NULL},
 };
 
@@ -1874,6 +1900,19 @@ int al__ssl_init(PyObject *module, al_state *st)
     st->SSLTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Tr_spec, base);
     Py_DECREF(base);
     if (st->SSLTransportType == NULL) {
+        return -1;
+    }
+    /* asyncio's _SSLProtocolTransport._sendfile_compatible */
+    PyObject *modes = al__import_attr("asyncio.constants", "_SendfileMode");
+    PyObject *fallback = modes ? PyObject_GetAttrString(modes, "FALLBACK") : NULL;
+    Py_XDECREF(modes);
+    if (fallback == NULL) {
+        return -1;
+    }
+    int rc =
+        PyObject_SetAttrString((PyObject *)st->SSLTransportType, "_sendfile_compatible", fallback);
+    Py_DECREF(fallback);
+    if (rc < 0) {
         return -1;
     }
     return PyModule_AddType(module, st->SSLTransportType);
