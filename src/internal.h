@@ -155,7 +155,8 @@ typedef struct {
 #define AL_SSL_NSTR 32
     PyTypeObject *SSLProtocolType;
     PyTypeObject *SSLTransportType;
-    PyObject *ssl_MemoryBIO, *ssl_SSLError, *ssl_SSLWantReadError, *ssl_SSLSyscallError;
+    PyObject *ssl_MemoryBIO, *ssl_SSLObject, *ssl_SSLError, *ssl_SSLWantReadError,
+        *ssl_SSLSyscallError;
     PyObject *ssl_CertificateError, *ssl_CancelledError, *ssl_TimeoutError;
     PyObject *ssl_create_transport_context; /* asyncio.sslproto._create_transport_context */
     PyObject *ssl_handshake_timeout_default, *ssl_shutdown_timeout_default;

@@ -40,6 +40,8 @@ enum {
     S_check_shutdown_timeout,
     S_resume_cb,
     S_write_eof,
+    S__sslobj,
+    S_shutdown,
     S_N
 };
 _Static_assert(S_N <= AL_SSL_NSTR, "AL_SSL_NSTR too small");
@@ -63,6 +65,10 @@ typedef struct {
     PyObject *transport;
     PyObject *sslcontext;
     PyObject *sslobj;
+    /* What the hot path calls: a plain ssl.SSLObject's _ssl object (C
+       methods, no ssl.py frame per call), else the SSLObject itself. */
+    PyObject *cobj;
+    PyObject *unwrap_name; /* borrowed interned "shutdown" or "unwrap" */
     PyObject *incoming;
     PyObject *outgoing;
     PyObject *waiter;
@@ -443,7 +449,7 @@ static int do_write(SSLProto *self)
     Py_ssize_t i = 0, n = PyList_GET_SIZE(bl);
     for (; i < n; i++) {
         PyObject *data = PyList_GET_ITEM(bl, i); /* borrowed */
-        PyObject *r = call1(self->sslobj, NAME(self->st, write), data);
+        PyObject *r = call1(self->cobj, NAME(self->st, write), data);
         if (r == NULL) {
             if (again_error(self->st)) {
                 PyErr_Clear();
@@ -538,7 +544,7 @@ static int read_copied(SSLProto *self)
     PyObject *first = NULL, *list = NULL;
     int eof = 0;
     for (;;) {
-        PyObject *chunk = call1(self->sslobj, NAME(self->st, read), self->max_size);
+        PyObject *chunk = call1(self->cobj, NAME(self->st, read), self->max_size);
         if (chunk == NULL) {
             if (again_error(self->st)) {
                 PyErr_Clear();
@@ -627,7 +633,7 @@ static int read_buffered(SSLProto *self)
         PyObject *n = mv ? PyLong_FromSsize_t(wants - offset) : NULL;
         PyObject *r = NULL;
         if (n != NULL) {
-            PyObject *argv[3] = {self->sslobj, n, mv};
+            PyObject *argv[3] = {self->cobj, n, mv};
             r = PyObject_VectorcallMethod(NAME(st, read), argv, 3, NULL);
         }
         Py_XDECREF(n);
@@ -785,7 +791,7 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
 
 static int do_handshake(SSLProto *self)
 {
-    PyObject *r = call0(self->sslobj, NAME(self->st, do_handshake));
+    PyObject *r = call0(self->cobj, NAME(self->st, do_handshake));
     if (r != NULL) {
         Py_DECREF(r);
         return on_handshake_complete(self, NULL);
@@ -861,7 +867,7 @@ static int on_shutdown_complete(SSLProto *self, PyObject *exc)
 static int do_shutdown(SSLProto *self)
 {
     if (!self->eof_received) {
-        PyObject *r = call0(self->sslobj, NAME(self->st, unwrap));
+        PyObject *r = call0(self->cobj, self->unwrap_name);
         if (r == NULL) {
             if (again_error(self->st)) {
                 PyErr_Clear();
@@ -1316,7 +1322,17 @@ static PyObject *Proto_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                          server_side ? Py_True : Py_False, host};
     self->sslobj = PyObject_VectorcallMethod(NAME(st, wrap_bio), argv, 3, kw);
     Py_DECREF(kw);
-    if (self->sslobj == NULL ||
+    if (self->sslobj != NULL) {
+        if (Py_IS_TYPE(self->sslobj, (PyTypeObject *)st->ssl_SSLObject)) {
+            self->cobj = PyObject_GetAttr(self->sslobj, NAME(st, _sslobj));
+            self->unwrap_name = NAME(st, shutdown);
+        }
+        else {
+            self->cobj = Py_NewRef(self->sslobj);
+            self->unwrap_name = NAME(st, unwrap);
+        }
+    }
+    if (self->sslobj == NULL || self->cobj == NULL ||
         flow_defaults(NULL, NULL, st->ssl_read_high_kb, &self->in_high, &self->in_low) < 0 ||
         flow_defaults(NULL, NULL, st->ssl_write_high_kb, &self->out_high, &self->out_low) < 0) {
         Py_DECREF(self);
@@ -1340,6 +1356,7 @@ static int Proto_traverse(SSLProto *self, visitproc visit, void *arg)
     Py_VISIT(self->transport);
     Py_VISIT(self->sslcontext);
     Py_VISIT(self->sslobj);
+    Py_VISIT(self->cobj);
     Py_VISIT(self->waiter);
     Py_VISIT(self->extra);
     Py_VISIT(self->backlog);
@@ -1356,6 +1373,7 @@ static int Proto_clear(SSLProto *self)
     Py_CLEAR(self->transport);
     Py_CLEAR(self->sslcontext);
     Py_CLEAR(self->sslobj);
+    Py_CLEAR(self->cobj);
     Py_CLEAR(self->incoming);
     Py_CLEAR(self->outgoing);
     Py_CLEAR(self->waiter);
@@ -1824,6 +1842,8 @@ static const char *const str_texts[S_N] = {
     [S_check_shutdown_timeout] = "_check_shutdown_timeout",
     [S_resume_cb] = "_resume_cb",
     [S_write_eof] = "write_eof",
+    [S__sslobj] = "_sslobj",
+    [S_shutdown] = "shutdown",
 };
 
 static PyObject *import_or(const char *module, const char *name, PyObject *dflt)
@@ -1878,6 +1898,7 @@ int al__ssl_init(PyObject *module, al_state *st)
         import_kb("FLOW_CONTROL_HIGH_WATER_SSL_READ", 256, &st->ssl_read_high_kb) < 0 ||
         import_kb("FLOW_CONTROL_HIGH_WATER_SSL_WRITE", 512, &st->ssl_write_high_kb) < 0 ||
         (st->ssl_MemoryBIO = al__import_attr("ssl", "MemoryBIO")) == NULL ||
+        (st->ssl_SSLObject = al__import_attr("ssl", "SSLObject")) == NULL ||
         (st->ssl_SSLError = al__import_attr("ssl", "SSLError")) == NULL ||
         (st->ssl_SSLWantReadError = al__import_attr("ssl", "SSLWantReadError")) == NULL ||
         (st->ssl_SSLSyscallError = al__import_attr("ssl", "SSLSyscallError")) == NULL ||
@@ -1923,6 +1944,7 @@ int al__ssl_traverse(al_state *st, visitproc visit, void *arg)
     Py_VISIT(st->SSLProtocolType);
     Py_VISIT(st->SSLTransportType);
     Py_VISIT(st->ssl_MemoryBIO);
+    Py_VISIT(st->ssl_SSLObject);
     Py_VISIT(st->ssl_SSLError);
     Py_VISIT(st->ssl_SSLWantReadError);
     Py_VISIT(st->ssl_SSLSyscallError);
@@ -1940,6 +1962,7 @@ void al__ssl_clear(al_state *st)
     Py_CLEAR(st->SSLProtocolType);
     Py_CLEAR(st->SSLTransportType);
     Py_CLEAR(st->ssl_MemoryBIO);
+    Py_CLEAR(st->ssl_SSLObject);
     Py_CLEAR(st->ssl_SSLError);
     Py_CLEAR(st->ssl_SSLWantReadError);
     Py_CLEAR(st->ssl_SSLSyscallError);
