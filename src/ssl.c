@@ -54,7 +54,7 @@ enum { STATE_INIT, STATE_CON_MADE, STATE_EOF, STATE_CON_LOST };
 static const char *const state_names[] = {"UNWRAPPED", "DO_HANDSHAKE", "WRAPPED", "FLUSHING",
                                           "SHUTDOWN"};
 
-#define MAX_SIZE (256 * 1024)
+#define MAX_SIZE (256L * 1024L)
 
 typedef struct {
     PyObject_HEAD
@@ -195,22 +195,11 @@ static int again_error(al_state *st)
 
 static int set_state(SSLProto *self, int new_state)
 {
-    int s = self->state, ok = 0;
-    if (new_state == UNWRAPPED) {
-        ok = 1;
-    }
-    else if (s == UNWRAPPED && new_state == DO_HANDSHAKE) {
-        ok = 1;
-    }
-    else if (s == DO_HANDSHAKE && new_state == WRAPPED) {
-        ok = 1;
-    }
-    else if (s == WRAPPED && new_state == FLUSHING) {
-        ok = 1;
-    }
-    else if (s == FLUSHING && new_state == SHUTDOWN) {
-        ok = 1;
-    }
+    int s = self->state;
+    /* asyncio's allowed transitions: any -> UNWRAPPED, else one step on */
+    int ok = new_state == UNWRAPPED || (s == UNWRAPPED && new_state == DO_HANDSHAKE) ||
+             (s == DO_HANDSHAKE && new_state == WRAPPED) ||
+             (s == WRAPPED && new_state == FLUSHING) || (s == FLUSHING && new_state == SHUTDOWN);
     if (!ok) {
         PyErr_Format(PyExc_RuntimeError,
                      "cannot switch state from SSLProtocolState.%s to "
@@ -729,6 +718,9 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
                 return -1;
             }
             exc = al__err_fetch();
+            if (exc == NULL) {
+                return -1;
+            }
         }
     }
     else {

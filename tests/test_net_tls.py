@@ -338,7 +338,8 @@ def test_tls_slow_reader_memory_bounded(loop, tls):
         tr = writer.transport
         for _ in range(total):
             writer.write(chunk)
-            sizes.append(tr.get_write_buffer_size() + tr._ssl_protocol._transport.get_write_buffer_size())
+            raw = tr._ssl_protocol._transport
+            sizes.append(tr.get_write_buffer_size() + raw.get_write_buffer_size())
             await writer.drain()
         writer.close()
 
