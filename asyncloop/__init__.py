@@ -38,6 +38,16 @@ _Base_logger = __base_events.logger
 _Selector = __selector_events.BaseSelectorEventLoop
 _Unix = __unix_events._UnixSelectorEventLoop
 
+# ssl.c: asyncio's own start_tls (its checks, messages and per-version
+# keywords), with _core.SSLProtocol where it names sslproto.SSLProtocol.
+_start_tls_c = type(_Base.start_tls)(
+    _Base.start_tls.__code__,
+    dict(vars(__base_events),
+         sslproto=type(_sslproto)("sslproto_c", None)),
+    "start_tls", _Base.start_tls.__defaults__, _Base.start_tls.__closure__)
+_start_tls_c.__kwdefaults__ = _Base.start_tls.__kwdefaults__
+_start_tls_c.__globals__["sslproto"].SSLProtocol = _core.SSLProtocol
+
 
 # poll.c: Loop.sock_recv/sock_recv_into/sock_sendall/sock_accept return
 # _core.SockCall objects, coroutines written in C: asyncio.iscoroutine()
@@ -102,7 +112,6 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     create_server = _Base.create_server
     _create_server_getaddrinfo = _Base._create_server_getaddrinfo
     connect_accepted_socket = _Base.connect_accepted_socket
-    start_tls = _Base.start_tls
     create_unix_connection = _Unix.create_unix_connection
     create_unix_server = _Unix.create_unix_server
     # The accept loop: asyncio's, including its EMFILE handling (log,
@@ -143,14 +152,20 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
                 _Base_logger.error("Unable to clean up listening UNIX socket %r: %r",
                                            path, err)
 
+    # ssl.c: TLS in C (_core.SSLProtocol drives the user's SSLContext
+    # through MemoryBIO/SSLObject) between the C socket transport and the
+    # app protocol. _c_tls = False (or ASYNCLOOP_SSLPROTO=1 in the
+    # environment) selects asyncio's own sslproto.SSLProtocol instead, so
+    # that tests can compare the two.
+    _c_tls = _os.environ.get("ASYNCLOOP_SSLPROTO", "") in ("", "0")
+
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
                             server_side=False, server_hostname=None, extra=None,
                             server=None, **timeouts):
-        # TLS in Python (asyncio.sslproto) over the C socket transport, as
-        # asyncio's selector loop does it, until a C TLS layer exists.
         self._ensure_fd_no_transport(rawsock)
-        ssl_protocol = _sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side,
-                                              server_hostname, **timeouts)
+        cls = _core.SSLProtocol if self._c_tls else _sslproto.SSLProtocol
+        ssl_protocol = cls(self, protocol, sslcontext, waiter, server_side,
+                           server_hostname, **timeouts)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
     # udp.c: create_datagram_endpoint is asyncio's own coroutine (a cold
@@ -159,6 +174,10 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     # Unix paths, sock=) are asyncio's exactly on each version; it ends in
     # _make_datagram_transport, the C transport of src/udp.c.
     create_datagram_endpoint = _Base.create_datagram_endpoint
+
+    def start_tls(self, transport, protocol, sslcontext, **kwargs):
+        fn = _start_tls_c if self._c_tls else _Base.start_tls
+        return fn(self, transport, protocol, sslcontext, **kwargs)
 
     # dns.c: the lookups run in C (_getaddrinfo/_getnameinfo return a
     # Future); these coroutine functions keep asyncio's signatures. In debug

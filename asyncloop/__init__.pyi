@@ -22,6 +22,8 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         async def shutdown_default_executor(self, timeout: float | None = None) -> None: ...
     else:
         async def shutdown_default_executor(self) -> None: ...
+    # ssl.c: True: the C TLS layer; False: asyncio's sslproto (ASYNCLOOP_SSLPROTO=1)
+    _c_tls: bool
     # dns.c
     async def getaddrinfo(
         self, host: bytes | str | None, port: bytes | str | int | None, *,

@@ -170,6 +170,18 @@ typedef struct {
     PyObject *SendfileNotAvailableError; /* asyncio.exceptions */
     PyObject *str_sock_sendfile_impl;    /* "_sock_sendfile_native_impl" */
 
+    /* ssl.c */
+#define AL_SSL_NSTR 32
+    PyTypeObject *SSLProtocolType;
+    PyTypeObject *SSLTransportType;
+    PyObject *ssl_MemoryBIO, *ssl_SSLObject, *ssl_SSLError, *ssl_SSLWantReadError,
+        *ssl_SSLSyscallError;
+    PyObject *ssl_CertificateError, *ssl_CancelledError, *ssl_TimeoutError;
+    PyObject *ssl_create_transport_context; /* asyncio.sslproto._create_transport_context */
+    PyObject *ssl_handshake_timeout_default, *ssl_shutdown_timeout_default;
+    Py_ssize_t ssl_read_high_kb, ssl_write_high_kb;
+    PyObject *ssl_str[AL_SSL_NSTR]; /* interned names, indexed by ssl.c's enum */
+
     /* stream.c */
     PyTypeObject *SocketTransportType;
     PyObject *BufferedProtocol;        /* asyncio.BufferedProtocol */
@@ -754,6 +766,10 @@ void al__udp_clear(al_state *st);
    extra=None), as asyncio's selector loop. */
 PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
                                            PyObject *kwnames);
+/* ssl.c */
+int al__ssl_init(PyObject *module, al_state *st);
+int al__ssl_traverse(al_state *st, visitproc visit, void *arg);
+void al__ssl_clear(al_state *st);
 
 /* errors.c */
 PyObject *al__uv_error(int err);

@@ -313,6 +313,9 @@ static int module_exec(PyObject *module)
     if (al__udp_init(module, st) < 0) { /* udp.c */
         return -1;
     }
+    if (al__ssl_init(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "__libuv_version__", uv_version_string()) < 0) {
         return -1;
     }
@@ -378,6 +381,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     if (udp_rc != 0) {
         return udp_rc;
     }
+    if (al__ssl_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
     return al__stream_traverse(st, visit, arg);
 }
 
@@ -422,6 +428,7 @@ static int module_clear(PyObject *module)
     al__pipe_clear(st);        /* pipe.c */
     Py_CLEAR(st->MetricsType); /* metrics.c */
     al__udp_clear(st);         /* udp.c */
+    al__ssl_clear(st);         /* ssl.c */
     Py_CLEAR(st->str_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);

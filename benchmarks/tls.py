@@ -1,0 +1,195 @@
+"""TLS echo benchmark: asyncio, uvloop, rloop and asyncloop side by side.
+
+    python benchmarks/tls.py               # 1 KiB and 100 KiB, 10 connections
+    python benchmarks/tls.py --seconds 2 --reps 1
+
+A Protocol echo server over ssl= (certificates from trustme) runs in a fresh
+process pinned to one core, per loop; the load generator is another process
+pinned to the other core (asyncio on uvloop, 10 TLS connections, each
+sending a message and waiting for its echo).  Reported: round trips per
+server CPU-second (the server's utime+stime over the timed window), the
+figure the ratios use, and per wall second.  asyncloop runs twice: with its
+C TLS layer (src/ssl.c) and with asyncio's sslproto over its C transport
+(ASYNCLOOP_SSLPROTO=1).  A loop that fails (rloop has no TLS) says so in
+its row.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from net import CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
+
+ROWS = ("asyncio", "uvloop", "rloop", "asyncloop", "asyncloop-sslproto")
+SIZES = (1024, 100 * 1024)
+CONNECTIONS = 10
+
+
+def loop_factory(name):
+    if name == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    if name == "rloop":
+        import rloop
+        return rloop.new_event_loop
+    if name.startswith("asyncloop"):
+        import asyncloop
+        return asyncloop.new_event_loop
+    import asyncio
+    return asyncio.new_event_loop
+
+
+def serve(name, port, certdir):
+    import asyncio
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    loop = loop_factory(name)()
+    server = loop.run_until_complete(
+        loop.create_server(Echo, "127.0.0.1", int(port), ssl=ctx, backlog=128))
+    print("ready", flush=True)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+def client(port, size, seconds, certdir):
+    import asyncio
+    import ssl
+
+    import uvloop
+
+    ctx = ssl.create_default_context(cafile=os.path.join(certdir, "ca.pem"))
+    size = int(size)
+    msg = b"x" * size
+    count = 0
+
+    async def one(deadline):
+        nonlocal count
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(port), ssl=ctx)
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            writer.write(msg)
+            await reader.readexactly(size)
+            count += 1
+        writer.close()
+
+    async def main():
+        deadline = asyncio.get_running_loop().time() + float(seconds)
+        await asyncio.gather(*(one(deadline) for _ in range(CONNECTIONS)))
+
+    uvloop.run(main())
+    print(count)
+
+
+def make_certs(certdir):
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(os.path.join(certdir, "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(os.path.join(certdir, "cert.pem"))
+    ca.cert_pem.write_to_path(os.path.join(certdir, "ca.pem"))
+
+
+def case(row, size, seconds, certdir):
+    port = str(free_port())
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if row == "asyncloop-sslproto":
+        env["ASYNCLOOP_SSLPROTO"] = "1"
+    else:
+        env.pop("ASYNCLOOP_SSLPROTO", None)
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", row, port, certdir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=pinned(SERVER_CPU), env=env)
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            err = proc.stderr.read().strip().splitlines()
+            return None, err[-1] if err else "server failed"
+        cmd = [sys.executable, __file__, "--client", port, str(size), str(seconds), certdir]
+        subprocess.run(cmd[:4] + ["0.3", certdir], capture_output=True,
+                       preexec_fn=pinned(CLIENT_CPU), env=env)  # warm-up
+        cpu0 = cpu_seconds(proc.pid)
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pinned(CLIENT_CPU),
+                             env=env)
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu0
+        if out.returncode != 0 or proc.poll() is not None or not out.stdout.strip():
+            err = (out.stderr or "").strip().splitlines()
+            return None, err[-1] if err else "client failed"
+        n = int(out.stdout)
+        if n == 0:
+            return None, "no round trip completed (no TLS?)"
+        return {"per_cpu": n / cpu if cpu > 0 else float("nan"), "rps": n / wall}, None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as certdir:
+        make_certs(certdir)
+        for _ in range(args.reps):
+            for size in SIZES:
+                for row in ROWS:
+                    r, err = case(row, size, args.seconds, certdir)
+                    key = (row, size)
+                    if r is None:
+                        results.setdefault(key, err)
+                    elif not isinstance(results.get(key), dict) or \
+                            r["per_cpu"] > results[key]["per_cpu"]:
+                        results[key] = r
+    print(f"\nTLS echo, {CONNECTIONS} connections, Python {sys.version.split()[0]}: round trips "
+          "per server CPU-second (per wall second)")
+    head = f"{'loop':<20}" + "".join(f"{f'{s // 1024} KiB':>24}" for s in SIZES)
+    print(head)
+    for row in ROWS:
+        cells = []
+        for size in SIZES:
+            r = results.get((row, size))
+            if isinstance(r, dict):
+                cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
+            else:
+                cells.append(f"FAILED: {str(r)[:16]}")
+        print(f"{row:<20}" + "".join(f"{c:>24}" for c in cells))
+    print("\nratios (per server CPU-second)")
+    for other in ("uvloop", "rloop", "asyncio", "asyncloop-sslproto"):
+        cells = []
+        for size in SIZES:
+            a, b = results.get(("asyncloop", size)), results.get((other, size))
+            if isinstance(a, dict) and isinstance(b, dict):
+                cells.append(f"{a['per_cpu'] / b['per_cpu']:.2f}x")
+            else:
+                cells.append(f"n/a ({other} failed)" if not isinstance(b, dict) else "n/a")
+        print(f"{'asyncloop/' + other:<28}" + "".join(f"{c:>26}" for c in cells))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(*sys.argv[2:5])
+    elif sys.argv[1:2] == ["--client"]:
+        client(*sys.argv[2:6])
+    else:
+        main()
