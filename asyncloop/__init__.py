@@ -128,6 +128,13 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     connect_read_pipe = _Base.connect_read_pipe
     connect_write_pipe = _Base.connect_write_pipe
 
+    def _timer_handle_cancelled(self, handle):
+        # An asyncio.TimerHandle made by hand (asyncio.TimerHandle(when, cb,
+        # args, loop)) reports its cancel here; the loop's own timers are C
+        # TimerHandles, cancelled lazily in the heap, so there is nothing to
+        # count (AbstractEventLoop's raises NotImplementedError).
+        pass
+
     def _add_reader(self, fd, callback, *args):
         # The listening socket is no transport's: add_reader's check passes.
         return self.add_reader(fd, callback, *args)

@@ -29,6 +29,22 @@ def test_loop_class(asyncloop_mod):
         loop.close()
 
 
+def test_no_method_is_left_to_the_abstract_loop(asyncloop_mod):
+    # AbstractEventLoop's methods raise NotImplementedError: every one must be
+    # overridden (networking, UDP, pipes, subprocesses, sendfile included).
+    left = [name for name, fn in vars(asyncio.AbstractEventLoop).items()
+            if callable(fn) and not name.startswith("__")
+            and getattr(asyncloop_mod.Loop, name) is fn]
+    assert left == []
+    loop = asyncloop_mod.new_event_loop()
+    try:
+        handle = asyncio.TimerHandle(loop.time() + 60, print, (), loop)
+        handle.cancel()  # reports to loop._timer_handle_cancelled
+        assert handle.cancelled()
+    finally:
+        loop.close()
+
+
 def test_loop_constructor(asyncloop_mod):
     loop = asyncloop_mod.Loop()
     try:
