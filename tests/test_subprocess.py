@@ -480,7 +480,10 @@ CTRL_C = textwrap.dedent("""
     import asyncloop
 
     async def main():
-        proc = await asyncio.create_subprocess_exec("sleep", "30")
+        # The child must not hold the script's stdout: communicate() below
+        # waits for its EOF, which a running `sleep` would delay by 30 s.
+        proc = await asyncio.create_subprocess_exec(
+            "sleep", "30", stdout=asyncio.subprocess.DEVNULL)
         print(proc.pid, flush=True)
         await proc.wait()
 
