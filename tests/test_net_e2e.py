@@ -365,6 +365,58 @@ def test_uvicorn_subprocess_with_asyncloop_loop(tmp_path):
         proc.wait(30)
 
 
+def test_uvicorn_subprocess_over_tls_with_asyncloop_loop(tmp_path):
+    # uvicorn's command line with --ssl-keyfile/--ssl-certfile on asyncloop:
+    # the server's TLS is asyncloop's C layer; the client is httpx (on
+    # asyncio's loop here), trusting the test CA.
+    pytest.importorskip("uvicorn")
+    httpx = pytest.importorskip("httpx")
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    keyfile, certfile = tmp_path / "key.pem", tmp_path / "cert.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    (tmp_path / "app.py").write_text(
+        "import asyncio\n"
+        "async def app(scope, receive, send):\n"
+        "    loop = type(asyncio.get_running_loop())\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body',\n"
+        "                'body': (loop.__module__ + '.' + loop.__qualname__ + ' '\n"
+        "                         + scope['scheme']).encode()})\n")
+    port = free_port()
+    env = pythonpath_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--loop", "asyncloop:new_event_loop", "--lifespan", "off",
+         "--ssl-keyfile", str(keyfile), "--ssl-certfile", str(certfile)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        text = None
+        for _ in range(300):
+            try:
+                r = httpx.get(f"https://127.0.0.1:{port}/", verify=client_ctx, timeout=5)
+                text = r.text
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        assert text is not None, proc.stdout.read().decode(errors="replace")
+        assert text == "asyncloop.Loop https"
+        # a client that does not trust the CA is refused by the handshake
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"https://127.0.0.1:{port}/", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 # ---------------------------------------------------------------- websockets
 
 def test_websockets_client_and_server(loop):
