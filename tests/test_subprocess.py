@@ -428,7 +428,14 @@ def test_user_sigchld_handlers_untouched(loop):
             proc = await asyncio.create_subprocess_exec(PY, "-c", "raise SystemExit(9)")
             assert await proc.wait() == 9
             assert signal.getsignal(signal.SIGCHLD) is handler
-            await asyncio.sleep(0)  # the handler runs from the event loop's thread
+            # The Python-level handler runs at the main thread's next check
+            # for signals, which may come after wait() returned (the loop
+            # learns of the exit from its pidfd): wait for it, bounded, before
+            # add_signal_handler() below replaces it.
+            for _ in range(5000):
+                if got:
+                    break
+                await asyncio.sleep(0.001)
 
             fired = loop.create_future()
             loop.add_signal_handler(signal.SIGCHLD,
@@ -441,7 +448,7 @@ def test_user_sigchld_handlers_untouched(loop):
                 loop.remove_signal_handler(signal.SIGCHLD)
 
         run(loop, main())
-        assert got  # the user's handler saw the first child's exit
+        assert got and set(got) == {signal.SIGCHLD}  # the user's handler saw the first child's exit
         # remove_signal_handler() leaves SIG_DFL, as asyncio's does
     finally:
         signal.signal(signal.SIGCHLD, old)
