@@ -646,6 +646,12 @@ class _CountingTransport(asyncio.Transport):
         return self.raw.get_write_buffer_size()
 
 
+_needs_311_start_tls = pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="on 3.10, start_tls over the Python-level _CountingTransport never completes "
+    "the handshake (both loops; not investigated)")
+
+
 async def _counting_tls_server(loop, server_ctx, client_ctx, body):
     """A plain server upgraded by start_tls over a _CountingTransport; body
     (counting transport, TLS transport) runs once TLS is up; returns what
@@ -683,6 +689,7 @@ async def _counting_tls_server(loop, server_ctx, client_ctx, body):
     return got
 
 
+@_needs_311_start_tls
 def test_tls_writes_of_one_callback_batched(loop, loop_kind, tls):
     server_ctx, client_ctx = tls
     pieces = [b"%03d," % i for i in range(50)]
@@ -710,6 +717,7 @@ def test_tls_writes_of_one_callback_batched(loop, loop_kind, tls):
         assert counts["writes"] == len(pieces)
 
 
+@_needs_311_start_tls
 def test_tls_write_then_close_while_reading_paused(loop, tls):
     server_ctx, client_ctx = tls
 
@@ -723,6 +731,7 @@ def test_tls_write_then_close_while_reading_paused(loop, tls):
     assert got == b"a" * 1000 + b"b" * 1000 + b"c"
 
 
+@_needs_311_start_tls
 def test_tls_write_then_abort_sends_nothing_more(loop, loop_kind, tls):
     server_ctx, client_ctx = tls
     counts = {}
@@ -748,6 +757,7 @@ def test_tls_write_then_abort_sends_nothing_more(loop, loop_kind, tls):
         assert got == b""
 
 
+@_needs_311_start_tls
 def test_tls_write_of_a_buffer_reused_at_once(loop, tls):
     server_ctx, client_ctx = tls
 
