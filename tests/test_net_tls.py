@@ -633,6 +633,9 @@ class _CountingTransport(asyncio.Transport):
     def abort(self):
         self.raw.abort()
 
+    def _force_close(self, exc):
+        self.raw._force_close(exc)
+
     def pause_reading(self):
         self.raw.pause_reading()
 
