@@ -195,7 +195,7 @@ def main():
             if isinstance(r, dict):
                 cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
             else:
-                cells.append(f"FAILED: {str(r)[:16]}")
+                cells.append(f"FAILED: {str(r)[:14]}")
         print(f"{row:<20}" + "".join(f"{c:>24}" for c in cells))
     print("\nratios (per server CPU-second)")
     for other in ("uvloop", "rloop", "asyncio", "asyncloop-sslproto"):
