@@ -3,6 +3,9 @@
     python benchmarks/tls.py               # 1 KiB and 100 KiB, 10 connections
     python benchmarks/tls.py --seconds 2 --reps 1
 
+Also handshakes: connections opened with a full TLS handshake (the client
+resumes no session), one 1-byte echo, closed; per server CPU-second.
+
 A Protocol echo server over ssl= (certificates from trustme) runs in a fresh
 process pinned to one core, per loop; the load generator is another process
 pinned to the other core (asyncio on uvloop, 10 TLS connections, each
@@ -27,7 +30,7 @@ sys.path.insert(0, HERE)
 from net import CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
 
 ROWS = ("asyncio", "uvloop", "rloop", "asyncloop", "asyncloop-sslproto")
-SIZES = (1024, 100 * 1024)
+SIZES = (1024, 100 * 1024, 0)  # 0: the handshake row
 CONNECTIONS = 10
 
 
@@ -80,6 +83,20 @@ def client(port, size, seconds, certdir):
     msg = b"x" * size
     count = 0
 
+    async def handshakes(deadline):
+        nonlocal count
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(port), ssl=ctx)
+            writer.write(b"x")
+            await reader.readexactly(1)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+            count += 1
+
     async def one(deadline):
         nonlocal count
         reader, writer = await asyncio.open_connection("127.0.0.1", int(port), ssl=ctx)
@@ -92,7 +109,8 @@ def client(port, size, seconds, certdir):
 
     async def main():
         deadline = asyncio.get_running_loop().time() + float(seconds)
-        await asyncio.gather(*(one(deadline) for _ in range(CONNECTIONS)))
+        fn = handshakes if size == 0 else one
+        await asyncio.gather(*(fn(deadline) for _ in range(CONNECTIONS)))
 
     uvloop.run(main())
     print(count)
@@ -147,12 +165,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                    help="comma-separated message sizes in bytes, 0 for handshakes")
     args = ap.parse_args()
+    sizes = tuple(int(x) for x in args.sizes.split(","))
     results = {}
     with tempfile.TemporaryDirectory() as certdir:
         make_certs(certdir)
         for _ in range(args.reps):
-            for size in SIZES:
+            for size in sizes:
                 for row in ROWS:
                     r, err = case(row, size, args.seconds, certdir)
                     key = (row, size)
@@ -163,21 +184,23 @@ def main():
                         results[key] = r
     print(f"\nTLS echo, {CONNECTIONS} connections, Python {sys.version.split()[0]}: round trips "
           "per server CPU-second (per wall second)")
-    head = f"{'loop':<20}" + "".join(f"{f'{s // 1024} KiB':>24}" for s in SIZES)
+    print("(handshakes: connections opened, echoed 1 byte, closed)")
+    head = f"{'loop':<20}" + "".join(
+        f"{f'{s // 1024} KiB' if s else 'handshakes':>24}" for s in sizes)
     print(head)
     for row in ROWS:
         cells = []
-        for size in SIZES:
+        for size in sizes:
             r = results.get((row, size))
             if isinstance(r, dict):
                 cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
             else:
-                cells.append(f"FAILED: {str(r)[:16]}")
+                cells.append(f"FAILED: {str(r)[:14]}")
         print(f"{row:<20}" + "".join(f"{c:>24}" for c in cells))
     print("\nratios (per server CPU-second)")
     for other in ("uvloop", "rloop", "asyncio", "asyncloop-sslproto"):
         cells = []
-        for size in SIZES:
+        for size in sizes:
             a, b = results.get(("asyncloop", size)), results.get((other, size))
             if isinstance(a, dict) and isinstance(b, dict):
                 cells.append(f"{a['per_cpu'] / b['per_cpu']:.2f}x")

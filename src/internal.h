@@ -171,7 +171,7 @@ typedef struct {
     PyObject *str_sock_sendfile_impl;    /* "_sock_sendfile_native_impl" */
 
     /* ssl.c */
-#define AL_SSL_NSTR 32
+#define AL_SSL_NSTR 40
     PyTypeObject *SSLProtocolType;
     PyTypeObject *SSLTransportType;
     PyObject *ssl_MemoryBIO, *ssl_SSLObject, *ssl_SSLError, *ssl_SSLWantReadError,

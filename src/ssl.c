@@ -42,6 +42,7 @@ enum {
     S_write_eof,
     S__sslobj,
     S_shutdown,
+    S__flush_cb,
     S_N
 };
 _Static_assert(S_N <= AL_SSL_NSTR, "AL_SSL_NSTR too small");
@@ -85,6 +86,11 @@ typedef struct {
     int state, app_state;
     char server_side, is_buffer, ssl_writing_paused, app_reading_paused, ssl_reading_paused,
         eof_received, app_writing_paused, app_transport_created;
+    /* Writes batched per loop iteration: app writes only fill the backlog;
+       one flush (the end of do_read, or a call_soon'd _flush_cb) encrypts
+       them together. */
+    char flush_scheduled;
+    int in_read;
 } SSLProto;
 
 typedef struct {
@@ -414,7 +420,8 @@ static int control_ssl_reading(SSLProto *self)
 
 /* --- outgoing ------------------------------------------------------------ */
 
-static int process_outgoing(SSLProto *self)
+/* The ciphertext so far to the socket transport, unless it is paused. */
+static int send_outgoing(SSLProto *self)
 {
     if (!self->ssl_writing_paused) {
         PyObject *data = call0(self->outgoing, NAME(self->st, read));
@@ -429,13 +436,27 @@ static int process_outgoing(SSLProto *self)
         }
         Py_DECREF(data);
     }
+    return 0;
+}
+
+static int process_outgoing(SSLProto *self)
+{
+    if (send_outgoing(self) < 0) {
+        return -1;
+    }
     return control_app_writing(self);
 }
+
+/* A batch is handed to the socket transport in pieces of this much
+   plaintext, so that its pause_writing stops the sending between them (the
+   memory bound of asyncio's write-through: the socket transport's
+   high-water mark plus the TLS layer's). */
+#define FLUSH_PIECE (64L * 1024L)
 
 static int do_write(SSLProto *self)
 {
     PyObject *bl = self->backlog;
-    Py_ssize_t i = 0, n = PyList_GET_SIZE(bl);
+    Py_ssize_t i = 0, n = PyList_GET_SIZE(bl), piece = 0;
     for (; i < n; i++) {
         PyObject *data = PyList_GET_ITEM(bl, i); /* borrowed */
         PyObject *r = call1(self->cobj, NAME(self->st, write), data);
@@ -464,6 +485,14 @@ static int do_write(SSLProto *self)
             break;
         }
         self->write_buffer_size -= len;
+        piece += len;
+        if (piece >= FLUSH_PIECE && i + 1 < n) {
+            piece = 0;
+            if (send_outgoing(self) < 0) {
+                PyList_SetSlice(bl, 0, i + 1, NULL);
+                return -1;
+            }
+        }
     }
     if (i > 0 && PyList_SetSlice(bl, 0, i, NULL) < 0) {
         return -1;
@@ -688,7 +717,9 @@ static int do_read(SSLProto *self)
     }
     int rc = 0;
     if (!self->app_reading_paused) {
+        self->in_read++;
         rc = self->is_buffer ? read_buffered(self) : read_copied(self);
+        self->in_read--;
         if (rc == 0 && self->transport != NULL) {
             rc = PyList_GET_SIZE(self->backlog) ? do_write(self) : process_outgoing(self);
         }
@@ -883,6 +914,11 @@ static int do_shutdown(SSLProto *self)
 
 static int do_flush(SSLProto *self)
 {
+    /* data written before close() goes before close_notify, even when
+       reading is paused (do_read then writes nothing) */
+    if (PyList_GET_SIZE(self->backlog) && self->transport != NULL && do_write(self) < 0) {
+        return fatal_current(self, "Fatal error on SSL protocol");
+    }
     if (do_read(self) < 0 || set_state(self, SHUTDOWN) < 0) {
         return -1;
     }
@@ -932,7 +968,16 @@ static int write_appdata(SSLProto *self, PyObject *list_of_data)
     }
     PyObject *data;
     while ((data = PyIter_Next(it)) != NULL) {
-        Py_ssize_t len = PyObject_Length(data);
+        if (!PyBytes_CheckExact(data)) {
+            /* encrypted later: a mutable buffer may be reused by then (the
+               sendfile fallback refills its block after each write) */
+            Py_SETREF(data, PyBytes_FromObject(data));
+            if (data == NULL) {
+                Py_DECREF(it);
+                return -1;
+            }
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(data);
         if (len < 0 || PyList_Append(self->backlog, data) < 0) {
             Py_DECREF(data);
             Py_DECREF(it);
@@ -945,10 +990,33 @@ static int write_appdata(SSLProto *self, PyObject *list_of_data)
     if (PyErr_Occurred()) {
         return -1;
     }
-    if (self->state == WRAPPED && do_write(self) < 0) {
+    if (self->state != WRAPPED || self->in_read) {
+        return 0; /* the handshake's end or do_read's tail flushes */
+    }
+    if (!self->flush_scheduled) {
+        if (call_soon_meth(self, (PyObject *)self, NAME(self->st, _flush_cb)) < 0) {
+            return -1;
+        }
+        self->flush_scheduled = 1;
+    }
+    /* pause_writing as soon as the pending plaintext reaches the limit */
+    if (control_app_writing(self) < 0) {
         return fatal_current(self, "Fatal error on SSL protocol");
     }
     return 0;
+}
+
+/* The writes of one loop iteration, encrypted and sent together. */
+static PyObject *Proto_flush_cb(SSLProto *self, PyObject *Py_UNUSED(ignored))
+{
+    self->flush_scheduled = 0;
+    if (self->state != WRAPPED || self->transport == NULL || !PyList_GET_SIZE(self->backlog)) {
+        Py_RETURN_NONE; /* aborted (the backlog is dropped), or already flushed */
+    }
+    if (do_write(self) < 0 && fatal_current(self, "Fatal error on SSL protocol") < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* --- SSLProtocol: the stream transport's protocol ------------------------ */
@@ -1398,6 +1466,7 @@ static PyMethodDef Proto_methods[] = {
     {"_check_handshake_timeout", (PyCFunction)Proto_check_handshake_timeout, METH_NOARGS, NULL},
     {"_check_shutdown_timeout", (PyCFunction)Proto_check_shutdown_timeout, METH_NOARGS, NULL},
     {"_resume_cb", (PyCFunction)Proto_resume_cb, METH_NOARGS, NULL},
+    {"_flush_cb", (PyCFunction)Proto_flush_cb, METH_NOARGS, NULL},
     {NULL, NULL},
 };
 
@@ -1836,6 +1905,7 @@ static const char *const str_texts[S_N] = {
     [S_write_eof] = "write_eof",
     [S__sslobj] = "_sslobj",
     [S_shutdown] = "shutdown",
+    [S__flush_cb] = "_flush_cb",
 };
 
 static PyObject *import_or(const char *module, const char *name, PyObject *dflt)
