@@ -494,6 +494,32 @@ void al__poll_idle_flush(LoopObject *loop);
    (UV_EEXIST), and an idle watcher of a closed fd may still hold its number. */
 int al__poll_init(LoopObject *loop, uv_poll_t *handle, int fd);
 
+/* A transport's poll (stream.c, pipe.c, udp.c): the uv_poll_t is allocated
+   apart and freed by its close callback, so libuv never touches a freed
+   transport; while it polls, the transport holds a reference to itself (as
+   asyncio's selector holds its bound methods), kept in io->held for the
+   loop's traversal. */
+typedef struct {
+    uv_poll_t poll; /* first: the close callback casts the handle */
+    al_state *st;
+} al_poll_box;
+
+typedef struct {
+    al_poll_box *box; /* kept from the first start until close or dealloc */
+    int events;       /* what box polls for now */
+    char held;        /* polling: owner holds a reference to itself */
+} al_tpoll;
+
+/* Polls for events (UV_READABLE|UV_WRITABLE; 0 releases), starting the
+   handle with owner as its data. -1 with an exception. */
+int al__tpoll_update(al_tpoll *tp, LoopObject *loop, PyObject *owner, al_io *io, int fd, int events,
+                     uv_poll_cb cb);
+/* Stops polling and drops owner's reference to itself, if held (owner may
+   go with it: callers hold their own). */
+void al__tpoll_release(al_tpoll *tp, LoopObject *loop, al_io *io);
+/* Stops polling and closes the handle (freed by its close callback). */
+void al__tpoll_close(al_tpoll *tp, LoopObject *loop, al_io *io);
+
 /* I/O objects (see al_io). */
 void al__loop_io_link(LoopObject *loop, al_io *io);
 void al__loop_io_unlink(al_io *io);

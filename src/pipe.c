@@ -36,10 +36,6 @@
 #define GROW_TO (256 * 1024)
 
 /* Allocated apart from the transport (see docs/architecture.md). */
-typedef struct {
-    uv_poll_t poll;
-    al_state *st;
-} pipe_poll;
 
 /* A queued chunk of the write buffer: bytes (a reference to the caller's
    immutable bytes, or a copy of anything else) and how much of it is sent. */
@@ -58,9 +54,8 @@ typedef struct {
     PyObject *pipe;   /* owns the fd; NULL once closed */
     PyObject *protocol;
     al_io io;
-    pipe_poll *poll;
+    al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
-    int poll_events;
     Py_ssize_t conn_lost;
     /* write side: the buffer (asyncio's bytearray) and flow control */
     pentry *q; /* the buffer: a ring-less FIFO of queued chunks */
@@ -72,12 +67,11 @@ typedef struct {
     char closing;
     char paused;
     char protocol_paused;
-    char reading;   /* a reader registered (write side: the peer-close watch) */
-    char writing;   /* a writer registered */
-    char detached;  /* the loop was closed: no libuv handle any more */
-    char poll_held; /* polling: we then hold a reference to self */
-    int pipe_size;  /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
-    int full_runs;  /* consecutive reads/writes that found it full */
+    char reading;  /* a reader registered (write side: the peer-close watch) */
+    char writing;  /* a writer registered */
+    char detached; /* the loop was closed: no libuv handle any more */
+    int pipe_size; /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
+    int full_runs; /* consecutive reads/writes that found it full */
 } PipeObject;
 
 #define PIPE_FROM_IO(p) ((PipeObject *)((char *)(p)-offsetof(PipeObject, io)))
@@ -189,51 +183,10 @@ static PyObject *errno_error(int err)
 
 /* --- the libuv handle ------------------------------------------------------ */
 
-static void on_poll_close(uv_handle_t *handle)
-{
-    pipe_poll *p = (pipe_poll *)handle;
-    p->st->live_uv_handles--;
-    PyMem_RawFree(p);
-}
-
-/* Stops watching, keeping the handle; drops the reference the activity
-   held (self may go with it: callers hold their own). */
-static void poll_release(PipeObject *self)
-{
-    if (!self->poll_held) {
-        return;
-    }
-    self->poll_held = 0;
-    self->poll_events = 0;
-    al__poll_forget(self->loop, &self->poll->poll);
-    uv_poll_stop(&self->poll->poll);
-    self->loop->io_watchers--;
-    self->io.held = NULL;
-    Py_DECREF(self);
-}
-
 /* Stops watching and closes the handle (freed by its close callback). */
 static void poll_stop(PipeObject *self)
 {
-    pipe_poll *p = self->poll;
-    if (p == NULL || self->loop == NULL) {
-        return;
-    }
-    int held = self->poll_held != 0;
-    if (held) {
-        self->poll_held = 0;
-        al__poll_forget(self->loop, &p->poll);
-        uv_poll_stop(&p->poll);
-        self->loop->io_watchers--;
-        self->io.held = NULL;
-    }
-    self->poll = NULL;
-    self->poll_events = 0;
-    p->poll.data = NULL;
-    uv_close((uv_handle_t *)&p->poll, on_poll_close);
-    if (held) {
-        Py_DECREF(self);
-    }
+    al__tpoll_close(&self->tp, self->loop, &self->io);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events);
@@ -241,54 +194,13 @@ static void on_poll(uv_poll_t *handle, int status, int events);
 /* Makes the watched events match the reading/writing flags. */
 static int poll_update(PipeObject *self)
 {
-    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
     if (self->detached || self->loop == NULL) {
         poll_stop(self);
         return 0;
     }
-    if (events == 0) {
-        poll_release(self);
-        return 0;
-    }
-    if (events == self->poll_events) {
-        return 0;
-    }
-    int fresh = 0;
-    if (self->poll == NULL) {
-        pipe_poll *p = PyMem_RawMalloc(sizeof(*p));
-        if (p == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        int err = al__poll_init(self->loop, &p->poll, self->fd);
-        if (err < 0) {
-            PyMem_RawFree(p);
-            return al__set_uv_error(err);
-        }
-        p->st = self->loop->state;
-        p->poll.data = self;
-        p->st->live_uv_handles++;
-        self->poll = p;
-    }
-    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (!self->poll_held) {
-        self->poll_held = 1;
-        self->loop->io_watchers++;
-        Py_INCREF(self); /* as asyncio's selector holds our bound methods */
-        self->io.held = (PyObject *)self;
-        fresh = 1;
-    }
-    if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
-        if (fresh) {
-            poll_release(self);
-        }
-        return -1;
-    }
-    self->poll_events = events;
-    return 0;
+    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    return al__tpoll_update(&self->tp, self->loop, (PyObject *)self, &self->io, self->fd, events,
+                            on_poll);
 }
 
 /* asyncio's loop._add_reader/_add_writer: RuntimeError on a closed loop. */
@@ -779,8 +691,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0) {
         /* libuv stopped the handle (POLLERR: for a pipe's write end, the
            read end closed): what selectors report as readable and writable. */
-        events = self->poll_events;
-        self->poll_events = 0;
+        events = self->tp.events;
+        self->tp.events = 0;
     }
     if ((events & UV_READABLE) && self->reading) {
         rc = self->is_write ? peer_closed(self) : read_ready(self);
@@ -791,8 +703,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     /* Re-arm after POLLERR stopped the handle, or drop the writability
        watch once write_ready drained the buffer. */
     int rearm =
-        status < 0 ? self->poll_events == 0 : (self->poll_events & UV_WRITABLE) && !self->writing;
-    if (rc == 0 && rearm && self->poll != NULL && self->loop != NULL) {
+        status < 0 ? self->tp.events == 0 : (self->tp.events & UV_WRITABLE) && !self->writing;
+    if (rc == 0 && rearm && self->tp.box != NULL && self->loop != NULL) {
         rc = poll_update(self);
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {

@@ -170,6 +170,104 @@ int al__poll_init(LoopObject *loop, uv_poll_t *handle, int fd)
     return uv_poll_init(&loop->uv, handle, fd);
 }
 
+/* --- a transport's poll (al_tpoll) ----------------------------------------- */
+
+static void tpoll_on_close(uv_handle_t *handle)
+{
+    al_poll_box *box = (al_poll_box *)handle;
+    box->st->live_uv_handles--;
+    PyMem_RawFree(box);
+}
+
+/* Stops the handle and forgets the self-reference; returns whether one was
+   held (the caller drops it last, as it may take the owner with it). */
+static int tpoll_unhold(al_tpoll *tp, LoopObject *loop, al_io *io)
+{
+    if (!tp->held) {
+        return 0;
+    }
+    tp->held = 0;
+    al__poll_forget(loop, &tp->box->poll);
+    uv_poll_stop(&tp->box->poll);
+    loop->io_watchers--;
+    io->held = NULL;
+    return 1;
+}
+
+void al__tpoll_release(al_tpoll *tp, LoopObject *loop, al_io *io)
+{
+    tp->events = 0;
+    PyObject *owner = io->held;
+    if (tpoll_unhold(tp, loop, io)) {
+        Py_DECREF(owner);
+    }
+}
+
+void al__tpoll_close(al_tpoll *tp, LoopObject *loop, al_io *io)
+{
+    al_poll_box *box = tp->box;
+    if (box == NULL || loop == NULL) {
+        return; /* a handle implies the loop: connection_lost clears both */
+    }
+    PyObject *owner = io->held;
+    int held = tpoll_unhold(tp, loop, io);
+    tp->box = NULL;
+    tp->events = 0;
+    box->poll.data = NULL;
+    uv_close((uv_handle_t *)&box->poll, tpoll_on_close);
+    if (held) {
+        Py_DECREF(owner);
+    }
+}
+
+int al__tpoll_update(al_tpoll *tp, LoopObject *loop, PyObject *owner, al_io *io, int fd, int events,
+                     uv_poll_cb cb)
+{
+    if (events == 0) {
+        al__tpoll_release(tp, loop, io);
+        return 0;
+    }
+    if (events == tp->events) {
+        return 0;
+    }
+    if (tp->box == NULL) {
+        al_poll_box *box = PyMem_RawMalloc(sizeof(*box));
+        if (box == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int err = al__poll_init(loop, &box->poll, fd);
+        if (err < 0) {
+            PyMem_RawFree(box);
+            return al__set_uv_error(err);
+        }
+        box->st = loop->state;
+        box->poll.data = owner;
+        box->st->live_uv_handles++;
+        tp->box = box;
+    }
+    else if (!tp->held && fcntl(fd, F_GETFD) < 0) {
+        /* what registering a closed fd raises (uv_poll_init checks it) */
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    int fresh = 0;
+    if (!tp->held) {
+        tp->held = 1;
+        loop->io_watchers++;
+        io->held = Py_NewRef(owner);
+        fresh = 1;
+    }
+    if (al__poll_start(loop, &tp->box->poll, events, cb) < 0) {
+        if (fresh) {
+            al__tpoll_release(tp, loop, io);
+        }
+        return -1;
+    }
+    tp->events = events;
+    return 0;
+}
+
 /* Closes the libuv handle; the registrations stay as they are. */
 static void watcher_close(WatcherObject *w)
 {

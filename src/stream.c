@@ -26,10 +26,6 @@
 
 /* Allocated apart from the transport (see docs/architecture.md): libuv may
    still reference it after the transport is gone, until the close callback. */
-typedef struct {
-    uv_poll_t poll;
-    al_state *st;
-} stream_poll;
 
 /* One queued chunk: an owned bytes object and how much of it was sent. */
 typedef struct {
@@ -47,9 +43,8 @@ typedef struct {
     PyObject *protocol;
     PyObject *server;
     al_io io;
-    stream_poll *poll; /* kept from the first start until close or dealloc */
+    al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
-    int poll_events;
     Py_ssize_t conn_lost;
     PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
     double high_water, low_water;
@@ -65,7 +60,6 @@ typedef struct {
     char reading;   /* asyncio's reader registered */
     char writing;   /* asyncio's writer registered */
     char detached;  /* the loop was closed: no libuv handle any more */
-    char poll_held; /* polling: we then hold a reference to self */
     char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
     /* loop.sendfile (the section at the end of this file) */
@@ -189,53 +183,11 @@ static int report_to_handler(StreamObject *self, const char *message, PyObject *
 
 /* --- the libuv handle ------------------------------------------------------ */
 
-static void on_poll_close(uv_handle_t *handle)
-{
-    stream_poll *p = (stream_poll *)handle;
-    p->st->live_uv_handles--;
-    PyMem_RawFree(p);
-}
-
-/* Stops watching, keeping the handle for the next start (StreamReader
-   pauses and resumes reading), and drops the reference the activity held:
-   self may go with it, so callers hold their own. */
-static void poll_release(StreamObject *self)
-{
-    if (!self->poll_held) {
-        return;
-    }
-    self->poll_held = 0;
-    self->poll_events = 0;
-    al__poll_forget(self->loop, &self->poll->poll);
-    uv_poll_stop(&self->poll->poll);
-    self->loop->io_watchers--;
-    self->io.held = NULL;
-    Py_DECREF(self);
-}
-
 /* Stops watching and closes the handle (freed by its close callback), then
-   drops the reference the activity held, as poll_release. */
+   drops the reference the activity held (al__tpoll_close). */
 static void poll_stop(StreamObject *self)
 {
-    stream_poll *p = self->poll;
-    if (p == NULL || self->loop == NULL) {
-        return; /* a poll handle implies the loop: connection_lost clears both */
-    }
-    int held = self->poll_held != 0;
-    if (held) {
-        self->poll_held = 0;
-        al__poll_forget(self->loop, &p->poll);
-        uv_poll_stop(&p->poll);
-        self->loop->io_watchers--;
-        self->io.held = NULL;
-    }
-    self->poll = NULL;
-    self->poll_events = 0;
-    p->poll.data = NULL;
-    uv_close((uv_handle_t *)&p->poll, on_poll_close);
-    if (held) {
-        Py_DECREF(self);
-    }
+    al__tpoll_close(&self->tp, self->loop, &self->io);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events);
@@ -243,55 +195,13 @@ static void on_poll(uv_poll_t *handle, int status, int events);
 /* Makes the watched events match the reading/writing flags. */
 static int poll_update(StreamObject *self)
 {
-    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
     if (self->detached || self->loop == NULL) {
         poll_stop(self);
         return 0;
     }
-    if (events == 0) {
-        poll_release(self);
-        return 0;
-    }
-    if (events == self->poll_events) {
-        return 0;
-    }
-    int fresh = 0;
-    if (self->poll == NULL) {
-        stream_poll *p = PyMem_RawMalloc(sizeof(*p));
-        if (p == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        int err = al__poll_init(self->loop, &p->poll, self->fd);
-        if (err < 0) {
-            PyMem_RawFree(p);
-            return al__set_uv_error(err);
-        }
-        p->st = self->loop->state;
-        p->poll.data = self;
-        p->st->live_uv_handles++;
-        self->poll = p;
-    }
-    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
-        /* what registering a closed fd raises (uv_poll_init checks it) */
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (!self->poll_held) {
-        self->poll_held = 1;
-        self->loop->io_watchers++;
-        Py_INCREF(self); /* as asyncio's selector holds our bound methods */
-        self->io.held = (PyObject *)self;
-        fresh = 1;
-    }
-    if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
-        if (fresh) {
-            poll_release(self);
-        }
-        return -1;
-    }
-    self->poll_events = events;
-    return 0;
+    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    return al__tpoll_update(&self->tp, self->loop, (PyObject *)self, &self->io, self->fd, events,
+                            on_poll);
 }
 
 static int check_loop_open(StreamObject *self)
@@ -947,9 +857,9 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
-        self->poll_events = 0;
+        self->tp.events = 0;
         rc = sendfile_ready(self);
-        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+        if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
     }
@@ -961,7 +871,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         if (getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
             err = errno;
         }
-        self->poll_events = 0; /* started again below if still wanted */
+        self->tp.events = 0; /* started again below if still wanted */
         if (err != 0) {
             rc = os_failed(self, err, self->reading ? READ_ERROR : WRITE_ERROR);
         }
@@ -973,7 +883,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 rc = write_ready(self);
             }
         }
-        if (rc == 0 && self->poll != NULL && self->poll_events == 0) {
+        if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
     }

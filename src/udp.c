@@ -33,11 +33,6 @@
 #define HEADER_BYTES 0
 #endif
 
-typedef struct {
-    uv_poll_t poll;
-    al_state *st;
-} udp_poll;
-
 /* One queued datagram: an owned bytes object and its address (None when
    the transport is connected and asyncio would pass None). */
 typedef struct {
@@ -55,10 +50,9 @@ typedef struct {
     PyObject *protocol;
     PyObject *address; /* asyncio's _address (remote_addr), or NULL */
     al_io io;
-    udp_poll *poll;
+    al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
     int family;
-    int poll_events;
     Py_ssize_t conn_lost;
     PyObject *high_obj, *low_obj;
     double high_water, low_water;
@@ -80,7 +74,6 @@ typedef struct {
     char reading;
     char writing;
     char detached;
-    char poll_held;
     char registered;
     char read_deferred; /* a _read_ready call is queued */
 } UdpObject;
@@ -200,102 +193,27 @@ static int log_debug(UdpObject *self, const char *fmt, const char *message, PyOb
 
 /* --- the libuv handle ------------------------------------------------------ */
 
-static void on_poll_close(uv_handle_t *handle)
-{
-    udp_poll *p = (udp_poll *)handle;
-    p->st->live_uv_handles--;
-    PyMem_RawFree(p);
-}
-
 static void poll_release(UdpObject *self)
 {
-    if (!self->poll_held) {
-        return;
-    }
-    self->poll_held = 0;
-    self->poll_events = 0;
-    al__poll_forget(self->loop, &self->poll->poll);
-    uv_poll_stop(&self->poll->poll);
-    self->loop->io_watchers--;
-    self->io.held = NULL;
-    Py_DECREF(self);
+    al__tpoll_release(&self->tp, self->loop, &self->io);
 }
 
 static void poll_stop(UdpObject *self)
 {
-    udp_poll *p = self->poll;
-    if (p == NULL || self->loop == NULL) {
-        return;
-    }
-    int held = self->poll_held != 0;
-    if (held) {
-        self->poll_held = 0;
-        al__poll_forget(self->loop, &p->poll);
-        uv_poll_stop(&p->poll);
-        self->loop->io_watchers--;
-        self->io.held = NULL;
-    }
-    self->poll = NULL;
-    self->poll_events = 0;
-    p->poll.data = NULL;
-    uv_close((uv_handle_t *)&p->poll, on_poll_close);
-    if (held) {
-        Py_DECREF(self);
-    }
+    al__tpoll_close(&self->tp, self->loop, &self->io);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 
 static int poll_update(UdpObject *self)
 {
-    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
     if (self->detached || self->loop == NULL) {
         poll_stop(self);
         return 0;
     }
-    if (events == 0) {
-        poll_release(self);
-        return 0;
-    }
-    if (events == self->poll_events) {
-        return 0;
-    }
-    int fresh = 0;
-    if (self->poll == NULL) {
-        udp_poll *p = PyMem_RawMalloc(sizeof(*p));
-        if (p == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        int err = uv_poll_init(&self->loop->uv, &p->poll, self->fd);
-        if (err < 0) {
-            PyMem_RawFree(p);
-            return al__set_uv_error(err);
-        }
-        p->st = self->loop->state;
-        p->poll.data = self;
-        p->st->live_uv_handles++;
-        self->poll = p;
-    }
-    else if (!self->poll_held && fcntl(self->fd, F_GETFD) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (!self->poll_held) {
-        self->poll_held = 1;
-        self->loop->io_watchers++;
-        Py_INCREF(self); /* as asyncio's selector holds our bound methods */
-        self->io.held = (PyObject *)self;
-        fresh = 1;
-    }
-    if (al__poll_start(self->loop, &self->poll->poll, events, on_poll) < 0) {
-        if (fresh) {
-            poll_release(self);
-        }
-        return -1;
-    }
-    self->poll_events = events;
-    return 0;
+    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    return al__tpoll_update(&self->tp, self->loop, (PyObject *)self, &self->io, self->fd, events,
+                            on_poll);
 }
 
 static int add_interest(UdpObject *self, char *flag)
@@ -1107,7 +1025,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         if (getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
             err = errno;
         }
-        self->poll_events = 0;
+        self->tp.events = 0;
         if (err == EBADF) {
             /* The fd was closed under the transport: epoll would drop it
                and never report it again; so do we. */
@@ -1126,7 +1044,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 rc = write_ready(self);
             }
         }
-        if (rc == 0 && err != EBADF && self->poll != NULL && self->poll_events == 0) {
+        if (rc == 0 && err != EBADF && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
     }
