@@ -67,11 +67,13 @@ typedef struct {
     char closing;
     char paused;
     char protocol_paused;
-    char reading;  /* a reader registered (write side: the peer-close watch) */
-    char writing;  /* a writer registered */
-    char detached; /* the loop was closed: no libuv handle any more */
-    int pipe_size; /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
-    int full_runs; /* consecutive reads/writes that found it full */
+    char reading;         /* a reader registered (write side: the peer-close watch) */
+    char writing;         /* a writer registered */
+    char detached;        /* the loop was closed: no libuv handle any more */
+    int pipe_size;        /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
+    int full_runs;        /* consecutive reads/writes that found it full */
+    Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
+    Py_ssize_t last_read; /* what the last read returned */
 } PipeObject;
 
 #define PIPE_FROM_IO(p) ((PipeObject *)((char *)(p)-offsetof(PipeObject, io)))
@@ -544,7 +546,7 @@ static int read_ready(PipeObject *self)
     int avail = 0;
     ssize_t n;
     if (ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
-        Py_ssize_t want = avail > MAX_READ ? MAX_READ : avail;
+        Py_ssize_t want = avail > self->read_cap ? self->read_cap : avail;
         data = PyBytes_FromStringAndSize(NULL, want);
         if (data == NULL) {
             return -1;
@@ -581,6 +583,7 @@ static int read_ready(PipeObject *self)
         if (self->pipe_size > 0) {
             note_transfer(self, n);
         }
+        self->last_read = n;
         PyObject *r = call_protocol(self, self->st->str_data_received, data);
         Py_DECREF(data);
         if (r == NULL) {
@@ -824,6 +827,16 @@ static PyObject *Read_pause_reading(PipeObject *self, PyObject *Py_UNUSED(ignore
     }
 #endif
     self->paused = 1;
+    if (self->last_read > SMALL_READ) {
+        /* The protocol's buffer is full after a big read: its limit is
+           below what that read gave (asyncio's StreamReader pauses above
+           2 * limit, 128 KiB by default, and then shrinks its bytearray
+           with a copy of what is left). Reads that fit keep it running
+           without the pause, the resume and the copy: halved per pause,
+           down to SMALL_READ. */
+        Py_ssize_t cap = self->last_read / 2;
+        self->read_cap = cap < SMALL_READ ? SMALL_READ : cap;
+    }
     if (self->loop == NULL) {
         Py_RETURN_NONE;
     }
@@ -1243,6 +1256,7 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
         return -1;
     }
     self->fd = (int)fd;
+    self->read_cap = MAX_READ;
     struct stat sb;
     if (fstat(self->fd, &sb) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);

@@ -772,3 +772,41 @@ def test_asyncloop_grows_bulk_pipe(asyncloop_mod):
         assert bytes(p.data) == block * 20
     finally:
         loop.close()
+
+
+def test_reads_shrink_for_a_pausing_protocol(loop, is_stock):
+    """A protocol that pauses after a big read (asyncio's StreamReader does
+    above twice its limit) still gets every byte in order after resuming;
+    asyncloop's later reads are at most half the one that made it pause, so
+    that a StreamReader keeps up without pausing (asyncio reads 256 KiB)."""
+    import fcntl
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 256 * 1024)
+    except OSError:
+        os.close(r)
+        os.close(w)
+        pytest.skip("cannot grow the pipe to 256 KiB here")
+    sizes = []
+
+    class Pausing(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            sizes.append(len(data))
+            if len(data) > 128 * 1024 and not sizes[:-1]:
+                self.transport.pause_reading()
+                self.loop.call_soon(self.transport.resume_reading)
+
+    payload = bytes(range(256)) * 1024  # 256 KiB
+    os.write(w, payload)
+    t, p = wait(loop, loop.connect_read_pipe(lambda: Pausing(loop), open(r, "rb", 0)))
+    wait(loop, p.want(len(payload)))
+    assert sizes[0] == len(payload)
+    for _ in range(2):  # the pipe full again, twice
+        os.write(w, payload)
+        wait(loop, p.want(len(p.data) + len(payload)))
+    os.close(w)
+    wait(loop, p.lost)
+    assert bytes(p.data) == payload * 3
+    if not is_stock:
+        assert max(sizes[1:]) <= 128 * 1024, sizes
