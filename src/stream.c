@@ -62,6 +62,7 @@ typedef struct {
     char detached;  /* the loop was closed: no libuv handle any more */
     char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
+    uint64_t skip_iter; /* the last poll whose event for it was skipped (maybe_cut) */
     /* loop.sendfile (the section at the end of this file) */
     char sf_waited;         /* the sendfile waited for writability once */
     PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
@@ -633,14 +634,37 @@ static int on_eof(StreamObject *self)
     return stream_close(self);
 }
 
+/* A big read whose callback scheduled work (a task woken by a
+   StreamReader) ends the stream events of this poll: that work runs before
+   the next connection is read, and the others, level-triggered, come back
+   at the next poll, as if they had become ready a moment later. Reading
+   every connection first keeps all their data in memory at once: out of
+   cache, and glibc's heap grown and trimmed again at every poll (measured:
+   20 page faults per 100 KiB round trip of a streams echo, 0 this way).
+   Fairness: after a poll that skipped some, only those may cut again, so a
+   connection that is always readable cannot keep the others waiting. The
+   poll is told by metrics.iterations, which loop_run_once counts. */
+static inline void maybe_cut(StreamObject *self, LoopObject *loop, size_t queued, Py_ssize_t n)
+{
+    uint64_t it = loop->metrics.iterations;
+    if (n >= BIG_READ && loop->ready.len > queued &&
+        (loop->skip_iter != it - 1 || self->skip_iter == it - 1)) {
+        loop->cut_iter = it;
+    }
+}
+
 static int deliver_data(StreamObject *self, PyObject *data)
 {
-    PyObject *r = call_protocol(self, self->loop->state->str_data_received, data);
+    LoopObject *loop = self->loop;
+    size_t queued = loop->ready.len;
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    PyObject *r = call_protocol(self, loop->state->str_data_received, data);
     Py_DECREF(data);
     if (r == NULL) {
         return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
     }
     Py_DECREF(r);
+    maybe_cut(self, loop, queued, n);
     return 0;
 }
 
@@ -761,12 +785,15 @@ static int read_buffered(StreamObject *self)
     if (nbytes == NULL) {
         return -1;
     }
+    LoopObject *loop = self->loop;
+    size_t queued = loop->ready.len;
     PyObject *r = call_protocol(self, st->str_buffer_updated, nbytes);
     Py_DECREF(nbytes);
     if (r == NULL) {
         return protocol_failed(self, "Fatal error: protocol.buffer_updated() call failed.");
     }
     Py_DECREF(r);
+    maybe_cut(self, loop, queued, n);
     return 0;
 }
 
@@ -851,6 +878,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         return;
     }
     LoopObject *loop = self->loop;
+    if (status == 0 && loop->cut_iter == loop->metrics.iterations && loop->cut_iter != 0) {
+        /* level-triggered: the next poll reports it again (maybe_cut) */
+        self->skip_iter = loop->skip_iter = loop->cut_iter;
+        return;
+    }
     al__loop_hold_gil(loop);
     Py_INCREF(self);
     int rc = 0;
