@@ -230,6 +230,31 @@ def test_echo_large_reads(loop, pair):
     assert bytes(proto.data) == payload
 
 
+def test_echo_big_reads_of_changing_sizes(loop, pair):
+    # asyncloop sizes a big read by the last one's size: reads of the same
+    # size, smaller, larger (beyond 256 KiB too), small ones in between.
+    ours, peer = pair
+    proto = Proto(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
+    sizes = [100 * 1024, 100 * 1024, 40 * 1024, 200 * 1024, 17 * 1024, 300 * 1024,
+             100 * 1024, 5, 100 * 1024, 100 * 1024 + 1, 16 * 1024, 16 * 1024 - 1]
+    messages = [os.urandom(n) for n in sizes]
+    echoed = []
+
+    def client():
+        for m in messages:
+            peer.sendall(m)
+            echoed.append(recv_exactly(peer, len(m)))
+        peer.shutdown(socket.SHUT_WR)
+
+    c = threading.Thread(target=client)
+    c.start()
+    assert wait(loop, proto.lost) is None
+    c.join(GUARD)
+    assert echoed == messages
+    assert bytes(proto.data) == b"".join(messages)
+
+
 def test_callback_order_and_waiter(loop, pair):
     ours, _ = pair
     order = []
