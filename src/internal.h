@@ -414,6 +414,9 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+    /* stream.c: the iteration (metrics.iterations) in which a big read cut
+       the poll's stream events short, and the last one that skipped some */
+    uint64_t cut_iter, skip_iter;
 
     al_metrics metrics; /* metrics.c */
 };

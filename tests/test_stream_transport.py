@@ -230,6 +230,31 @@ def test_echo_large_reads(loop, pair):
     assert bytes(proto.data) == payload
 
 
+def test_echo_big_reads_of_changing_sizes(loop, pair):
+    # asyncloop sizes a big read by the last one's size: reads of the same
+    # size, smaller, larger (beyond 256 KiB too), small ones in between.
+    ours, peer = pair
+    proto = Proto(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
+    sizes = [100 * 1024, 100 * 1024, 40 * 1024, 200 * 1024, 17 * 1024, 300 * 1024,
+             100 * 1024, 5, 100 * 1024, 100 * 1024 + 1, 16 * 1024, 16 * 1024 - 1]
+    messages = [os.urandom(n) for n in sizes]
+    echoed = []
+
+    def client():
+        for m in messages:
+            peer.sendall(m)
+            echoed.append(recv_exactly(peer, len(m)))
+        peer.shutdown(socket.SHUT_WR)
+
+    c = threading.Thread(target=client)
+    c.start()
+    assert wait(loop, proto.lost) is None
+    c.join(GUARD)
+    assert echoed == messages
+    assert bytes(proto.data) == b"".join(messages)
+
+
 def test_callback_order_and_waiter(loop, pair):
     ours, _ = pair
     order = []
@@ -921,3 +946,126 @@ def test_asyncio_streams_on_top(loop, pair):
 
     data = loop.run_until_complete(asyncio.wait_for(main(), GUARD))
     assert data == b"s" * total
+
+
+# --------------------------------------------- big reads that wake a task --
+# On asyncloop a read of 16 KiB or more whose data_received schedules work
+# (a StreamReader waking its task) ends that poll's stream events, so the
+# task runs before the next connection is read; the others come back at the
+# next poll.
+
+def _stream_pair(loop, sock, limit=2 ** 16):
+    async def make():
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        proto = asyncio.StreamReaderProtocol(reader, loop=loop)
+        waiter = loop.create_future()
+        t = loop._make_socket_transport(sock, proto, waiter)
+        await waiter
+        return reader, asyncio.StreamWriter(t, proto, reader, loop)
+
+    return make()
+
+
+def test_streams_echo_many_big_connections(loop):
+    n, rounds, size = 6, 8, 100 * 1024 + 13
+    pairs = [socket.socketpair() for _ in range(n)]
+    payloads = [os.urandom(size) for _ in range(n)]
+    echoed = [[] for _ in range(n)]
+
+    def client(i):
+        peer = pairs[i][1]
+        peer.settimeout(GUARD)
+        for _ in range(rounds):
+            peer.sendall(payloads[i])
+            echoed[i].append(recv_exactly(peer, size))
+        peer.shutdown(socket.SHUT_WR)
+
+    async def serve(sock):
+        reader, writer = await _stream_pair(loop, sock, limit=256 * 1024)
+        while data := await reader.read(256 * 1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        for ours, _ in pairs:
+            ours.setblocking(False)
+        clients = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for c in clients:
+            c.start()
+        await asyncio.gather(*(serve(ours) for ours, _ in pairs))
+        for c in clients:
+            c.join(GUARD)
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), GUARD))
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    assert echoed == [[p] * rounds for p in payloads]
+
+
+def test_busy_big_reader_does_not_starve_others(loop):
+    # A connection that stays readable, with big reads each waking a task,
+    # must not keep another ready connection waiting: the quiet one is
+    # served after a few reads of the busy one (asyncio: in the same poll).
+    total = 64 * 1024 * 1024
+    busy, quiet = socket.socketpair(), socket.socketpair()
+    chunk = b"f" * (1024 * 1024)
+    seen = {}
+
+    def flood(sent):
+        try:
+            while sent < total:
+                busy[1].sendall(chunk[:total - sent])
+                sent += len(chunk)
+            busy[1].shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the test failed and closed the sockets
+
+    async def main():
+        busy[0].setblocking(False)
+        quiet[0].setblocking(False)
+        reader, w1 = await _stream_pair(loop, busy[0], limit=4 * 1024 * 1024)
+        qreader, w2 = await _stream_pair(loop, quiet[0])
+        got = 0
+
+        async def count():
+            nonlocal got
+            while data := await reader.read(256 * 1024):
+                got += len(data)
+            seen["busy_done"] = got
+
+        async def quiet_one():
+            assert await qreader.readexactly(100) == b"q" * 100
+            seen["busy_at_quiet"] = got
+
+        tasks = [asyncio.ensure_future(count()), asyncio.ensure_future(quiet_one())]
+        await asyncio.sleep(0)  # both wait for data
+        # The busy one first (so first in the poller's order), as much as
+        # the kernel takes; then the quiet one; a thread keeps the busy one
+        # readable.
+        busy[1].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 * 1024 * 1024)
+        busy[1].setblocking(False)
+        sent = 0
+        try:
+            while True:
+                sent += busy[1].send(chunk)
+        except BlockingIOError:
+            pass
+        busy[1].setblocking(True)
+        quiet[1].sendall(b"q" * 100)
+        threading.Thread(target=flood, args=(sent,), daemon=True).start()
+        await asyncio.gather(*tasks)
+        w1.close()
+        w2.close()
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 60))
+    finally:
+        for s in (*busy, *quiet):
+            s.close()
+    assert seen["busy_done"] == total
+    assert seen["busy_at_quiet"] <= 1024 * 1024
