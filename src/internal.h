@@ -414,6 +414,10 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+    /* ssl.c: what decrypted data is read into before its bytes object is
+       made, on first use; busy while lent (a nested read allocates) */
+    char *ssl_read_buf;
+    char ssl_read_buf_busy;
 
     al_metrics metrics; /* metrics.c */
 };
@@ -794,6 +798,9 @@ PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *ar
                                            PyObject *kwnames);
 /* ssl.c */
 int al__ssl_init(PyObject *module, al_state *st);
+/* A read of a stream transport whose protocol is an SSLProtocol (stream.c):
+   its data_received, given the loop's read buffer instead of a bytes. */
+int al__ssl_feed(PyObject *proto, const char *data, Py_ssize_t len);
 int al__ssl_traverse(al_state *st, visitproc visit, void *arg);
 void al__ssl_clear(al_state *st);
 
