@@ -56,6 +56,7 @@ static const char *const state_names[] = {"UNWRAPPED", "DO_HANDSHAKE", "WRAPPED"
                                           "SHUTDOWN"};
 
 #define MAX_SIZE (256L * 1024L)
+#define RECORD_MAX 16384 /* the most plaintext a TLS record holds */
 
 typedef struct {
     PyObject_HEAD
@@ -713,10 +714,12 @@ static int read_copied(SSLProto *self)
         return -1;
     }
     PyObject *list = NULL; /* full buffers so far, when there are more */
-    Py_ssize_t off = 0;
+    Py_ssize_t off = 0, count = 0;
     int eof = 0, rc = 0;
     for (;;) {
-        int more = may_read(self);
+        /* after a whole record, more are likely: read on (at worst that
+           read raises SSLWantReadError) */
+        int more = count == RECORD_MAX ? 1 : may_read(self);
         if (more <= 0) {
             rc = more;
             break;
@@ -732,7 +735,7 @@ static int read_copied(SSLProto *self)
             Py_DECREF(part);
             off = 0;
         }
-        Py_ssize_t count = read_into(self, buf + off, MAX_SIZE - off);
+        count = read_into(self, buf + off, MAX_SIZE - off);
         if (count <= 0) {
             eof = count == 0;
             rc = count == -1 ? -1 : 0;
@@ -895,7 +898,8 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
     PyObject *peercert = NULL, *exc = NULL;
     if (handshake_exc == NULL) {
         if (set_state(self, WRAPPED) == 0) {
-            peercert = call0(self->sslobj, NAME(st, getpeercert));
+            /* cobj: what ssl.SSLObject's methods would call */
+            peercert = call0(self->cobj, NAME(st, getpeercert));
         }
         if (peercert == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -937,8 +941,8 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
             return -1;
         }
     }
-    PyObject *cipher = call0(self->sslobj, NAME(st, cipher));
-    PyObject *compression = cipher ? call0(self->sslobj, NAME(st, compression)) : NULL;
+    PyObject *cipher = call0(self->cobj, NAME(st, cipher));
+    PyObject *compression = cipher ? call0(self->cobj, NAME(st, compression)) : NULL;
     int rc = -1;
     if (compression != NULL && PyDict_SetItem(self->extra, NAME(st, peercert), peercert) == 0 &&
         PyDict_SetItem(self->extra, NAME(st, cipher), cipher) == 0 &&
