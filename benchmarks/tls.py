@@ -30,8 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from net import (  # noqa: E402
-    BUILD, CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned)
+from net import BUILD, CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
 
 ROWS = ("asyncio", "uvloop", "rloop", "asyncloop", "asyncloop-sslproto")
 SIZES = (1024, 100 * 1024, 0)  # 0: the handshake row
