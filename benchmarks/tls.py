@@ -8,8 +8,11 @@ resumes no session), one 1-byte echo, closed; per server CPU-second.
 
 A Protocol echo server over ssl= (certificates from trustme) runs in a fresh
 process pinned to one core, per loop; the load generator is another process
-pinned to the other core (asyncio on uvloop, 10 TLS connections, each
-sending a message and waiting for its echo).  Reported: round trips per
+pinned to the other core: benchmarks/tls_client.c (OpenSSL, plain epoll,
+built here with -lssl -lcrypto), 10 TLS connections, each sending a message
+and waiting for its echo.  If it cannot be built (no libssl-dev), a Python
+client (asyncio on uvloop) takes its place and the output says so; it
+costs more CPU than the servers it loads, so its figures are lower.  Reported: round trips per
 server CPU-second (the server's utime+stime over the timed window), the
 figure the ratios use, and per wall second.  asyncloop runs twice: with its
 C TLS layer (src/ssl.c) and with asyncio's sslproto over its C transport
@@ -27,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from net import CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
+from net import BUILD, CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
 
 ROWS = ("asyncio", "uvloop", "rloop", "asyncloop", "asyncloop-sslproto")
 SIZES = (1024, 100 * 1024, 0)  # 0: the handshake row
@@ -116,6 +119,24 @@ def client(port, size, seconds, certdir):
     print(count)
 
 
+def build_client():
+    """benchmarks/build/tls_client, or None (and why) if it cannot be built."""
+    src = os.path.join(HERE, "tls_client.c")
+    out = os.path.join(BUILD, "tls_client")
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        return out, None
+    os.makedirs(BUILD, exist_ok=True)
+    try:
+        r = subprocess.run(["gcc", "-O2", "-o", out, src, "-lssl", "-lcrypto"],
+                           capture_output=True, text=True)
+    except OSError as exc:
+        return None, str(exc)
+    if r.returncode != 0:
+        err = r.stderr.strip().splitlines()
+        return None, err[0] if err else "gcc failed"
+    return out, None
+
+
 def make_certs(certdir):
     import trustme
 
@@ -126,7 +147,7 @@ def make_certs(certdir):
     ca.cert_pem.write_to_path(os.path.join(certdir, "ca.pem"))
 
 
-def case(row, size, seconds, certdir):
+def case(row, size, seconds, certdir, c_client):
     port = str(free_port())
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if row == "asyncloop-sslproto":
@@ -140,9 +161,14 @@ def case(row, size, seconds, certdir):
         if proc.stdout.readline().strip() != "ready":
             err = proc.stderr.read().strip().splitlines()
             return None, err[-1] if err else "server failed"
-        cmd = [sys.executable, __file__, "--client", port, str(size), str(seconds), certdir]
-        subprocess.run(cmd[:4] + ["0.3", certdir], capture_output=True,
-                       preexec_fn=pinned(CLIENT_CPU), env=env)  # warm-up
+        if c_client:
+            cafile = os.path.join(certdir, "ca.pem")
+            cmd = [c_client, "127.0.0.1", port, str(CONNECTIONS), str(size), str(seconds), cafile]
+            warm = cmd[:5] + ["0.3", cafile]
+        else:
+            cmd = [sys.executable, __file__, "--client", port, str(size), str(seconds), certdir]
+            warm = cmd[:5] + ["0.3", certdir]
+        subprocess.run(warm, capture_output=True, preexec_fn=pinned(CLIENT_CPU), env=env)
         cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pinned(CLIENT_CPU),
@@ -167,15 +193,18 @@ def main():
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
                     help="comma-separated message sizes in bytes, 0 for handshakes")
+    ap.add_argument("--python-client", action="store_true",
+                    help="load with the Python client even if the C one builds")
     args = ap.parse_args()
     sizes = tuple(int(x) for x in args.sizes.split(","))
+    c_client, why = (None, "--python-client") if args.python_client else build_client()
     results = {}
     with tempfile.TemporaryDirectory() as certdir:
         make_certs(certdir)
         for _ in range(args.reps):
             for size in sizes:
                 for row in ROWS:
-                    r, err = case(row, size, args.seconds, certdir)
+                    r, err = case(row, size, args.seconds, certdir, c_client)
                     key = (row, size)
                     if r is None:
                         results.setdefault(key, err)
@@ -185,6 +214,10 @@ def main():
     print(f"\nTLS echo, {CONNECTIONS} connections, Python {sys.version.split()[0]}: round trips "
           "per server CPU-second (per wall second)")
     print("(handshakes: connections opened, echoed 1 byte, closed)")
+    if c_client:
+        print("client: benchmarks/tls_client.c (OpenSSL)")
+    else:
+        print(f"client: Python, asyncio on uvloop (the C client is not used: {why})")
     head = f"{'loop':<20}" + "".join(
         f"{f'{s // 1024} KiB' if s else 'handshakes':>24}" for s in sizes)
     print(head)

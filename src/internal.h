@@ -417,6 +417,10 @@ struct al_loop {
     /* stream.c: the iteration (metrics.iterations) in which a big read cut
        the poll's stream events short, and the last one that skipped some */
     uint64_t cut_iter, skip_iter;
+    /* ssl.c: what decrypted data is read into before its bytes object is
+       made, on first use; busy while lent (a nested read allocates) */
+    char *ssl_read_buf;
+    char ssl_read_buf_busy;
 
     al_metrics metrics; /* metrics.c */
 };
@@ -797,6 +801,9 @@ PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *ar
                                            PyObject *kwnames);
 /* ssl.c */
 int al__ssl_init(PyObject *module, al_state *st);
+/* A read of a stream transport whose protocol is an SSLProtocol (stream.c):
+   its data_received, given the loop's read buffer instead of a bytes. */
+int al__ssl_feed(PyObject *proto, const char *data, Py_ssize_t len);
 int al__ssl_traverse(al_state *st, visitproc visit, void *arg);
 void al__ssl_clear(al_state *st);
 

@@ -56,6 +56,7 @@ static const char *const state_names[] = {"UNWRAPPED", "DO_HANDSHAKE", "WRAPPED"
                                           "SHUTDOWN"};
 
 #define MAX_SIZE (256L * 1024L)
+#define RECORD_MAX 16384 /* the most plaintext a TLS record holds */
 
 typedef struct {
     PyObject_HEAD
@@ -90,7 +91,11 @@ typedef struct {
        one flush (the end of do_read, or a call_soon'd _flush_cb) encrypts
        them together. */
     char flush_scheduled;
+    /* cobj is a plain SSLObject's _ssl object: a read that could only raise
+       SSLWantReadError is skipped (may_read) */
+    char plain;
     int in_read;
+    LoopObject *cloop; /* borrowed from loop when it is ours, else NULL */
 } SSLProto;
 
 typedef struct {
@@ -107,6 +112,7 @@ static int do_flush(SSLProto *self);
 static int do_shutdown(SSLProto *self);
 static int start_shutdown(SSLProto *self);
 static int fatal_error(SSLProto *self, PyObject *exc, const char *message);
+static int deliver(SSLProto *self, PyObject *data, int eof);
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -190,6 +196,32 @@ static Py_ssize_t bio_pending(SSLProto *self, PyObject *bio)
     Py_ssize_t n = PyLong_AsSsize_t(p);
     Py_DECREF(p);
     return n;
+}
+
+/* Whether SSLObject.read may give anything (1), or could only raise
+   SSLWantReadError (0): asyncio reads until that error, but with the
+   incoming BIO empty and no decrypted byte left in the SSL object there is
+   nothing to read (OpenSSL reads records whole, without read-ahead), and
+   the exception costs more than the rest of a small read. */
+static int may_read(SSLProto *self)
+{
+    if (!self->plain) {
+        return 1;
+    }
+    Py_ssize_t n = bio_pending(self, self->incoming);
+    if (n != 0) {
+        return n < 0 ? -1 : 1;
+    }
+    PyObject *r = call0(self->cobj, NAME(self->st, pending));
+    if (r == NULL) {
+        return -1;
+    }
+    n = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (n < 0) {
+        return PyErr_Occurred() ? -1 : 1;
+    }
+    return n > 0;
 }
 
 /* asyncio's SSLAgainErrors: SSLWantReadError, SSLSyscallError */
@@ -556,8 +588,9 @@ static PyObject *join_chunks(PyObject *list)
     return r;
 }
 
-/* Decrypt all that is available, then one data_received. */
-static int read_copied(SSLProto *self)
+/* Decrypt all that is available, then one data_received (an SSLObject
+   that is not a plain ssl.SSLObject: its read(max_size), as asyncio). */
+static int read_chunks(SSLProto *self)
 {
     PyObject *first = NULL, *list = NULL;
     int eof = 0;
@@ -607,6 +640,12 @@ static int read_copied(SSLProto *self)
             return -1;
         }
     }
+    return deliver(self, data, eof);
+}
+
+/* Hands the decrypted data to the app, then the EOF if one was read. */
+static int deliver(SSLProto *self, PyObject *data, int eof)
+{
     if (data != NULL) {
         int rc = call_drop(call1(self->app_protocol, self->st->str_data_received, data));
         Py_DECREF(data);
@@ -620,6 +659,118 @@ static int read_copied(SSLProto *self)
         }
     }
     return 0;
+}
+
+/* One SSLObject.read(len, buffer) into buf: the count (0 at close_notify),
+   -2 for asyncio's SSLAgainErrors, -1 on error. */
+static Py_ssize_t read_into(SSLProto *self, char *buf, Py_ssize_t len)
+{
+    PyObject *mv = PyMemoryView_FromMemory(buf, len, PyBUF_WRITE);
+    if (mv == NULL) {
+        return -1;
+    }
+    PyObject *n = PyLong_FromSsize_t(len);
+    PyObject *r = NULL;
+    if (n != NULL) {
+        PyObject *argv[3] = {self->cobj, n, mv};
+        r = PyObject_VectorcallMethod(NAME(self->st, read), argv, 3, NULL);
+        Py_DECREF(n);
+    }
+    Py_DECREF(mv);
+    if (r == NULL) {
+        if (again_error(self->st)) {
+            PyErr_Clear();
+            return -2;
+        }
+        return -1;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    return count;
+}
+
+/* Decrypt all that is available, then one data_received. The records are
+   read one after the other into one buffer (the loop's, lent), and the
+   bytes object is made once: no max_size bytes per record, no join. */
+static int read_copied(SSLProto *self)
+{
+    if (!self->plain) {
+        return read_chunks(self);
+    }
+    LoopObject *lp = self->cloop;
+    char *buf;
+    int lent = lp != NULL && !lp->ssl_read_buf_busy;
+    if (lent) {
+        if (lp->ssl_read_buf == NULL && (lp->ssl_read_buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        buf = lp->ssl_read_buf;
+        lp->ssl_read_buf_busy = 1;
+    }
+    else if ((buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
+        /* a read nested in another (an SSL callback), or not our loop */
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *list = NULL; /* full buffers so far, when there are more */
+    Py_ssize_t off = 0, count = 0;
+    int eof = 0, rc = 0;
+    for (;;) {
+        /* after a whole record, more are likely: read on (at worst that
+           read raises SSLWantReadError) */
+        int more = count == RECORD_MAX ? 1 : may_read(self);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        if (off == MAX_SIZE) {
+            PyObject *part = PyBytes_FromStringAndSize(buf, off);
+            if (part == NULL || (list == NULL && (list = PyList_New(0)) == NULL) ||
+                PyList_Append(list, part) < 0) {
+                Py_XDECREF(part);
+                rc = -1;
+                break;
+            }
+            Py_DECREF(part);
+            off = 0;
+        }
+        count = read_into(self, buf + off, MAX_SIZE - off);
+        if (count <= 0) {
+            eof = count == 0;
+            rc = count == -1 ? -1 : 0;
+            break;
+        }
+        off += count;
+    }
+    PyObject *data = NULL;
+    if (rc == 0 && off > 0) {
+        data = PyBytes_FromStringAndSize(buf, off);
+        if (data == NULL) {
+            rc = -1;
+        }
+    }
+    if (lent) {
+        lp->ssl_read_buf_busy = 0;
+    }
+    else {
+        PyMem_RawFree(buf);
+    }
+    if (rc == 0 && list != NULL) {
+        if (data != NULL && PyList_Append(list, data) < 0) {
+            rc = -1;
+        }
+        Py_CLEAR(data);
+        if (rc == 0 && (data = join_chunks(list)) == NULL) {
+            rc = -1;
+        }
+    }
+    Py_XDECREF(list);
+    if (rc < 0) {
+        Py_XDECREF(data);
+        return -1;
+    }
+    return deliver(self, data, eof);
 }
 
 static int read_buffered(SSLProto *self)
@@ -646,6 +797,11 @@ static int read_buffered(SSLProto *self)
     Py_ssize_t wants = view.len, offset = 0, count = 1;
     int rc = 0;
     while (offset < wants) {
+        int more = may_read(self);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
         PyObject *mv =
             PyMemoryView_FromMemory((char *)view.buf + offset, wants - offset, PyBUF_WRITE);
         PyObject *n = mv ? PyLong_FromSsize_t(wants - offset) : NULL;
@@ -742,7 +898,8 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
     PyObject *peercert = NULL, *exc = NULL;
     if (handshake_exc == NULL) {
         if (set_state(self, WRAPPED) == 0) {
-            peercert = call0(self->sslobj, NAME(st, getpeercert));
+            /* cobj: what ssl.SSLObject's methods would call */
+            peercert = call0(self->cobj, NAME(st, getpeercert));
         }
         if (peercert == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -784,8 +941,8 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
             return -1;
         }
     }
-    PyObject *cipher = call0(self->sslobj, NAME(st, cipher));
-    PyObject *compression = cipher ? call0(self->sslobj, NAME(st, compression)) : NULL;
+    PyObject *cipher = call0(self->cobj, NAME(st, cipher));
+    PyObject *compression = cipher ? call0(self->cobj, NAME(st, compression)) : NULL;
     int rc = -1;
     if (compression != NULL && PyDict_SetItem(self->extra, NAME(st, peercert), peercert) == 0 &&
         PyDict_SetItem(self->extra, NAME(st, cipher), cipher) == 0 &&
@@ -860,6 +1017,15 @@ static int start_handshake(SSLProto *self)
         call_later_meth(self, self->handshake_timeout, NAME(self->st, check_handshake_timeout)));
     if (self->handshake_timeout_handle == NULL) {
         return -1;
+    }
+    if (self->server_side && self->plain) {
+        /* a server has nothing to say before the ClientHello: with the
+           incoming BIO empty, do_handshake could only raise
+           SSLWantReadError */
+        Py_ssize_t n = bio_pending(self, self->incoming);
+        if (n <= 0) {
+            return n < 0 ? -1 : process_outgoing(self);
+        }
     }
     return do_handshake(self);
 }
@@ -1075,13 +1241,9 @@ static PyObject *Proto_connection_lost(SSLProto *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-static PyObject *Proto_data_received(SSLProto *self, PyObject *data)
+/* What data_received does once the ciphertext is in the incoming BIO. */
+static int on_ciphertext(SSLProto *self)
 {
-    PyObject *r = call1(self->incoming, NAME(self->st, write), data);
-    if (r == NULL) {
-        return NULL;
-    }
-    Py_DECREF(r);
     int rc = 0;
     switch (self->state) {
     case DO_HANDSHAKE:
@@ -1097,7 +1259,34 @@ static PyObject *Proto_data_received(SSLProto *self, PyObject *data)
         rc = do_shutdown(self);
         break;
     }
-    return none_or_null(rc);
+    return rc;
+}
+
+static PyObject *Proto_data_received(SSLProto *self, PyObject *data)
+{
+    PyObject *r = call1(self->incoming, NAME(self->st, write), data);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    return none_or_null(on_ciphertext(self));
+}
+
+int al__ssl_feed(PyObject *proto, const char *data, Py_ssize_t len)
+{
+    SSLProto *self = (SSLProto *)proto;
+    /* the BIO copies it at once: the view does not outlive the call */
+    PyObject *mv = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
+    if (mv == NULL) {
+        return -1;
+    }
+    PyObject *r = call1(self->incoming, NAME(self->st, write), mv);
+    Py_DECREF(mv);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return on_ciphertext(self);
 }
 
 static PyObject *Proto_eof_received(SSLProto *self, PyObject *Py_UNUSED(ignored))
@@ -1355,6 +1544,9 @@ static PyObject *Proto_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     PyObject *host = (has_host && !server_side) ? server_hostname : Py_None; /* borrowed */
     self->loop = Py_NewRef(loop);
+    if (PyObject_TypeCheck(loop, st->LoopType)) {
+        self->cloop = (LoopObject *)loop;
+    }
     self->waiter = Py_NewRef(waiter);
     self->max_size = PyLong_FromLong(MAX_SIZE);
     self->extra = PyDict_New();
@@ -1386,6 +1578,7 @@ static PyObject *Proto_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         if (Py_IS_TYPE(self->sslobj, (PyTypeObject *)st->ssl_SSLObject)) {
             self->cobj = PyObject_GetAttr(self->sslobj, NAME(st, _sslobj));
             self->unwrap_name = NAME(st, shutdown);
+            self->plain = 1;
         }
         else {
             self->cobj = Py_NewRef(self->sslobj);

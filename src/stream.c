@@ -730,10 +730,24 @@ static int read_direct(StreamObject *self)
     return os_failed(self, err, READ_ERROR) < 0 ? -1 : 1;
 }
 
+/* Under an SSLProtocol the read goes from the loop's buffer straight into
+   its incoming BIO (al__ssl_feed): no bytes object, no FIONREAD. */
+static int deliver_tls(StreamObject *self, const char *data, ssize_t n)
+{
+    PyObject *proto = Py_NewRef(self->protocol);
+    int rc = al__ssl_feed(proto, data, n);
+    Py_DECREF(proto);
+    if (rc < 0) {
+        return protocol_failed(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    return 0;
+}
+
 static int read_data(StreamObject *self)
 {
     LoopObject *loop = self->loop;
-    if (self->big_reads) {
+    int tls = Py_IS_TYPE(self->protocol, loop->state->SSLProtocolType);
+    if (self->big_reads && !tls) {
         int rc = read_direct(self);
         if (rc != 0) {
             return rc < 0 ? -1 : 0;
@@ -756,6 +770,9 @@ static int read_data(StreamObject *self)
     }
     if (n == 0) {
         return on_eof(self);
+    }
+    if (tls) {
+        return deliver_tls(self, loop->stream_read_buf, n);
     }
     self->big_reads = (char)(n >= BIG_READ);
     self->read_hint = n >= BIG_READ ? n : 0;

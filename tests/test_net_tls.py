@@ -775,3 +775,47 @@ def test_tls_write_of_a_buffer_reused_at_once(loop, tls):
 
     got = run(loop, _counting_tls_server(loop, server_ctx, client_ctx, body))
     assert got == b"firstsecond"
+
+
+def test_tls_more_than_256k_decrypted_at_once(loop, loop_kind, tls):
+    """Reading paused while MiBs of records wait in the incoming BIO, then
+    resumed: everything decrypted at once (more than the C layer's 256 KiB
+    read buffer) reaches the app intact and in order."""
+    if loop_kind == "asyncio" and sys.version_info < (3, 11):
+        pytest.skip("3.10's older sslproto has no set_read_buffer_limits")
+    server_ctx, client_ctx = tls
+    payload = os.urandom(3 * 1024 * 1024)
+
+    class Sender(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.write(payload)
+
+    async def main():
+        done = loop.create_future()
+
+        class Collect(asyncio.Protocol):
+            data = bytearray()
+            sizes = []
+
+            def data_received(self, data):
+                self.data += data
+                self.sizes.append(len(data))
+                if len(self.data) >= len(payload) and not done.done():
+                    done.set_result(None)
+
+        server = await loop.create_server(Sender, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        tr, proto = await loop.create_connection(Collect, "127.0.0.1", port, ssl=client_ctx)
+        tr.set_read_buffer_limits(high=4 * 1024 * 1024)
+        tr.pause_reading()
+        while tr.get_read_buffer_size() < 1024 * 1024 and not done.done():
+            await asyncio.sleep(0.01)
+        tr.resume_reading()
+        await done
+        assert bytes(proto.data) == payload
+        assert max(proto.sizes) > 256 * 1024
+        tr.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
