@@ -91,6 +91,11 @@ bench-tools:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; \
 	fi
+	@if ! pkg-config --exists libssl 2>/dev/null; then \
+	  echo "OpenSSL headers missing (benchmarks/tls_client.c): installing libssl-dev with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libssl-dev; \
+	fi
 
 # VERSIONS given to make (make bench VERSIONS="3.10 3.13"): the core suite
 # on each, then asyncloop's ratios per version; otherwise BENCH_VERSION only.
