@@ -414,6 +414,7 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+    char *dgram_buf; /* udp.c: recvmmsg slots, allocated on first use */
 
     al_metrics metrics; /* metrics.c */
 };

@@ -1923,6 +1923,7 @@ static void Loop_dealloc(LoopObject *self)
     PyObject *module = self->module;
     PyMem_Free(self->poll_started);
     PyMem_RawFree(self->stream_read_buf); /* stream.c */
+    PyMem_RawFree(self->dgram_buf);       /* udp.c */
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
     Py_XDECREF(module);
