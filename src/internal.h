@@ -414,7 +414,8 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
-    char *dgram_buf; /* udp.c: recvmmsg slots, allocated on first use */
+    char *dgram_buf;      /* udp.c: recvmmsg slots, allocated on first use */
+    PyObject *stop_cache; /* poll.c: a StopIteration reused for sock_* results (3.12+) */
 
     al_metrics metrics; /* metrics.c */
 };

@@ -1752,15 +1752,78 @@ static PyObject *send_result(PySendResult r, PyObject *result)
     return NULL;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12+ steps a C awaitable through tp_iternext, so each result of a
+   datagram call (a tuple or a count, never None) ends as a StopIteration,
+   which the awaiting frame takes the value of and drops at once. The one
+   the loop made last is made again in place (StopIteration.__init__) when
+   that is all that happened to it: only the loop holds it, and it never
+   reached Python code (no traceback, context or cause). */
+static PyObject *dgram_send_result(LoopObject *loop, PySendResult r, PyObject *result)
+{
+    if (r != PYGEN_RETURN || result == Py_None) {
+        return send_result(r, result);
+    }
+    PyObject *exc = loop->stop_cache;
+    if (exc != NULL && Py_REFCNT(exc) == 1) {
+        PyObject *tb = PyException_GetTraceback(exc);
+        PyObject *ctx = PyException_GetContext(exc);
+        PyObject *cause = PyException_GetCause(exc);
+        int clean = tb == NULL && ctx == NULL && cause == NULL;
+        Py_XDECREF(tb);
+        Py_XDECREF(ctx);
+        Py_XDECREF(cause);
+        initproc init =
+            clean ? (initproc)PyType_GetSlot((PyTypeObject *)PyExc_StopIteration, Py_tp_init)
+                  : NULL;
+        PyObject *args = init ? PyTuple_Pack(1, result) : NULL;
+        if (args != NULL) {
+            int rc = init(exc, args, NULL);
+            Py_DECREF(args);
+            if (rc == 0) {
+                Py_DECREF(result);
+                PyErr_SetRaisedException(Py_NewRef(exc));
+                return NULL;
+            }
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    exc = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (exc == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(loop->stop_cache, Py_NewRef(exc));
+    PyErr_SetRaisedException(exc);
+    return NULL;
+}
+#else
+#define dgram_send_result(loop, r, result) send_result(r, result)
+#endif
+
+static int is_dgram(int kind)
+{
+    return kind == CALL_RECVFROM || kind == CALL_RECVFROM_INTO || kind == CALL_SENDTO;
+}
+
 static PyObject *SockCall_iternext(SockCallObject *c)
 {
     PyObject *result;
+    int dgram = is_dgram(c->kind);
+    LoopObject *loop = (LoopObject *)Py_NewRef(c->loop);
     PySendResult r = SockCall_am_send(c, Py_None, &result);
     if (r == PYGEN_RETURN && result == Py_None) {
         Py_DECREF(result); /* exhausted without an exception: returns None */
-        return NULL;
+        result = NULL;
     }
-    return send_result(r, result);
+    else {
+        result = dgram ? dgram_send_result(loop, r, result) : send_result(r, result);
+    }
+    Py_DECREF(loop);
+    return result;
 }
 
 static PyObject *SockCall_send(SockCallObject *c, PyObject *arg)
