@@ -1654,14 +1654,15 @@ static const char *const call_names[] = {"sock_recv",   "sock_recv_into", "sock_
                                          "sock_sendto"};
 
 /* The datagram calls, at the end of this file. */
-static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
-                                 int *waited);
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *a,
+                                 PyObject *b, int *waited);
 
 typedef struct {
     PyObject_HEAD
     LoopObject *loop;
     PyObject *sock;
     PyObject *arg;     /* n, buf or data; NULL for accept */
+    PyObject *arg2;    /* nbytes or address for the datagram calls, else NULL */
     PyObject *waiting; /* the future's __await__ iterator while waiting */
     int kind;
     int state; /* 0 not started, 1 waiting, 2 finished */
@@ -1703,7 +1704,7 @@ static PySendResult SockCall_am_send(SockCallObject *c, PyObject *arg, PyObject 
     case CALL_RECVFROM:
     case CALL_RECVFROM_INTO:
     case CALL_SENDTO:
-        r = dgram_first_try(c->loop, c->kind, c->sock, c->arg, &waited);
+        r = dgram_first_try(c->loop, c->kind, c->sock, c->arg, c->arg2, &waited);
         break;
     default:
         r = al__loop_sock_accept(c->loop, args, 1, NULL);
@@ -1912,6 +1913,7 @@ static int SockCall_traverse(SockCallObject *c, visitproc visit, void *arg)
     Py_VISIT(c->loop);
     Py_VISIT(c->sock);
     Py_VISIT(c->arg);
+    Py_VISIT(c->arg2);
     Py_VISIT(c->waiting);
     return 0;
 }
@@ -1921,6 +1923,7 @@ static int SockCall_clear(SockCallObject *c)
     Py_CLEAR(c->loop);
     Py_CLEAR(c->sock);
     Py_CLEAR(c->arg);
+    Py_CLEAR(c->arg2);
     Py_CLEAR(c->waiting);
     return 0;
 }
@@ -1984,6 +1987,7 @@ static PyObject *sock_call_new(LoopObject *self, int kind, PyObject *const *args
     c->loop = (LoopObject *)Py_NewRef(self);
     c->sock = Py_NewRef(args[0]);
     c->arg = want > 1 ? Py_NewRef(args[1]) : NULL;
+    c->arg2 = NULL;
     c->waiting = NULL;
     c->kind = kind;
     c->state = 0;
@@ -2085,19 +2089,16 @@ static PyObject *dgram_call(al_state *st, int kind, PyObject *sock, PyObject *a,
 }
 
 /* A SockCall's first step: the result, or the future to wait on
-   (*waited set). arg: bufsize, (buf, nbytes) or (data, address). */
-static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
-                                 int *waited)
+   (*waited set). a, b: bufsize and NULL, buf and nbytes, or data and
+   address. */
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *a,
+                                 PyObject *b, int *waited)
 {
     al_state *st = loop->state;
     if (sock_check(loop, sock) < 0) {
         return NULL;
     }
-    PyObject *a = arg, *b = NULL, *nbytes = NULL;
-    if (kind != CALL_RECVFROM) {
-        a = PyTuple_GET_ITEM(arg, 0);
-        b = PyTuple_GET_ITEM(arg, 1);
-    }
+    PyObject *nbytes = NULL;
     if (kind == CALL_RECVFROM_INTO) {
         /* if not nbytes: nbytes = len(buf) */
         int t = PyObject_IsTrue(b);
@@ -2194,29 +2195,22 @@ static PyObject *dgram_call_new(LoopObject *self, int kind, PyObject *const *arg
                      call_names[kind], min == max ? "" : "from 2 to ", max, nargs);
         return NULL;
     }
-    PyObject *arg;
-    if (kind == CALL_RECVFROM) {
-        arg = Py_NewRef(args[1]);
-    }
-    else {
-        PyObject *zero = nargs > 2 ? NULL : PyLong_FromLong(0);
-        if (nargs == 2 && zero == NULL) {
-            return NULL;
-        }
-        arg = PyTuple_Pack(2, args[1], nargs > 2 ? args[2] : zero);
-        Py_XDECREF(zero);
-        if (arg == NULL) {
+    PyObject *arg2 = NULL;
+    if (kind != CALL_RECVFROM) {
+        arg2 = nargs > 2 ? Py_NewRef(args[2]) : PyLong_FromLong(0);
+        if (arg2 == NULL) {
             return NULL;
         }
     }
     SockCallObject *c = PyObject_GC_New(SockCallObject, self->state->SockCallType);
     if (c == NULL) {
-        Py_DECREF(arg);
+        Py_XDECREF(arg2);
         return NULL;
     }
     c->loop = (LoopObject *)Py_NewRef(self);
     c->sock = Py_NewRef(args[0]);
-    c->arg = arg;
+    c->arg = Py_NewRef(args[1]);
+    c->arg2 = arg2;
     c->waiting = NULL;
     c->kind = kind;
     c->state = 0;
