@@ -1182,7 +1182,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
     }
     else {
-        int kicked = self->kick;
+        int kicked = self->kick != 0;
         self->kick = 0;
         if (((events & UV_READABLE) || (kicked && self->plen > 0)) && self->reading) {
             if (loop->ready.len > 0) {
@@ -1284,7 +1284,7 @@ static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored
     }
     self->paused = 0;
     /* Datagrams read ahead come at the next poll, as the socket's would. */
-    self->kick = self->plen > 0;
+    self->kick = (char)(self->plen > 0);
     if (add_interest(self, &self->reading) < 0 ||
         (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0)) {
         return NULL;
