@@ -421,6 +421,8 @@ struct al_loop {
        made, on first use; busy while lent (a nested read allocates) */
     char *ssl_read_buf;
     char ssl_read_buf_busy;
+    char *dgram_buf;      /* udp.c: recvmmsg slots, allocated on first use */
+    PyObject *stop_cache; /* poll.c: a StopIteration reused for sock_* results (3.12+) */
 
     al_metrics metrics; /* metrics.c */
 };

@@ -1924,6 +1924,8 @@ static void Loop_dealloc(LoopObject *self)
     PyMem_Free(self->poll_started);
     PyMem_RawFree(self->stream_read_buf); /* stream.c */
     PyMem_RawFree(self->ssl_read_buf);    /* ssl.c */
+    PyMem_RawFree(self->dgram_buf);       /* udp.c */
+    Py_CLEAR(self->stop_cache);           /* poll.c */
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
     Py_XDECREF(module);

@@ -1654,14 +1654,15 @@ static const char *const call_names[] = {"sock_recv",   "sock_recv_into", "sock_
                                          "sock_sendto"};
 
 /* The datagram calls, at the end of this file. */
-static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
-                                 int *waited);
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *a,
+                                 PyObject *b, int *waited);
 
 typedef struct {
     PyObject_HEAD
     LoopObject *loop;
     PyObject *sock;
     PyObject *arg;     /* n, buf or data; NULL for accept */
+    PyObject *arg2;    /* nbytes or address for the datagram calls, else NULL */
     PyObject *waiting; /* the future's __await__ iterator while waiting */
     int kind;
     int state; /* 0 not started, 1 waiting, 2 finished */
@@ -1703,7 +1704,7 @@ static PySendResult SockCall_am_send(SockCallObject *c, PyObject *arg, PyObject 
     case CALL_RECVFROM:
     case CALL_RECVFROM_INTO:
     case CALL_SENDTO:
-        r = dgram_first_try(c->loop, c->kind, c->sock, c->arg, &waited);
+        r = dgram_first_try(c->loop, c->kind, c->sock, c->arg, c->arg2, &waited);
         break;
     default:
         r = al__loop_sock_accept(c->loop, args, 1, NULL);
@@ -1752,15 +1753,78 @@ static PyObject *send_result(PySendResult r, PyObject *result)
     return NULL;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12+ steps a C awaitable through tp_iternext, so each result of a
+   datagram call (a tuple or a count, never None) ends as a StopIteration,
+   which the awaiting frame takes the value of and drops at once. The one
+   the loop made last is made again in place (StopIteration.__init__) when
+   that is all that happened to it: only the loop holds it, and it never
+   reached Python code (no traceback, context or cause). */
+static PyObject *dgram_send_result(LoopObject *loop, PySendResult r, PyObject *result)
+{
+    if (r != PYGEN_RETURN || result == Py_None) {
+        return send_result(r, result);
+    }
+    PyObject *exc = loop->stop_cache;
+    if (exc != NULL && Py_REFCNT(exc) == 1) {
+        PyObject *tb = PyException_GetTraceback(exc);
+        PyObject *ctx = PyException_GetContext(exc);
+        PyObject *cause = PyException_GetCause(exc);
+        int clean = tb == NULL && ctx == NULL && cause == NULL;
+        Py_XDECREF(tb);
+        Py_XDECREF(ctx);
+        Py_XDECREF(cause);
+        initproc init =
+            clean ? (initproc)PyType_GetSlot((PyTypeObject *)PyExc_StopIteration, Py_tp_init)
+                  : NULL;
+        PyObject *args = init ? PyTuple_Pack(1, result) : NULL;
+        if (args != NULL) {
+            int rc = init(exc, args, NULL);
+            Py_DECREF(args);
+            if (rc == 0) {
+                Py_DECREF(result);
+                PyErr_SetRaisedException(Py_NewRef(exc));
+                return NULL;
+            }
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    exc = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (exc == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(loop->stop_cache, Py_NewRef(exc));
+    PyErr_SetRaisedException(exc);
+    return NULL;
+}
+#else
+#define dgram_send_result(loop, r, result) send_result(r, result)
+#endif
+
+static int is_dgram(int kind)
+{
+    return kind == CALL_RECVFROM || kind == CALL_RECVFROM_INTO || kind == CALL_SENDTO;
+}
+
 static PyObject *SockCall_iternext(SockCallObject *c)
 {
     PyObject *result;
+    int dgram = is_dgram(c->kind);
+    LoopObject *loop = (LoopObject *)Py_NewRef(c->loop);
     PySendResult r = SockCall_am_send(c, Py_None, &result);
     if (r == PYGEN_RETURN && result == Py_None) {
         Py_DECREF(result); /* exhausted without an exception: returns None */
-        return NULL;
+        result = NULL;
     }
-    return send_result(r, result);
+    else {
+        result = dgram ? dgram_send_result(loop, r, result) : send_result(r, result);
+    }
+    Py_DECREF(loop);
+    return result;
 }
 
 static PyObject *SockCall_send(SockCallObject *c, PyObject *arg)
@@ -1849,6 +1913,7 @@ static int SockCall_traverse(SockCallObject *c, visitproc visit, void *arg)
     Py_VISIT(c->loop);
     Py_VISIT(c->sock);
     Py_VISIT(c->arg);
+    Py_VISIT(c->arg2);
     Py_VISIT(c->waiting);
     return 0;
 }
@@ -1858,6 +1923,7 @@ static int SockCall_clear(SockCallObject *c)
     Py_CLEAR(c->loop);
     Py_CLEAR(c->sock);
     Py_CLEAR(c->arg);
+    Py_CLEAR(c->arg2);
     Py_CLEAR(c->waiting);
     return 0;
 }
@@ -1921,6 +1987,7 @@ static PyObject *sock_call_new(LoopObject *self, int kind, PyObject *const *args
     c->loop = (LoopObject *)Py_NewRef(self);
     c->sock = Py_NewRef(args[0]);
     c->arg = want > 1 ? Py_NewRef(args[1]) : NULL;
+    c->arg2 = NULL;
     c->waiting = NULL;
     c->kind = kind;
     c->state = 0;
@@ -2022,19 +2089,16 @@ static PyObject *dgram_call(al_state *st, int kind, PyObject *sock, PyObject *a,
 }
 
 /* A SockCall's first step: the result, or the future to wait on
-   (*waited set). arg: bufsize, (buf, nbytes) or (data, address). */
-static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *arg,
-                                 int *waited)
+   (*waited set). a, b: bufsize and NULL, buf and nbytes, or data and
+   address. */
+static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyObject *a,
+                                 PyObject *b, int *waited)
 {
     al_state *st = loop->state;
     if (sock_check(loop, sock) < 0) {
         return NULL;
     }
-    PyObject *a = arg, *b = NULL, *nbytes = NULL;
-    if (kind != CALL_RECVFROM) {
-        a = PyTuple_GET_ITEM(arg, 0);
-        b = PyTuple_GET_ITEM(arg, 1);
-    }
+    PyObject *nbytes = NULL;
     if (kind == CALL_RECVFROM_INTO) {
         /* if not nbytes: nbytes = len(buf) */
         int t = PyObject_IsTrue(b);
@@ -2131,29 +2195,22 @@ static PyObject *dgram_call_new(LoopObject *self, int kind, PyObject *const *arg
                      call_names[kind], min == max ? "" : "from 2 to ", max, nargs);
         return NULL;
     }
-    PyObject *arg;
-    if (kind == CALL_RECVFROM) {
-        arg = Py_NewRef(args[1]);
-    }
-    else {
-        PyObject *zero = nargs > 2 ? NULL : PyLong_FromLong(0);
-        if (nargs == 2 && zero == NULL) {
-            return NULL;
-        }
-        arg = PyTuple_Pack(2, args[1], nargs > 2 ? args[2] : zero);
-        Py_XDECREF(zero);
-        if (arg == NULL) {
+    PyObject *arg2 = NULL;
+    if (kind != CALL_RECVFROM) {
+        arg2 = nargs > 2 ? Py_NewRef(args[2]) : PyLong_FromLong(0);
+        if (arg2 == NULL) {
             return NULL;
         }
     }
     SockCallObject *c = PyObject_GC_New(SockCallObject, self->state->SockCallType);
     if (c == NULL) {
-        Py_DECREF(arg);
+        Py_XDECREF(arg2);
         return NULL;
     }
     c->loop = (LoopObject *)Py_NewRef(self);
     c->sock = Py_NewRef(args[0]);
-    c->arg = arg;
+    c->arg = Py_NewRef(args[1]);
+    c->arg2 = arg2;
     c->waiting = NULL;
     c->kind = kind;
     c->state = 0;

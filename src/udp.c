@@ -26,6 +26,11 @@
 /* Datagrams read per readiness event: fewer polls under load; the loop
    still stops at the first EAGAIN or once reading is paused or closed. */
 #define READ_BATCH 32
+/* IPv4 and IPv6 sockets read up to RECV_BATCH datagrams per recvmmsg(),
+   each into a slot that holds any of their datagrams (an IP packet is at
+   most 64 KiB), so none is cut shorter than asyncio's recvfrom would. */
+#define RECV_BATCH 16
+#define RECV_SLOT ((size_t)65536)
 /* 3.13 counts 8 bytes of header per queued datagram. */
 #if PY_VERSION_HEX >= 0x030D0000
 #define HEADER_BYTES 8
@@ -65,6 +70,11 @@ typedef struct {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     PyObject *peer_obj;
+    /* Datagrams read by one recvmmsg() and not yet delivered, in order. */
+    dentry pend[RECV_BATCH];
+    int phead, plen;
+    char narrow;       /* the last batch was cut short: read one at a time */
+    char kick;         /* UV_WRITABLE armed to deliver pending datagrams at the next poll */
     char address_true; /* bool(_address) */
     char connected;    /* bool(extra['peername']): send(), not sendto() */
     char protocol_connected;
@@ -211,7 +221,8 @@ static int poll_update(UdpObject *self)
         poll_stop(self);
         return 0;
     }
-    int events = (self->reading ? UV_READABLE : 0) | (self->writing ? UV_WRITABLE : 0);
+    int events =
+        (self->reading ? UV_READABLE : 0) | (self->writing || self->kick ? UV_WRITABLE : 0);
     return al__tpoll_update(&self->tp, self->loop, (PyObject *)self, &self->io, self->fd, events,
                             on_poll);
 }
@@ -264,6 +275,19 @@ static void queue_clear(UdpObject *self)
 }
 
 /* Steals data and addr. */
+/* Datagrams read ahead and not delivered: dropped with the socket, as the
+   kernel drops what asyncio never read. */
+static void pending_clear(UdpObject *self)
+{
+    int head = self->phead, len = self->plen;
+    self->phead = self->plen = 0;
+    self->kick = 0;
+    for (int i = head; i < head + len; i++) {
+        Py_DECREF(self->pend[i].data);
+        Py_DECREF(self->pend[i].addr);
+    }
+}
+
 static int queue_push(UdpObject *self, PyObject *data, PyObject *addr)
 {
     if (self->qhead + self->qlen == self->qcap) {
@@ -404,6 +428,7 @@ static int force_close(UdpObject *self, PyObject *exc)
             return -1;
         }
     }
+    pending_clear(self);
     if (!self->closing) {
         self->closing = 1;
         if (remove_reader(self) < 0) {
@@ -436,6 +461,7 @@ static int udp_close(UdpObject *self)
         return 0;
     }
     self->closing = 1;
+    pending_clear(self);
     if (remove_reader(self) < 0) {
         return -1;
     }
@@ -452,6 +478,7 @@ static int udp_close(UdpObject *self)
 static int connection_lost_cleanup(UdpObject *self)
 {
     int rc = 0;
+    pending_clear(self);
     self->reading = self->writing = 0;
     if (self->loop != NULL) {
         poll_stop(self);
@@ -913,13 +940,101 @@ static int read_one_generic(UdpObject *self, PyObject **data, PyObject **addr)
     return 0;
 }
 
+/* The address object of a datagram just read: the last peer's, reused
+   while datagrams come from it. */
+static PyObject *peer_addr(UdpObject *self, const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    if (self->peer_obj != NULL && sslen == self->peer_len && memcmp(ss, &self->peer, sslen) == 0) {
+        return Py_NewRef(self->peer_obj);
+    }
+    PyObject *addr = sockaddr_to_obj(ss, sslen);
+    if (addr != NULL && sslen <= (socklen_t)sizeof(self->peer)) {
+        memcpy(&self->peer, ss, sslen);
+        self->peer_len = sslen;
+        Py_XSETREF(self->peer_obj, Py_NewRef(addr));
+    }
+    return addr;
+}
+
+/* A failed read: asyncio's except clauses around recvfrom. */
+static int read_failed(UdpObject *self, int err)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        return 0;
+    }
+    PyObject *exc = errno_error(err);
+    int rc = error_received(self, exc);
+    Py_DECREF(exc);
+    return rc < 0 ? -1 : 0;
+}
+
+/* One recvmmsg() into the loop's slots; what it read becomes pending, as
+   bytes and addresses (the slots are the loop's, shared). 1 if some
+   datagram was read, 0 if none (nothing to read, or an error handled as
+   asyncio does), -1 on a raised error. The kernel keeps an error met
+   after the first datagram for the next call, so datagrams and errors
+   come in the order successive recvfrom() calls would give them. */
+static int refill(UdpObject *self)
+{
+    LoopObject *loop = self->loop;
+    if (loop->dgram_buf == NULL) {
+        loop->dgram_buf = PyMem_RawMalloc(RECV_BATCH * RECV_SLOT);
+        if (loop->dgram_buf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    unsigned int vlen = self->narrow ? 1 : RECV_BATCH;
+    struct mmsghdr mm[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    struct sockaddr_storage ss[RECV_BATCH];
+    for (unsigned int i = 0; i < vlen; i++) {
+        iov[i].iov_base = loop->dgram_buf + i * RECV_SLOT;
+        iov[i].iov_len = RECV_SLOT;
+        ss[i].ss_family = AF_UNSPEC;
+        memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
+        mm[i].msg_hdr.msg_name = &ss[i];
+        mm[i].msg_hdr.msg_namelen = sizeof(ss[i]);
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(self->fd, mm, vlen, 0, NULL);
+    if (n <= 0) {
+        return n == 0 ? 0 : read_failed(self, errno);
+    }
+    for (int i = 0; i < n; i++) {
+        al__metrics_bytes_in(loop, (ssize_t)mm[i].msg_len);
+        PyObject *data = PyBytes_FromStringAndSize(iov[i].iov_base, (Py_ssize_t)mm[i].msg_len);
+        PyObject *addr = data ? peer_addr(self, &ss[i], mm[i].msg_hdr.msg_namelen) : NULL;
+        if (addr == NULL) {
+            Py_XDECREF(data);
+            return -1;
+        }
+        self->pend[self->plen++] = (dentry){data, addr};
+    }
+    return 1;
+}
+
 /* One _read_ready: 1 if a datagram (or an error) was handled and another
    may follow, 0 when there is nothing to read, -1 on a raised error. */
 static int read_one(UdpObject *self)
 {
     LoopObject *loop = self->loop;
     PyObject *data, *addr;
-    if (self->family == AF_INET || self->family == AF_INET6 || self->family == AF_UNIX) {
+    if (self->plen > 0 || self->family == AF_INET || self->family == AF_INET6) {
+        if (self->plen == 0) {
+            int rc = refill(self);
+            if (rc <= 0) {
+                return rc;
+            }
+        }
+        dentry e = self->pend[self->phead];
+        self->phead = --self->plen == 0 ? 0 : self->phead + 1;
+        data = e.data;
+        addr = e.addr;
+    }
+    else if (self->family == AF_UNIX) {
+        /* Unix datagrams may be larger than a slot: one at a time. */
         if (loop->stream_read_buf == NULL) {
             loop->stream_read_buf = PyMem_RawMalloc(MAX_SIZE);
             if (loop->stream_read_buf == NULL) {
@@ -934,34 +1049,16 @@ static int read_one(UdpObject *self)
             recvfrom(self->fd, loop->stream_read_buf, MAX_SIZE, 0, (struct sockaddr *)&ss, &sslen);
         al__metrics_bytes_in(loop, n);
         if (n < 0) {
-            int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
-                return 0;
-            }
-            PyObject *exc = errno_error(err);
-            int rc = error_received(self, exc);
-            Py_DECREF(exc);
-            return rc < 0 ? -1 : 0;
+            return read_failed(self, errno);
         }
         data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
         if (data == NULL) {
             return -1;
         }
-        if (self->peer_obj != NULL && sslen == self->peer_len &&
-            memcmp(&ss, &self->peer, sslen) == 0) {
-            addr = Py_NewRef(self->peer_obj);
-        }
-        else {
-            addr = sockaddr_to_obj(&ss, sslen);
-            if (addr == NULL) {
-                Py_DECREF(data);
-                return -1;
-            }
-            if (sslen <= (socklen_t)sizeof(self->peer)) {
-                memcpy(&self->peer, &ss, sslen);
-                self->peer_len = sslen;
-                Py_XSETREF(self->peer_obj, Py_NewRef(addr));
-            }
+        addr = peer_addr(self, &ss, sslen);
+        if (addr == NULL) {
+            Py_DECREF(data);
+            return -1;
         }
     }
     else if (read_one_generic(self, &data, &addr) < 0) {
@@ -991,19 +1088,55 @@ static int read_one(UdpObject *self)
 
 /* asyncio reads one datagram per _read_ready, and what datagram_received
    schedules runs before the next one is read: so the batch ends as soon
-   as a callback is queued (never, in a plain echo server). */
-static int read_ready(UdpObject *self)
+   as a callback is queued (never, in a plain echo server). Datagrams read
+   ahead by recvmmsg() wait in pend[] and are handed out when asyncio would
+   have read them: from the poll phase (on_poll, from_poll), behind what is
+   queued now; from a callback, at the next poll phase (the kick), as
+   asyncio's selector would report the socket readable again. A transport
+   whose batches are cut short reads one datagram at a time, until a batch
+   is not. */
+static int read_ready(UdpObject *self, int from_poll)
 {
-    for (int i = 0; i < READ_BATCH; i++) {
+    int rc = 0;
+    for (int i = 0;; i++) {
         if (self->conn_lost || !self->reading || (i > 0 && self->loop->ready.len > 0)) {
-            return 0;
+            break;
         }
-        int rc = read_one(self);
+        if (i >= READ_BATCH && self->plen == 0) {
+            self->narrow = 0;
+            break;
+        }
+        rc = read_one(self);
         if (rc <= 0) {
-            return rc;
+            if (rc == 0) {
+                self->narrow = 0;
+            }
+            break;
         }
     }
-    return 0;
+    if (self->plen == 0 || self->conn_lost || !self->reading) {
+        return rc < 0 ? -1 : 0;
+    }
+    self->narrow = 1;
+    PyObject *exc = rc < 0 ? al__err_fetch() : NULL;
+    int rc2;
+    if (from_poll) {
+        rc2 = 0;
+        if (!self->read_deferred) {
+            self->read_deferred = 1;
+            rc2 = call_soon_method(self, self->st->str_read_ready, NULL);
+        }
+    }
+    else {
+        rc2 = self->kick ? 0 : add_interest(self, &self->kick);
+    }
+    if (exc != NULL) {
+        if (rc2 < 0) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        al__err_restore(exc);
+    }
+    return rc < 0 || rc2 < 0 ? -1 : 0;
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -1038,7 +1171,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         else if (err == 0) {
             if (self->reading) {
-                rc = read_ready(self);
+                rc = read_ready(self, 1);
             }
             if (rc == 0 && self->writing) {
                 rc = write_ready(self);
@@ -1049,7 +1182,9 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
     }
     else {
-        if ((events & UV_READABLE) && self->reading) {
+        int kicked = self->kick != 0;
+        self->kick = 0;
+        if (((events & UV_READABLE) || (kicked && self->plen > 0)) && self->reading) {
             if (loop->ready.len > 0) {
                 /* Callbacks already queued run first in asyncio, which
                    queues _read_ready behind them: so do we (only then;
@@ -1060,11 +1195,14 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 }
             }
             else {
-                rc = read_ready(self);
+                rc = read_ready(self, 1);
             }
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
             rc = write_ready(self);
+        }
+        if (rc == 0 && kicked && !self->kick) {
+            rc = poll_update(self);
         }
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
@@ -1094,7 +1232,7 @@ static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
     if (self->loop == NULL || !self->reading) {
         Py_RETURN_NONE;
     }
-    return none_or_null(read_ready(self));
+    return none_or_null(read_ready(self, 0));
 }
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
@@ -1145,6 +1283,8 @@ static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored
         Py_RETURN_NONE;
     }
     self->paused = 0;
+    /* Datagrams read ahead come at the next poll, as the socket's would. */
+    self->kick = (char)(self->plen > 0);
     if (add_interest(self, &self->reading) < 0 ||
         (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0)) {
         return NULL;
@@ -1388,6 +1528,7 @@ static void Udp_dealloc(UdpObject *self)
     al__loop_io_unlink(&self->io);
     Udp_clear(self);
     queue_clear(self);
+    pending_clear(self);
     PyMem_Free(self->q);
     Py_CLEAR(self->sock);
     Py_CLEAR(self->high_obj);

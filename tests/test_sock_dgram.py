@@ -270,3 +270,38 @@ def test_returns_coroutines(dloop):
         coro = dloop.sock_sendto(a, b"x", b.getsockname())
         assert asyncio.iscoroutine(coro)
         coro.close()
+
+
+def test_results_stepped_by_hand_are_fresh_stopiterations(dloop):
+    """Stepping the sock_* awaitables by hand (as a framework driving
+    coroutines itself would): each finished call raises its own
+    StopIteration whose value and args are that call's result, and one the
+    caller keeps is not changed by the next calls."""
+    a, b = udp_pair()
+    with a, b:
+        async def main():
+            kept = []
+            for i in range(3):
+                payload = b"x" * (i + 1)
+                a.sendto(payload, b.getsockname())
+                await asyncio.sleep(0.01)
+                coro = dloop.sock_recvfrom(b, 100)
+                with pytest.raises(StopIteration) as info:
+                    next(coro.__await__())
+                kept.append(info.value)
+                sent = dloop.sock_sendto(a, payload, b.getsockname())
+                with pytest.raises(StopIteration) as info2:
+                    sent.send(None)
+                assert info2.value.value == i + 1
+                assert info2.value.args == (i + 1,)
+                b.recvfrom(100)
+                # awaited the usual way in between
+                a.sendto(payload, b.getsockname())
+                data, _ = await dloop.sock_recvfrom(b, 100)
+                assert data == payload
+            return kept, a.getsockname()
+
+        kept, addr = run(dloop, main())
+    assert [e.value for e in kept] == [(b"x", addr), (b"xx", addr), (b"xxx", addr)]
+    assert [e.args for e in kept] == [((b"x", addr),), ((b"xx", addr),), ((b"xxx", addr),)]
+    assert len({id(e) for e in kept}) == 3

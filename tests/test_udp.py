@@ -773,3 +773,167 @@ def test_live_uv_handles_return_to_zero(asyncloop_mod):
         del t2
         gc.collect()
     assert counters()["uv_handles"] == before
+
+
+def queued_socket(payloads, family=socket.AF_INET, host="127.0.0.1"):
+    """A bound UDP socket with payloads already waiting in its receive
+    queue (loopback delivers at once), so that the transport built on it
+    finds them all together."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    with socket.socket(family, socket.SOCK_DGRAM) as raw:
+        for d in payloads:
+            raw.sendto(d, s.getsockname())
+    return s
+
+
+def test_close_in_datagram_received_stops_delivery(loop):
+    """Datagrams already waiting when datagram_received closes the
+    transport are never delivered."""
+    class Closer(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"2":
+                self.transport.close()
+
+    async def main():
+        sock = queued_socket([b"1", b"2", b"3", b"4", b"5"])
+        t, p = await loop.create_datagram_endpoint(lambda: Closer(loop), sock=sock)
+        await p.lost
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return [d for d, _ in p.received], p.events
+
+    got, events = run(loop, main())
+    assert got == [b"1", b"2"]
+    assert events == ["made", "data", "data", "lost"]
+
+
+def test_abort_in_datagram_received_stops_delivery(loop):
+    class Aborter(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"3":
+                self.transport.abort()
+
+    async def main():
+        sock = queued_socket([b"1", b"2", b"3", b"4", b"5"])
+        t, p = await loop.create_datagram_endpoint(lambda: Aborter(loop), sock=sock)
+        await p.lost
+        return [d for d, _ in p.received]
+
+    assert run(loop, main()) == [b"1", b"2", b"3"]
+
+
+@pytest.mark.skipif(PY < (3, 11), reason="3.10's datagram transport cannot pause reading")
+def test_pause_in_datagram_received_holds_the_rest_in_order(loop):
+    """pause_reading() from datagram_received: nothing more is delivered
+    until resume_reading(); then the rest come in order, at the next poll
+    (after what was scheduled in the same iteration as the resume)."""
+    class Pauser(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"2":
+                self.transport.pause_reading()
+
+    async def main():
+        sock = queued_socket([b"1", b"2", b"3", b"4"])
+        t, p = await loop.create_datagram_endpoint(lambda: Pauser(loop), sock=sock)
+        while len(p.received) < 2:
+            await p.got.wait()
+            p.got.clear()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        held = [d for d, _ in p.received]
+        t.resume_reading()
+        loop.call_soon(p.events.append, "after-resume")
+        while len(p.received) < 4:
+            await p.got.wait()
+            p.got.clear()
+        t.close()
+        await p.lost
+        return held, [d for d, _ in p.received], p.events
+
+    held, got, events = run(loop, main())
+    assert held == [b"1", b"2"]
+    assert got == [b"1", b"2", b"3", b"4"]
+    assert events == ["made", "data", "data", "after-resume", "data", "data", "lost"]
+
+
+def test_callback_chains_interleave_with_queued_datagrams(loop):
+    """Each datagram_received schedules a callback that schedules another:
+    asyncio reads the next datagram at the next poll, so it comes after
+    the first callback and before the second of the previous datagram."""
+    class Chain(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            self.events.append(data)
+            self.loop.call_soon(self.first, data)
+
+        def first(self, data):
+            self.events.append(b"a" + data)
+            self.loop.call_soon(self.events.append, b"b" + data)
+
+    async def main():
+        sock = queued_socket([b"1", b"2", b"3", b"4"])
+        t, p = await loop.create_datagram_endpoint(lambda: Chain(loop), sock=sock)
+        while len(p.received) < 4:
+            await p.got.wait()
+            p.got.clear()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        t.close()
+        await p.lost
+        return [e for e in p.events if isinstance(e, bytes)]
+
+    assert run(loop, main()) == [b"1", b"a1", b"2", b"b1", b"a2", b"3", b"b2", b"a3", b"4",
+                                 b"b3", b"a4", b"b4"]
+
+
+def test_protocol_error_mid_batch_keeps_the_rest(loop):
+    """An exception from datagram_received goes to the handler; the
+    datagrams waiting behind it are still delivered, in order."""
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+
+    class Bad(Proto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"2":
+                raise ZeroDivisionError("boom")
+
+    async def main():
+        sock = queued_socket([b"1", b"2", b"3", b"4"])
+        t, p = await loop.create_datagram_endpoint(lambda: Bad(loop), sock=sock)
+        while len(p.received) < 4:
+            await p.got.wait()
+            p.got.clear()
+        t.close()
+        await p.lost
+        return [d for d, _ in p.received]
+
+    assert run(loop, main()) == [b"1", b"2", b"3", b"4"]
+    assert [type(c["exception"]) for c in rec.contexts] == [ZeroDivisionError]
+
+
+def test_mixed_sizes_in_one_batch(loop):
+    """Datagrams of every size up to the largest IPv4 one, waiting
+    together, arrive whole and in order."""
+    sizes = [1, 65507, 0, 1024, 65507, 7, 40000, 3]
+    payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+
+    async def main():
+        sock = queued_socket([])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            for d in payloads:
+                raw.sendto(d, sock.getsockname())
+        t, p = await loop.create_datagram_endpoint(lambda: Proto(loop), sock=sock)
+        while len(p.received) < len(payloads):
+            await p.got.wait()
+            p.got.clear()
+        t.close()
+        await p.lost
+        return [d for d, _ in p.received]
+
+    assert run(loop, main()) == payloads
