@@ -1299,7 +1299,8 @@ static void Child_dealloc(ChildObject *self)
 
 static PyMethodDef Child_methods[] = {
     {"poll", (PyCFunction)Child_poll, METH_NOARGS, "The return code, or None while it runs."},
-    {"send_signal", (PyCFunction)Child_send_signal, METH_O, "Send a signal (pidfd_send_signal)."},
+    {"send_signal", (PyCFunction)Child_send_signal, METH_O,
+     "Send a signal (pidfd_send_signal, or kill while not reaped)."},
     {"terminate", (PyCFunction)Child_terminate, METH_NOARGS, "Send SIGTERM."},
     {"kill", (PyCFunction)Child_kill, METH_NOARGS, "Send SIGKILL."},
     {"_set_exit_callback", (PyCFunction)(void (*)(void))Child_set_exit_callback, METH_FASTCALL,
