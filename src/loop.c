@@ -1762,7 +1762,7 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->slow_callback_duration = 0.1;
     /* process.c: force the reaping without pidfd (tests, see there). */
     const char *no_pidfd = getenv("ASYNCLOOP_NO_PIDFD");
-    self->no_pidfd = no_pidfd != NULL && no_pidfd[0] != '\0' && strcmp(no_pidfd, "0") != 0;
+    self->no_pidfd = (char)(no_pidfd != NULL && no_pidfd[0] != '\0' && strcmp(no_pidfd, "0") != 0);
     self->fork_generation = al__fork_generation;
     st->live_loops++;
     al__metrics_loop_init(self); /* metrics */

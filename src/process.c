@@ -64,9 +64,9 @@ typedef struct {
     pthread_cond_t cond; /* signalled when done */
     pid_t pid;
     int refs;
-    char open;   /* the async handle may be sent to */
-    char done;   /* reaped by the thread: status, or err (ECHILD) */
-    char thread; /* the thread was started */
+    unsigned char open;   /* the async handle may be sent to */
+    unsigned char done;   /* reaped by the thread: status, or err (ECHILD) */
+    unsigned char thread; /* the thread was started */
     int status;
     int err;
 } waiter_box;

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import warnings
 
 import pytest
@@ -265,7 +264,8 @@ def test_counters_return_to_zero(no_pidfd):
     async def main():
         proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
         assert (await proc.communicate(b"x")) == (b"x", None)
-        t, p = await loop.subprocess_exec(lambda: Recorder(loop), "sleep", "30")
+        lp = asyncio.get_running_loop()
+        t, p = await lp.subprocess_exec(lambda: Recorder(lp), "sleep", "30")
         return t
 
     t = loop.run_until_complete(main())
