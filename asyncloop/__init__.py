@@ -279,7 +279,7 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
                                          stdin, stdout, stderr, bufsize,
                                          extra=None, **kwargs):
         # asyncio's unix loop without a child watcher: the pidfd of the
-        # child, polled by this loop, reaps it.
+        # child, polled by this loop, reaps it (or a thread, without pidfd).
         waiter = self.create_future()
         child = await _spawn(self, args, shell, stdin, stdout, stderr, bufsize, kwargs)
         transp = _SubprocessTransport.__new__(_SubprocessTransport)

@@ -374,6 +374,7 @@ struct al_loop {
     unsigned long fork_generation;
 
     char uv_ready; /* uv loop and handles initialised */
+    char no_pidfd; /* ASYNCLOOP_NO_PIDFD set at creation: children reaped by threads */
     char closed;
     char stopping;
     char running;

@@ -1760,6 +1760,9 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->wakeup_fds[0] = self->wakeup_fds[1] = -1;
     self->io_objects.prev = self->io_objects.next = &self->io_objects;
     self->slow_callback_duration = 0.1;
+    /* process.c: force the reaping without pidfd (tests, see there). */
+    const char *no_pidfd = getenv("ASYNCLOOP_NO_PIDFD");
+    self->no_pidfd = (char)(no_pidfd != NULL && no_pidfd[0] != '\0' && strcmp(no_pidfd, "0") != 0);
     self->fork_generation = al__fork_generation;
     st->live_loops++;
     al__metrics_loop_init(self); /* metrics */

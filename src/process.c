@@ -2,7 +2,10 @@
    clone(CLONE_VM | CLONE_VFORK), the fastest way measured, see
    benchmarks/spawn.py) and reaping through a pidfd the loop polls, so that
    no SIGCHLD handler, signal handler or policy child watcher is involved
-   and a loop in any thread reaps its own children.
+   and a loop in any thread reaps its own children. Where there is no
+   pidfd_open (Linux < 5.3, valgrind, gVisor, seccomp filters) or
+   ASYNCLOOP_NO_PIDFD is set, a thread per child waits for it instead (see
+   waiter_box).
 
    The asyncio protocol plumbing around a child (pipes, callbacks order,
    wait()) is asyncio's own BaseSubprocessTransport, subclassed in
@@ -19,9 +22,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -44,11 +50,34 @@ typedef struct {
     al_state *st;
 } child_box;
 
+/* Reaping without a pidfd, as asyncio's ThreadedChildWatcher: a detached
+   thread per child blocks in waitid(pid) (no SIGCHLD handler, other
+   children untouched) and hands the status to the loop through a
+   uv_async_t. The box is shared by three owners, counted in refs under mu:
+   the loop's async handle (until closed), the thread and the Child; the
+   last one frees it. The thread touches nothing else: neither the loop,
+   which may be closed and freed first, nor Python. */
+typedef struct {
+    uv_async_t async; /* data: the Child while the loop watches */
+    al_state *st;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* signalled when done */
+    pid_t pid;
+    int refs;
+    unsigned char open;   /* the async handle may be sent to */
+    unsigned char done;   /* reaped by the thread: status, or err (ECHILD) */
+    unsigned char thread; /* the thread was started */
+    int status;
+    int err;
+} waiter_box;
+
 /* The Popen-like object of a spawned child (transport._proc). */
 typedef struct {
     PyObject_HEAD
-    LoopObject *loop; /* NULL once the watch is over */
-    child_box *box;   /* the pidfd's poll handle while watching */
+    LoopObject *loop;   /* NULL once the watch is over */
+    child_box *box;     /* the pidfd's poll handle while watching */
+    waiter_box *waiter; /* without pidfd: the Child's reference to it */
+    char waiter_open;   /* its async handle is the loop's */
     al_io io;
     PyObject *callback; /* loop.call_soon(callback, returncode) at exit */
     PyObject *returncode;
@@ -106,6 +135,93 @@ static int start_reaper(pid_t pid)
     return 0;
 }
 
+static void waiter_release(waiter_box *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mu);
+    if (last) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+}
+
+static void *waiter_thread(void *arg)
+{
+    waiter_box *w = arg;
+    for (;;) {
+        /* Waited for without reaping: until the reap below, made under mu,
+           the pid cannot be reused, so child_signal's kill() under mu
+           never reaches another process. */
+        siginfo_t si;
+        int r, status = 0, err = 0;
+        do {
+            r = waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOWAIT);
+        } while (r < 0 && errno == EINTR);
+        pthread_mutex_lock(&w->mu);
+        if (r < 0) {
+            err = errno;
+        }
+        else {
+            pid_t p;
+            do {
+                p = waitpid(w->pid, &status, WNOHANG);
+            } while (p < 0 && errno == EINTR);
+            if (p == 0) {
+                pthread_mutex_unlock(&w->mu);
+                continue; /* cannot happen for a zombie: wait again */
+            }
+            if (p < 0) {
+                err = errno; /* reaped by someone else meanwhile */
+            }
+        }
+        w->done = 1;
+        w->status = status;
+        w->err = err;
+        pthread_cond_broadcast(&w->cond);
+        if (w->open) {
+            uv_async_send(&w->async);
+        }
+        pthread_mutex_unlock(&w->mu);
+        waiter_release(w);
+        return NULL;
+    }
+}
+
+/* Starts the thread of w (its reference taken): 0, or an errno. All
+   signals blocked in it: they are for the threads that run Python. */
+static int waiter_start(waiter_box *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->refs++;
+    pthread_mutex_unlock(&w->mu);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
+    int rc = pthread_create(&t, &attr, waiter_thread, w);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        waiter_release(w);
+        return rc;
+    }
+    w->thread = 1;
+    return 0;
+}
+
+static void on_waiter_close(uv_handle_t *handle)
+{
+    waiter_box *w = (waiter_box *)handle;
+    w->st->live_uv_handles--;
+    waiter_release(w);
+}
+
 /* Stops watching: the poll handle is closed, the loop's reference (held)
    dropped. A child not reaped yet (its loop closes first) is left to a
    detached thread blocked in waitpid: never a zombie. */
@@ -126,8 +242,22 @@ static void child_stop(ChildObject *c)
         }
         loop->io_watchers--;
     }
+    if (c->waiter_open) {
+        /* The thread goes on (and reaps), without sending any more. */
+        waiter_box *w = c->waiter;
+        c->waiter_open = 0;
+        pthread_mutex_lock(&w->mu);
+        w->open = 0;
+        pthread_mutex_unlock(&w->mu);
+        w->async.data = NULL;
+        if (loop->uv_ready) {
+            uv_close((uv_handle_t *)&w->async, on_waiter_close);
+        }
+        loop->io_watchers--;
+    }
     al__loop_io_unlink(&c->io);
-    if (!c->reaped && start_reaper((pid_t)c->pid) == 0) {
+    if (!c->reaped && (c->waiter == NULL || !c->waiter->thread) &&
+        start_reaper((pid_t)c->pid) == 0) {
         c->reaped = 1;
     }
     c->loop = NULL;
@@ -167,25 +297,11 @@ static int schedule_exit(LoopObject *loop, PyObject *cb, int rc)
     return res == NULL ? -1 : 0;
 }
 
-static void on_pidfd(uv_poll_t *handle, int status, int events)
+/* The child is gone (r < 0: it was reaped elsewhere), with the GIL. */
+static void child_exited(ChildObject *c, int r, int wstatus)
 {
-    (void)status;
-    (void)events;
-    ChildObject *c = handle->data;
-    if (c == NULL) {
-        return;
-    }
     LoopObject *loop = c->loop;
-    al__loop_hold_gil(loop);
     al_state *st = loop->state;
-    int wstatus = 0;
-    pid_t r;
-    do {
-        r = waitpid((pid_t)c->pid, &wstatus, WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r == 0) {
-        return; /* not yet */
-    }
     Py_INCREF(c);
     Py_INCREF(loop);
     int rc;
@@ -223,6 +339,41 @@ static void on_pidfd(uv_poll_t *handle, int status, int events)
     Py_XDECREF(cb);
     Py_DECREF(loop);
     Py_DECREF(c);
+}
+
+static void on_pidfd(uv_poll_t *handle, int status, int events)
+{
+    (void)status;
+    (void)events;
+    ChildObject *c = handle->data;
+    if (c == NULL) {
+        return;
+    }
+    al__loop_hold_gil(c->loop);
+    int wstatus = 0;
+    pid_t r;
+    do {
+        r = waitpid((pid_t)c->pid, &wstatus, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r != 0) {
+        child_exited(c, r < 0 ? -1 : 1, wstatus);
+    }
+}
+
+static void on_waiter(uv_async_t *async)
+{
+    ChildObject *c = async->data;
+    if (c == NULL) {
+        return;
+    }
+    waiter_box *w = c->waiter;
+    pthread_mutex_lock(&w->mu);
+    int done = w->done, wstatus = w->status, err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    if (done) {
+        al__loop_hold_gil(c->loop);
+        child_exited(c, err != 0 ? -1 : 1, wstatus);
+    }
 }
 
 static PyObject *child_signal(ChildObject *self, int sig);
@@ -588,20 +739,83 @@ static void spawn_work(uv_work_t *work)
     spawn_run(work->data);
 }
 
-/* A Child watching pid (the pidfd consumed), or NULL with an exception
-   (the child then reaped by a thread). */
+static atomic_int pidfd_enosys; /* the kernel has none: not asked again */
+
+/* A pidfd for pid, or -1 to reap it with a thread (no pidfd_open, or the
+   loop made with ASYNCLOOP_NO_PIDFD). */
+static int open_pidfd(LoopObject *loop, pid_t pid)
+{
+    if (loop->no_pidfd || atomic_load_explicit(&pidfd_enosys, memory_order_relaxed)) {
+        return -1;
+    }
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        if (errno == ENOSYS) {
+            atomic_store_explicit(&pidfd_enosys, 1, memory_order_relaxed);
+        }
+        return -1;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+/* c watched by a waiter thread (c->loop set by the caller on success): 0,
+   or -1 with an exception. */
+static int child_watch_thread(ChildObject *c, LoopObject *self)
+{
+    waiter_box *w = calloc(1, sizeof(waiter_box));
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->mu, NULL);
+    w->st = self->state;
+    w->pid = (pid_t)c->pid;
+    w->refs = 1; /* the Child's */
+    c->waiter = w;
+    int err = uv_async_init(&self->uv, &w->async, on_waiter);
+    if (err < 0) {
+        al__set_uv_error(err);
+        return -1;
+    }
+    w->async.data = c;
+    w->refs++; /* the handle's */
+    w->open = 1;
+    c->waiter_open = 1;
+    self->state->live_uv_handles++;
+    self->io_watchers++;
+    err = waiter_start(w);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* A Child watching pid (the pidfd consumed; -1: a thread waits), or NULL
+   with an exception (the child then reaped by a thread). */
 static PyObject *child_new(LoopObject *self, pid_t pid, int pidfd, PyObject *callback,
                            PyObject *argv_obj)
 {
     al_state *st = self->state;
     ChildObject *c = PyObject_GC_New(ChildObject, st->ChildType);
     if (c == NULL) {
-        close(pidfd);
+        if (pidfd >= 0) {
+            close(pidfd);
+        }
         (void)start_reaper(pid);
         return NULL;
     }
     c->loop = NULL;
     c->box = NULL;
+    c->waiter = NULL;
+    c->waiter_open = 0;
     c->io.prev = c->io.next = NULL;
     c->io.loop_closing = child_loop_closing;
     c->io.held = NULL;
@@ -617,6 +831,19 @@ static PyObject *child_new(LoopObject *self, pid_t pid, int pidfd, PyObject *cal
     c->pending_rc = 0;
     c->has_pending = 0;
     PyObject_GC_Track(c);
+
+    if (pidfd < 0) {
+        int failed = child_watch_thread(c, self);
+        c->loop = (LoopObject *)Py_NewRef(self);
+        c->io.held = Py_NewRef(c);
+        al__loop_io_link(self, &c->io);
+        if (failed) {
+            child_stop(c); /* the detached reaper of child_stop waits */
+            Py_DECREF(c);
+            return NULL;
+        }
+        return (PyObject *)c;
+    }
 
     int err = 0;
     child_box *box = PyMem_RawMalloc(sizeof(child_box));
@@ -675,15 +902,7 @@ static PyObject *spawn_finish(LoopObject *self, spawn_req *req)
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, req->err_filename);
         return NULL;
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
-    if (pidfd < 0) {
-        /* Linux < 5.3: not reaped through the loop (a thread waits). */
-        PyErr_SetFromErrno(PyExc_OSError);
-        (void)start_reaper(req->pid);
-        return NULL;
-    }
-    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-    return child_new(self, req->pid, pidfd, req->callback, req->argv_obj);
+    return child_new(self, req->pid, open_pidfd(self, req->pid), req->callback, req->argv_obj);
 }
 
 static void spawn_after_work(uv_work_t *work, int status)
@@ -790,11 +1009,14 @@ PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize
     if (pid == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    if (pidfd < 0) {
+    if (pid <= 0 || pid > INT_MAX) {
+        /* waitpid would take it for a process group. */
+        errno = EINVAL;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    /* No pidfd for a pid that is not a process (ESRCH) either: the thread
+       then reports it as asyncio's watchers do, 255 with a warning. */
+    int pidfd = open_pidfd(self, (pid_t)pid);
     return child_new(self, (pid_t)pid, pidfd, args[1] == Py_None ? NULL : args[1], NULL);
 }
 
@@ -811,8 +1033,22 @@ static PyObject *child_signal(ChildObject *self, int sig)
     if (self->returncode != NULL && self->returncode != Py_None) {
         Py_RETURN_NONE; /* Popen: a process known to be dead is not signalled */
     }
-    long r = self->pidfd >= 0 ? syscall(SYS_pidfd_send_signal, self->pidfd, sig, NULL, 0)
-                              : kill((pid_t)self->pid, sig);
+    long r;
+    if (self->pidfd >= 0) {
+        r = syscall(SYS_pidfd_send_signal, self->pidfd, sig, NULL, 0);
+    }
+    else if (self->waiter != NULL) {
+        /* Under mu, the pid is not reused: its thread reaps under mu. */
+        waiter_box *w = self->waiter;
+        pthread_mutex_lock(&w->mu);
+        r = w->done ? 0 : kill((pid_t)self->pid, sig);
+        int e = errno;
+        pthread_mutex_unlock(&w->mu);
+        errno = e;
+    }
+    else {
+        r = kill((pid_t)self->pid, sig);
+    }
     if (r < 0 && errno != ESRCH) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -859,6 +1095,70 @@ static PyObject *Child_kill(ChildObject *self, PyObject *unused)
     return child_signal(self, SIGKILL);
 }
 
+static PyObject *timeout_expired(ChildObject *self, PyObject *timeout)
+{
+    PyObject *exc_type = al__import_attr("subprocess", "TimeoutExpired");
+    if (exc_type != NULL) {
+        PyObject *exc = PyObject_CallFunctionObjArgs(exc_type, self->args ? self->args : Py_None,
+                                                     timeout, NULL);
+        if (exc != NULL) {
+            PyErr_SetObject(exc_type, exc);
+            Py_DECREF(exc);
+        }
+        Py_DECREF(exc_type);
+    }
+    return NULL;
+}
+
+/* Child.wait() of a child reaped by a waiter thread: for the thread's
+   result (the loop may be closed, the thread still goes on). */
+static PyObject *child_wait_thread(ChildObject *self, PyObject *timeout)
+{
+    waiter_box *w = self->waiter;
+    struct timespec deadline = {0, 0};
+    int timed = timeout != Py_None;
+    if (timed) {
+        double t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        if (t > 0) {
+            double sec = t > 1e9 ? 1e9 : t;
+            deadline.tv_sec += (time_t)sec;
+            deadline.tv_nsec += (long)((sec - (double)(time_t)sec) * 1e9);
+            if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+            }
+        }
+    }
+    int done, wstatus, err;
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&w->mu);
+    while (!w->done) {
+        if (!timed) {
+            pthread_cond_wait(&w->cond, &w->mu);
+        }
+        else if (pthread_cond_timedwait(&w->cond, &w->mu, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    done = w->done;
+    wstatus = w->status;
+    err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    Py_END_ALLOW_THREADS if (!done)
+    {
+        return timeout_expired(self, timeout);
+    }
+    if (self->returncode == NULL || self->returncode == Py_None) {
+        /* Reaped elsewhere: the loop's callback says so (255). */
+        Py_XSETREF(self->returncode, PyLong_FromLong(err != 0 ? 255 : exit_code(wstatus)));
+        self->exited = 1;
+    }
+    return Py_XNewRef(self->returncode);
+}
+
 /* Popen.wait(timeout=None): blocks (the GIL released) until the child
    exits; subprocess.TimeoutExpired after timeout seconds. */
 static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -885,6 +1185,9 @@ static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t
     if (self->has_pending) {
         return PyLong_FromLong(self->pending_rc);
     }
+    if (self->waiter != NULL) {
+        return child_wait_thread(self, timeout);
+    }
     if (self->exited || self->reaped) {
         /* The loop reaped it; its callback sets returncode soon. */
         PyErr_SetString(PyExc_ChildProcessError, "the child was reaped by its event loop");
@@ -903,17 +1206,7 @@ static PyObject *Child_wait(ChildObject *self, PyObject *const *args, Py_ssize_t
             return PyErr_SetFromErrno(PyExc_OSError);
         }
         if (n == 0) {
-            PyObject *exc_type = al__import_attr("subprocess", "TimeoutExpired");
-            if (exc_type != NULL) {
-                PyObject *exc = PyObject_CallFunctionObjArgs(
-                    exc_type, self->args ? self->args : Py_None, timeout, NULL);
-                if (exc != NULL) {
-                    PyErr_SetObject(exc_type, exc);
-                    Py_DECREF(exc);
-                }
-                Py_DECREF(exc_type);
-            }
-            return NULL;
+            return timeout_expired(self, timeout);
         }
     }
     int wstatus = 0;
@@ -995,6 +1288,10 @@ static void Child_dealloc(ChildObject *self)
         close(self->pidfd);
         self->pidfd = -1;
     }
+    if (self->waiter != NULL) {
+        waiter_release(self->waiter);
+        self->waiter = NULL;
+    }
     Child_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -1002,7 +1299,8 @@ static void Child_dealloc(ChildObject *self)
 
 static PyMethodDef Child_methods[] = {
     {"poll", (PyCFunction)Child_poll, METH_NOARGS, "The return code, or None while it runs."},
-    {"send_signal", (PyCFunction)Child_send_signal, METH_O, "Send a signal (pidfd_send_signal)."},
+    {"send_signal", (PyCFunction)Child_send_signal, METH_O,
+     "Send a signal (pidfd_send_signal, or kill while not reaped)."},
     {"terminate", (PyCFunction)Child_terminate, METH_NOARGS, "Send SIGTERM."},
     {"kill", (PyCFunction)Child_kill, METH_NOARGS, "Send SIGKILL."},
     {"_set_exit_callback", (PyCFunction)(void (*)(void))Child_set_exit_callback, METH_FASTCALL,
