@@ -143,6 +143,7 @@ typedef struct {
     PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
+    Py_ssize_t recv_hint;       /* the last big sock_recv's size, or 0 (poll.c) */
     PyObject *str_gettimeout;
     PyObject *str_cancel;
     PyObject *str_fileno;

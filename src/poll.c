@@ -802,6 +802,8 @@ static int would_block(void)
 /* Largest sock_recv(n) made here: the bytes are received into a scratch
    buffer and copied out (no public API shrinks a bytes object). */
 #define RECV_SCRATCH ((Py_ssize_t)256 * 1024)
+/* From this size a sock_recv reads into a bytes object of the last one's size. */
+#define RECV_BIG ((ssize_t)16 * 1024)
 
 /* What sock.recv()/send() would do, made directly on the fd when sock is
    a socket.socket, with MSG_DONTWAIT so that a blocking socket never
@@ -866,6 +868,55 @@ static int method_result(PyObject *r, PyObject **out)
     return would_block() ? 0 : -1;
 }
 
+/* recv(fd, n) into a new bytes object (*out, NULL on error): -1 with errno
+   when the syscall failed. A big read goes straight into a bytes object of
+   the last big read's size (recv_hint: echoes of one message size, the usual
+   case, copy nothing), the rest into the scratch buffer; a read of another
+   size is copied into a bytes object of its own, as a small one always is. */
+static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
+{
+    *out = NULL;
+    Py_ssize_t hint = st->recv_hint <= n ? st->recv_hint : 0;
+    PyObject *data = hint > 0 ? PyBytes_FromStringAndSize(NULL, hint) : NULL;
+    if (hint > 0 && data == NULL) {
+        return 0; /* *out NULL: the error is set */
+    }
+    ssize_t got;
+    if (data != NULL) {
+        struct iovec iov[2] = {{PyBytes_AS_STRING(data), (size_t)hint},
+                               {st->recv_scratch, (size_t)(n - hint)}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n > hint ? 2 : 1};
+        got = recvmsg(fd, &msg, MSG_DONTWAIT);
+    }
+    else {
+        got = recv(fd, st->recv_scratch, (size_t)n, MSG_DONTWAIT);
+    }
+    if (got < 0) {
+        int err = errno;
+        Py_XDECREF(data);
+        errno = err;
+        return -1;
+    }
+    st->recv_hint = got >= RECV_BIG ? got : 0;
+    if (data != NULL && got == hint) {
+        *out = data;
+        return got;
+    }
+    PyObject *r = PyBytes_FromStringAndSize(NULL, got);
+    if (r != NULL && data != NULL) {
+        /* the start landed in data, the rest in the scratch buffer */
+        Py_ssize_t head = got < hint ? got : hint;
+        memcpy(PyBytes_AS_STRING(r), PyBytes_AS_STRING(data), (size_t)head);
+        memcpy(PyBytes_AS_STRING(r) + head, st->recv_scratch, (size_t)(got - head));
+    }
+    else if (r != NULL) {
+        memcpy(PyBytes_AS_STRING(r), st->recv_scratch, (size_t)got);
+    }
+    Py_XDECREF(data);
+    *out = r;
+    return got;
+}
+
 /* sock.recv(n) */
 static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
 {
@@ -885,9 +936,8 @@ static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
             return -1;
         }
         for (;;) {
-            ssize_t got = recv(fd, st->recv_scratch, (size_t)n, MSG_DONTWAIT);
+            ssize_t got = recv_big(st, fd, n, out);
             if (got >= 0) {
-                *out = PyBytes_FromStringAndSize(st->recv_scratch, got);
                 return *out ? 1 : -1;
             }
             if (errno != EINTR) {

@@ -403,6 +403,42 @@ def test_sock_recv_waits(loop, pair):
     assert run(loop, main()) == b"later"
 
 
+def test_sock_recv_big_reads_of_changing_sizes(loop, pair):
+    # Big reads go into a bytes object of the last big read's size: a read
+    # of that size, a bigger one, a smaller one, a small one, a smaller n.
+    a, b = pair
+    b.setblocking(True)
+    sizes = [(20000, 256 * 1024), (20000, 256 * 1024), (30000, 256 * 1024),
+             (17000, 256 * 1024), (100, 256 * 1024), (25000, 256 * 1024),
+             (25000, 1000), (24000, 256 * 1024), (0, 256 * 1024)]
+
+    async def main():
+        got = []
+        for i, (size, n) in enumerate(sizes):
+            want = bytes([65 + i]) * size
+            if size:
+                b.sendall(want)
+            else:
+                b.shutdown(socket.SHUT_WR)
+            data = b""
+            while len(data) < min(size, n) or size == 0:
+                chunk = await loop.sock_recv(a, n)
+                data += chunk
+                if not chunk:
+                    break
+            got.append(data)
+            if size > n:
+                rest = b""
+                while len(rest) < size - n:
+                    rest += await loop.sock_recv(a, 256 * 1024)
+                assert data + rest == want
+            else:
+                assert data == want
+        return got
+
+    assert run(loop, main())[-1] == b""
+
+
 def test_sock_recv_eof(loop, pair):
     a, b = pair
     b.close()
