@@ -395,6 +395,12 @@ struct al_loop {
     PyObject *signal_handlers; /* dict: signum -> Handle, or NULL */
     PyObject *old_agen_hooks;
     PyObject *coro_saved_depth;
+    /* asyncio's _asyncgens, _asyncgens_shutdown_called and (3.13)
+       _unix_server_sockets, used by the methods asyncloop/__init__.py
+       borrows: slots, so that the instance dict stays empty. */
+    PyObject *asyncgens;
+    PyObject *unix_server_sockets;
+    char asyncgens_shutdown_called;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */
     al_io io_objects; /* list head of the al_io of live I/O objects */

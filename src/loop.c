@@ -1751,7 +1751,14 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (st == NULL) {
         return NULL;
     }
-    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    /* Made by object.__new__, as a Python class's instance is: on 3.11 and
+       3.12 that prepares the inline attribute values of a subclass's
+       instance, without which the interpreter cannot specialise
+       `loop.call_soon` (and every other method lookup) from Python. */
+    newfunc object_new = (newfunc)PyType_GetSlot(&PyBaseObject_Type, Py_tp_new);
+    PyObject *noargs = PyTuple_New(0);
+    LoopObject *self = noargs ? (LoopObject *)object_new(type, noargs, NULL) : NULL;
+    Py_XDECREF(noargs);
     if (self == NULL) {
         return NULL;
     }
@@ -1825,6 +1832,8 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->signal_handlers);
     Py_VISIT(self->old_agen_hooks);
     Py_VISIT(self->coro_saved_depth);
+    Py_VISIT(self->asyncgens);
+    Py_VISIT(self->unix_server_sockets);
     Py_VISIT(self->wakeup_saved);
     Py_VISIT(self->fd_watchers);
     Py_VISIT(self->pending_exc);
@@ -1870,6 +1879,8 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->signal_handlers);
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
+    Py_CLEAR(self->asyncgens);
+    Py_CLEAR(self->unix_server_sockets);
     Py_CLEAR(self->wakeup_saved);
     Py_CLEAR(self->fd_watchers);
     Py_CLEAR(self->pending_exc);
@@ -2064,6 +2075,10 @@ static PyMemberDef Loop_members[] = {
     {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
     {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
     {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0, NULL},
+    {"_asyncgens", T_OBJECT_EX, offsetof(LoopObject, asyncgens), 0, NULL},
+    {"_asyncgens_shutdown_called", T_BOOL, offsetof(LoopObject, asyncgens_shutdown_called), 0,
+     NULL},
+    {"_unix_server_sockets", T_OBJECT_EX, offsetof(LoopObject, unix_server_sockets), 0, NULL},
     {NULL},
 };
 
