@@ -3,7 +3,8 @@
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python benchmarks/core_cost.py MODE N [LOOP]
 
-runs MODE with N callbacks on one loop, after a warm-up of N/10; the
+runs MODE with N callbacks on one loop, after a warm-up of N/10 and
+gc.collect() (as micro.py does before a timed run); the
 instructions per callback are (I(2N) - I(N)) / N, which cancels start-up and
 warm-up (--table does it). The modes are micro.py's benchmarks, unchanged,
 except threadsafe:
@@ -23,6 +24,7 @@ prints instructions per callback (each run twice under callgrind).
 """
 
 import asyncio
+import gc
 import os
 import re
 import subprocess
@@ -77,6 +79,7 @@ def run(mode, n, loop_name):
     try:
         fn = MODES[mode]
         for size in (max(1000, n // 10), n):
+            gc.collect()  # as micro.run_one before a timed run
             if mode == "before_run":
                 fn(loop, size)
             else:

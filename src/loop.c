@@ -9,23 +9,30 @@
 
 /* --- the ready queue ---------------------------------------------------- */
 
-/* Steals the reference to h. */
-static int ring_push_steal(al_ring *ring, HandleObject *h)
+/* A full ring doubles (out of line: the push itself is inlined). */
+static __attribute__((noinline)) int ring_grow(al_ring *ring)
 {
-    if (ring->len == ring->cap) {
-        size_t cap = ring->cap ? ring->cap * 2 : 256;
-        HandleObject **items = PyMem_New(HandleObject *, cap);
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (size_t i = 0; i < ring->len; i++) {
-            items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
-        }
-        PyMem_Free(ring->items);
-        ring->items = items;
-        ring->cap = cap;
-        ring->head = 0;
+    size_t cap = ring->cap ? ring->cap * 2 : 256;
+    HandleObject **items = PyMem_New(HandleObject *, cap);
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < ring->len; i++) {
+        items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
+    }
+    PyMem_Free(ring->items);
+    ring->items = items;
+    ring->cap = cap;
+    ring->head = 0;
+    return 0;
+}
+
+/* Steals the reference to h. */
+static inline int ring_push_steal(al_ring *ring, HandleObject *h)
+{
+    if (ring->len == ring->cap && ring_grow(ring) < 0) {
+        return -1;
     }
     ring->items[(ring->head + ring->len) & (ring->cap - 1)] = h;
     ring->len++;
@@ -354,10 +361,11 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
        loop thread, which touches the queue only while holding it; the loop
        checks the queue before it releases the GIL to poll, so only a loop
        blocked in poll needs a wakeup, and libuv coalesces those. */
-    if (al__ring_push(&self->ready, h) < 0) {
+    if (ring_push_steal(&self->ready, h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
+    Py_INCREF(h); /* the queue's reference; h's own is returned */
     if (!self->running) {
         loop_gc_queued_ready(self);
     }
