@@ -481,6 +481,7 @@ extern PyType_Spec al__loop_spec;
 int al__ring_push(al_ring *ring, HandleObject *h);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
+PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls);
 void al__loop_gc_scan_all(al_state *st);
 void al__loop_hold_gil(LoopObject *loop);
 

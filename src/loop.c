@@ -2267,6 +2267,29 @@ static PyMethodDef Loop_methods[] = {
     {NULL, NULL},
 };
 
+/* {name: Loop's method as a descriptor of cls}, for asyncloop.Loop to own.
+   The interpreter's specialised calls of a C method (3.11+:
+   CALL_METHOD_DESCRIPTOR_*) require the descriptor's class to be the
+   instance's exact type; with _core.Loop's own descriptors every
+   `loop.call_soon(...)` on an asyncloop.Loop fell back to a generic call. */
+PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls)
+{
+    al_state *st = PyModule_GetState(module);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->LoopType)) {
+        PyErr_SetString(PyExc_TypeError, "a subclass of asyncloop._core.Loop is required");
+        return NULL;
+    }
+    PyObject *res = PyDict_New();
+    for (PyMethodDef *m = Loop_methods; res != NULL && m->ml_name != NULL; m++) {
+        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, m);
+        if (descr == NULL || PyDict_SetItemString(res, m->ml_name, descr) < 0) {
+            Py_CLEAR(res);
+        }
+        Py_XDECREF(descr);
+    }
+    return res;
+}
+
 static PyType_Slot Loop_slots[] = {
     {Py_tp_new, Loop_new},
     {Py_tp_dealloc, Loop_dealloc},

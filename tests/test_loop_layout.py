@@ -104,3 +104,27 @@ def test_method_lookup_specialises(asyncloop_mod):
         assert "METHOD_" in ops[0], (ops, sys.version)
     finally:
         loop.close()
+
+
+def test_loop_owns_the_core_methods(asyncloop_mod):
+    Loop = asyncloop_mod.Loop
+    core = asyncloop_mod._core.Loop
+    for name in ("call_soon", "call_soon_threadsafe", "call_later", "call_at", "time",
+                 "create_future", "create_task", "run_forever", "close"):
+        descr = Loop.__dict__[name]
+        assert descr.__objclass__ is Loop, name
+        assert descr.__doc__ == core.__dict__[name].__doc__
+    # What asyncloop/__init__.py defines in Python stays as it is.
+    assert Loop.__dict__["create_connection"] is asyncloop_mod._Base.create_connection
+    with pytest.raises(TypeError):
+        asyncloop_mod._core._method_descriptors(dict)
+
+
+def test_core_methods_reject_other_instances(asyncloop_mod):
+    bare = asyncloop_mod._core.Loop()
+    try:
+        with pytest.raises(TypeError):
+            asyncloop_mod.Loop.call_soon(bare, print)
+        bare.call_soon(print)  # its own, _core.Loop's
+    finally:
+        bare.close()
