@@ -70,6 +70,8 @@ MODES = {
     "before_run": micro.bench_call_soon_before_run,
     "chain": micro.bench_call_soon_chain,
     "threadsafe": threadsafe,
+    # micro.py's own: batches follow the GIL's switch interval (varies)
+    "threadsafe_free": micro.bench_call_soon_threadsafe,
 }
 
 
@@ -117,7 +119,7 @@ def main(argv):
     if argv and argv[0] == "--table":
         n = int(argv[1]) if len(argv) > 1 else 20000
         loops = argv[2].split(",") if len(argv) > 2 else ("asyncloop", "rloop", "uvloop")
-        modes = argv[3].split(",") if len(argv) > 3 else tuple(MODES)
+        modes = argv[3].split(",") if len(argv) > 3 else tuple(MODES)[:4]
         table(n, loops, modes)
         return
     run(argv[0], int(argv[1]), argv[2] if len(argv) > 2 else "asyncloop")

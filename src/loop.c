@@ -334,7 +334,9 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    int kw = nargs < 1 ? 1 : parse_context_kw(st, args, nargs, kwnames, &context);
+    int kw = nargs < 1         ? 1
+             : kwnames == NULL ? (context = NULL, 0)
+                               : parse_context_kw(st, args, nargs, kwnames, &context);
     if (kw != 0) {
         static const char *const names[] = {"callback"};
         return kw < 0 ? NULL
