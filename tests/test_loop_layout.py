@@ -60,7 +60,7 @@ def test_instance_attributes_still_settable(asyncloop_mod):
         assert loop._asyncgens is None
         del loop._unix_server_sockets
         with pytest.raises(AttributeError):
-            loop._unix_server_sockets
+            _ = loop._unix_server_sockets
     finally:
         loop.close()
 
