@@ -313,6 +313,15 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     del _metrics_serving
 
 
+# Loop owns the C core's methods (as descriptors of Loop, not of _core.Loop)
+# unless it overrides them: the interpreter's specialised call of a C method
+# checks that the descriptor's class is the instance's exact type.
+for __name, __descr in _core._method_descriptors(Loop).items():
+    if __name not in Loop.__dict__:
+        setattr(Loop, __name, __descr)
+del __name, __descr
+
+
 # process.c glue: the transport of a child process. The protocol plumbing
 # (pipes, the order of the protocol's callbacks, wait(), close()) is
 # asyncio's BaseSubprocessTransport of the running CPython, so that its

@@ -21,9 +21,16 @@ handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
         else {
             st->n_free_handles--;
         }
-        /* Still a GC object, untracked: this re-initialises its type (taking
-           a reference to the heap type) and its reference count. */
-        PyObject_Init((PyObject *)h, tp);
+        if (Py_REFCNT(h) == 0) {
+            /* Parked by its dealloc; still a GC object, untracked: this
+               re-initialises its type (taking a reference to the heap type)
+               and its reference count. */
+            PyObject_Init((PyObject *)h, tp);
+        }
+        else {
+            /* Parked by al__handle_release, its reference count kept at one. */
+            Py_INCREF(tp);
+        }
     }
     else if (is_timer) {
         h = (HandleObject *)PyObject_GC_New(TimerHandleObject, tp);
@@ -253,18 +260,49 @@ static void Handle_dealloc(HandleObject *h)
     Py_TRASHCAN_END
 }
 
-/* The loop lets go of h after running it: a handle only it holds drops its
-   callback and arguments first, one level down from the loop instead of
-   from inside h's dealloc, which then needs no trashcan. */
+/* The loop lets go of h after running it. A handle only the loop holds is
+   emptied here, one level down from the loop (no trashcan needed), and goes
+   to the free list as it is, without a dealloc: its reference count stays
+   one, which no one else holds (nothing references it and, untracked, the
+   GC cannot hand it out), and its type reference is dropped as a dealloc
+   would. handle_new takes it from there. */
 void al__handle_release(HandleObject *h)
 {
-    if (Py_REFCNT(h) == 1 && h->weakreflist == NULL && !h->running) {
-        handle_clear_call(h);
-    }
-    else {
+    if (Py_REFCNT(h) != 1 || h->weakreflist != NULL || h->running) {
         al__handle_disown(h);
+        Py_DECREF(h);
+        return;
     }
-    Py_DECREF(h);
+    LoopObject *loop = h->loop; /* its reference is dropped last */
+    al_state *st = loop->state;
+    /* Releasing these can run code (a __del__)... */
+    handle_clear_call(h);
+    handle_share_context(h);
+    Py_CLEAR(h->context);
+    Py_CLEAR(h->source_traceback);
+    Py_CLEAR(h->repr);
+    if (h->is_timer) {
+        Py_CLEAR(((TimerHandleObject *)h)->when_obj);
+    }
+    PyTypeObject *tp = Py_TYPE(h);
+    int is_timer = tp == st->TimerHandleType;
+    int *n_free = is_timer ? &st->n_free_timers : &st->n_free_handles;
+    /* ...which may have found a tracked h (gc.get_objects) and kept it. */
+    if (Py_REFCNT(h) != 1 || h->weakreflist != NULL || *n_free >= HANDLE_FREELIST_MAX ||
+        (!is_timer && tp != st->HandleType)) {
+        al__handle_disown(h);
+        Py_DECREF(h);
+        return;
+    }
+    PyObject_GC_UnTrack(h);
+    HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
+    h->loop = NULL;
+    h->callback = (PyObject *)*free_list;
+    *free_list = h;
+    (*n_free)++;
+    st->live_handles--;
+    Py_DECREF(tp);
+    Py_DECREF(loop);
 }
 
 static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp)
@@ -311,7 +349,17 @@ void al__handle_free_list_clear(al_state *st)
         while (*lists[i] != NULL) {
             HandleObject *h = *lists[i];
             *lists[i] = (HandleObject *)h->callback;
-            PyObject_GC_Del(h);
+            h->callback = NULL;
+            if (Py_REFCNT(h) == 0) {
+                PyObject_GC_Del(h); /* parked by its dealloc */
+            }
+            else {
+                /* Parked by al__handle_release: an ordinary dealloc, which
+                   drops the type reference taken here (no loop: h is not
+                   parked again). */
+                Py_INCREF(Py_TYPE(h));
+                Py_DECREF(h);
+            }
         }
     }
     st->n_free_handles = st->n_free_timers = 0;

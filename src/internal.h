@@ -397,6 +397,12 @@ struct al_loop {
     PyObject *signal_handlers; /* dict: signum -> Handle, or NULL */
     PyObject *old_agen_hooks;
     PyObject *coro_saved_depth;
+    /* asyncio's _asyncgens, _asyncgens_shutdown_called and (3.13)
+       _unix_server_sockets, used by the methods asyncloop/__init__.py
+       borrows: slots, so that the instance dict stays empty. */
+    PyObject *asyncgens;
+    PyObject *unix_server_sockets;
+    char asyncgens_shutdown_called;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */
     al_io io_objects; /* list head of the al_io of live I/O objects */
@@ -486,6 +492,7 @@ extern PyType_Spec al__loop_spec;
 int al__ring_push(al_ring *ring, HandleObject *h);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
+PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls);
 void al__loop_gc_scan_all(al_state *st);
 void al__loop_hold_gil(LoopObject *loop);
 

@@ -9,23 +9,30 @@
 
 /* --- the ready queue ---------------------------------------------------- */
 
-/* Steals the reference to h. */
-static int ring_push_steal(al_ring *ring, HandleObject *h)
+/* A full ring doubles (out of line: the push itself is inlined). */
+static __attribute__((noinline)) int ring_grow(al_ring *ring)
 {
-    if (ring->len == ring->cap) {
-        size_t cap = ring->cap ? ring->cap * 2 : 256;
-        HandleObject **items = PyMem_New(HandleObject *, cap);
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (size_t i = 0; i < ring->len; i++) {
-            items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
-        }
-        PyMem_Free(ring->items);
-        ring->items = items;
-        ring->cap = cap;
-        ring->head = 0;
+    size_t cap = ring->cap ? ring->cap * 2 : 256;
+    HandleObject **items = PyMem_New(HandleObject *, cap);
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < ring->len; i++) {
+        items[i] = ring->items[(ring->head + i) & (ring->cap - 1)];
+    }
+    PyMem_Free(ring->items);
+    ring->items = items;
+    ring->cap = cap;
+    ring->head = 0;
+    return 0;
+}
+
+/* Steals the reference to h. */
+static inline int ring_push_steal(al_ring *ring, HandleObject *h)
+{
+    if (ring->len == ring->cap && ring_grow(ring) < 0) {
+        return -1;
     }
     ring->items[(ring->head + ring->len) & (ring->cap - 1)] = h;
     ring->len++;
@@ -327,7 +334,9 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
     const char *method = threadsafe ? "call_soon_threadsafe" : "call_soon";
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    int kw = nargs < 1 ? 1 : parse_context_kw(st, args, nargs, kwnames, &context);
+    int kw = nargs < 1         ? 1
+             : kwnames == NULL ? (context = NULL, 0)
+                               : parse_context_kw(st, args, nargs, kwnames, &context);
     if (kw != 0) {
         static const char *const names[] = {"callback"};
         return kw < 0 ? NULL
@@ -354,10 +363,11 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
        loop thread, which touches the queue only while holding it; the loop
        checks the queue before it releases the GIL to poll, so only a loop
        blocked in poll needs a wakeup, and libuv coalesces those. */
-    if (al__ring_push(&self->ready, h) < 0) {
+    if (ring_push_steal(&self->ready, h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
+    Py_INCREF(h); /* the queue's reference; h's own is returned */
     if (!self->running) {
         loop_gc_queued_ready(self);
     }
@@ -1751,7 +1761,14 @@ static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (st == NULL) {
         return NULL;
     }
-    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    /* Made by object.__new__, as a Python class's instance is: on 3.11 and
+       3.12 that prepares the inline attribute values of a subclass's
+       instance, without which the interpreter cannot specialise
+       `loop.call_soon` (and every other method lookup) from Python. */
+    newfunc object_new = (newfunc)PyType_GetSlot(&PyBaseObject_Type, Py_tp_new);
+    PyObject *noargs = PyTuple_New(0);
+    LoopObject *self = noargs ? (LoopObject *)object_new(type, noargs, NULL) : NULL;
+    Py_XDECREF(noargs);
     if (self == NULL) {
         return NULL;
     }
@@ -1828,6 +1845,8 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->signal_handlers);
     Py_VISIT(self->old_agen_hooks);
     Py_VISIT(self->coro_saved_depth);
+    Py_VISIT(self->asyncgens);
+    Py_VISIT(self->unix_server_sockets);
     Py_VISIT(self->wakeup_saved);
     Py_VISIT(self->fd_watchers);
     Py_VISIT(self->pending_exc);
@@ -1873,6 +1892,8 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->signal_handlers);
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
+    Py_CLEAR(self->asyncgens);
+    Py_CLEAR(self->unix_server_sockets);
     Py_CLEAR(self->wakeup_saved);
     Py_CLEAR(self->fd_watchers);
     Py_CLEAR(self->pending_exc);
@@ -2070,6 +2091,10 @@ static PyMemberDef Loop_members[] = {
     {"_default_executor", T_OBJECT, offsetof(LoopObject, default_executor), 0, NULL},
     {"_exception_handler", T_OBJECT, offsetof(LoopObject, exception_handler), 0, NULL},
     {"_executor_shutdown_called", T_BOOL, offsetof(LoopObject, executor_shutdown_called), 0, NULL},
+    {"_asyncgens", T_OBJECT_EX, offsetof(LoopObject, asyncgens), 0, NULL},
+    {"_asyncgens_shutdown_called", T_BOOL, offsetof(LoopObject, asyncgens_shutdown_called), 0,
+     NULL},
+    {"_unix_server_sockets", T_OBJECT_EX, offsetof(LoopObject, unix_server_sockets), 0, NULL},
     {NULL},
 };
 
@@ -2249,6 +2274,29 @@ static PyMethodDef Loop_methods[] = {
 
     {NULL, NULL},
 };
+
+/* {name: Loop's method as a descriptor of cls}, for asyncloop.Loop to own.
+   The interpreter's specialised calls of a C method (3.11+:
+   CALL_METHOD_DESCRIPTOR_*) require the descriptor's class to be the
+   instance's exact type; with _core.Loop's own descriptors every
+   `loop.call_soon(...)` on an asyncloop.Loop fell back to a generic call. */
+PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls)
+{
+    al_state *st = PyModule_GetState(module);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->LoopType)) {
+        PyErr_SetString(PyExc_TypeError, "a subclass of asyncloop._core.Loop is required");
+        return NULL;
+    }
+    PyObject *res = PyDict_New();
+    for (PyMethodDef *m = Loop_methods; res != NULL && m->ml_name != NULL; m++) {
+        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, m);
+        if (descr == NULL || PyDict_SetItemString(res, m->ml_name, descr) < 0) {
+            Py_CLEAR(res);
+        }
+        Py_XDECREF(descr);
+    }
+    return res;
+}
 
 static PyType_Slot Loop_slots[] = {
     {Py_tp_new, Loop_new},

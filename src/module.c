@@ -75,6 +75,8 @@ static PyObject *debug_counters(PyObject *module, PyObject *Py_UNUSED(ignored))
 static PyMethodDef module_methods[] = {
     {"_debug_counters", debug_counters, METH_NOARGS,
      "Live Handle/TimerHandle objects, loops and libuv handles of this module."},
+    {"_method_descriptors", al__loop_method_descriptors, METH_O,
+     "{name: Loop's method as a descriptor of the given subclass}."},
     {NULL, NULL},
 };
 
