@@ -30,10 +30,13 @@ typedef struct al_idle al_idle;
 
 /* poll.c: a socket watcher left with nothing to wait for keeps polling
    until the loop's next poll, so that the next wait on it (the usual
-   sock_recv loop) costs no epoll_ctl; linked in loop->poll_idle. */
+   sock_recv loop) costs no epoll_ctl; linked in loop->poll_idle. A released
+   transport poll (al_tpoll) does too, muted, so that the close that usually
+   follows costs uv_close's one EPOLL_CTL_DEL instead of two. */
 struct al_idle {
     al_idle *prev;
     al_idle *next;
+    char tpoll; /* an al_tpoll's (released by its transport), else a watcher's */
 };
 
 /* Every object that owns a libuv I/O handle of a loop (transports, servers,
@@ -509,7 +512,8 @@ void al__poll_forget(LoopObject *loop, uv_poll_t *handle);
    al_idle); the loop calls it before each poll and when a run ends. */
 void al__poll_idle_flush(LoopObject *loop);
 /* uv_poll_init through the loop: libuv refuses a second handle on an fd
-   (UV_EEXIST), and an idle watcher of a closed fd may still hold its number. */
+   (UV_EEXIST), and an idle watcher or released transport poll of a closed
+   fd may still hold its number. */
 int al__poll_init(LoopObject *loop, uv_poll_t *handle, int fd);
 
 /* A transport's poll (stream.c, pipe.c, udp.c): the uv_poll_t is allocated
@@ -524,7 +528,9 @@ typedef struct {
 
 typedef struct {
     al_poll_box *box; /* kept from the first start until close or dealloc */
-    int events;       /* what box polls for now */
+    int events;       /* what the owner waits for now */
+    int armed;        /* what libuv polls for: events, or more while idle */
+    al_idle idle;     /* released but still polling, muted (see al_idle) */
     char held;        /* polling: owner holds a reference to itself */
 } al_tpoll;
 

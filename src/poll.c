@@ -120,28 +120,49 @@ static void watcher_set_active(WatcherObject *w, int events)
     w->events = events;
 }
 
+static void idle_link_in(LoopObject *loop, al_idle *idle)
+{
+    if (idle->prev == NULL) {
+        idle->prev = &loop->poll_idle;
+        idle->next = loop->poll_idle.next;
+        if (idle->next != NULL) {
+            idle->next->prev = idle;
+        }
+        loop->poll_idle.next = idle;
+    }
+}
+
+static void idle_unlink_from(al_idle *idle)
+{
+    if (idle->prev != NULL) {
+        idle->prev->next = idle->next;
+        if (idle->next != NULL) {
+            idle->next->prev = idle->prev;
+        }
+        idle->prev = idle->next = NULL;
+    }
+}
+
 static void idle_link(WatcherObject *w)
 {
-    if (w->idle.prev == NULL) {
-        LoopObject *loop = w->loop;
-        w->idle.prev = &loop->poll_idle;
-        w->idle.next = loop->poll_idle.next;
-        if (w->idle.next != NULL) {
-            w->idle.next->prev = &w->idle;
-        }
-        loop->poll_idle.next = &w->idle;
-    }
+    idle_link_in(w->loop, &w->idle);
 }
 
 static void idle_unlink(WatcherObject *w)
 {
-    if (w->idle.prev != NULL) {
-        w->idle.prev->next = w->idle.next;
-        if (w->idle.next != NULL) {
-            w->idle.next->prev = w->idle.prev;
-        }
-        w->idle.prev = w->idle.next = NULL;
+    idle_unlink_from(&w->idle);
+}
+
+#define IDLE_TO_TPOLL(p) ((al_tpoll *)((char *)(p)-offsetof(al_tpoll, idle)))
+
+/* Stops libuv's polling of a released transport poll. */
+static void tpoll_disarm(al_tpoll *tp)
+{
+    idle_unlink_from(&tp->idle);
+    if (tp->armed != 0 && tp->box != NULL) {
+        uv_poll_stop(&tp->box->poll);
     }
+    tp->armed = 0;
 }
 
 /* Stops libuv's polling; the registrations stay as they are. */
@@ -158,7 +179,13 @@ static void watcher_disarm(WatcherObject *w)
 void al__poll_idle_flush(LoopObject *loop)
 {
     while (loop->poll_idle.next != NULL) {
-        watcher_disarm(IDLE_TO_WATCHER(loop->poll_idle.next));
+        al_idle *idle = loop->poll_idle.next;
+        if (idle->tpoll) {
+            tpoll_disarm(IDLE_TO_TPOLL(idle));
+        }
+        else {
+            watcher_disarm(IDLE_TO_WATCHER(idle));
+        }
     }
 }
 
@@ -179,16 +206,32 @@ static void tpoll_on_close(uv_handle_t *handle)
     PyMem_RawFree(box);
 }
 
-/* Stops the handle and forgets the self-reference; returns whether one was
-   held (the caller drops it last, as it may take the owner with it). */
-static int tpoll_unhold(al_tpoll *tp, LoopObject *loop, al_io *io)
+/* Stops the handle (unless the caller closes it: uv_close stops it with the
+   same EPOLL_CTL_DEL, and a second one would only fail with ENOENT) and
+   forgets the self-reference; returns whether one was held (the caller
+   drops it last, as it may take the owner with it). */
+static int tpoll_unhold(al_tpoll *tp, LoopObject *loop, al_io *io, int closing)
 {
     if (!tp->held) {
         return 0;
     }
     tp->held = 0;
     al__poll_forget(loop, &tp->box->poll);
-    uv_poll_stop(&tp->box->poll);
+    if (!closing) {
+        if (tp->armed != 0 && uv_is_active((uv_handle_t *)&tp->box->poll)) {
+            /* Polls on, muted, until the loop's next poll (al_idle): the
+               usual close that follows (EOF, close(), abort()) then costs
+               uv_close's one EPOLL_CTL_DEL instead of two, a restart with
+               the same events none. Muting drops what this poll's batch
+               still holds for it, as uv_poll_stop would. */
+            tp->box->poll.data = NULL;
+            tp->idle.tpoll = 1;
+            idle_link_in(loop, &tp->idle);
+        }
+        else {
+            tp->armed = 0; /* libuv stopped it (POLLERR) */
+        }
+    }
     loop->io_watchers--;
     io->held = NULL;
     return 1;
@@ -198,7 +241,7 @@ void al__tpoll_release(al_tpoll *tp, LoopObject *loop, al_io *io)
 {
     tp->events = 0;
     PyObject *owner = io->held;
-    if (tpoll_unhold(tp, loop, io)) {
+    if (tpoll_unhold(tp, loop, io, 0)) {
         Py_DECREF(owner);
     }
 }
@@ -210,7 +253,9 @@ void al__tpoll_close(al_tpoll *tp, LoopObject *loop, al_io *io)
         return; /* a handle implies the loop: connection_lost clears both */
     }
     PyObject *owner = io->held;
-    int held = tpoll_unhold(tp, loop, io);
+    int held = tpoll_unhold(tp, loop, io, 1);
+    idle_unlink_from(&tp->idle);
+    tp->armed = 0;
     tp->box = NULL;
     tp->events = 0;
     box->poll.data = NULL;
@@ -258,12 +303,22 @@ int al__tpoll_update(al_tpoll *tp, LoopObject *loop, PyObject *owner, al_io *io,
         io->held = Py_NewRef(owner);
         fresh = 1;
     }
+    tp->box->poll.data = owner;
+    if (tp->idle.prev != NULL && tp->armed == events &&
+        uv_is_active((uv_handle_t *)&tp->box->poll)) {
+        /* released earlier in this iteration and still polling for these */
+        idle_unlink_from(&tp->idle);
+        tp->events = events;
+        return 0;
+    }
     if (al__poll_start(loop, &tp->box->poll, events, cb) < 0) {
         if (fresh) {
             al__tpoll_release(tp, loop, io);
         }
         return -1;
     }
+    idle_unlink_from(&tp->idle);
+    tp->armed = events;
     tp->events = events;
     return 0;
 }
@@ -283,8 +338,8 @@ static void watcher_close(WatcherObject *w)
         poll_box *box = w->box;
         w->box = NULL;
         al__poll_forget(w->loop, &box->poll);
-        uv_poll_stop(&box->poll);
         box->poll.data = NULL;
+        /* no uv_poll_stop: uv_close stops it (one EPOLL_CTL_DEL, not two) */
         uv_close((uv_handle_t *)&box->poll, on_poll_close);
     }
     al__loop_io_unlink(&w->io);
@@ -430,6 +485,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->armed = 0;
     w->lazy = S_ISSOCK(sb.st_mode);
     w->idle.prev = w->idle.next = NULL;
+    w->idle.tpoll = 0;
     w->dev = sb.st_dev;
     w->ino = sb.st_ino;
     w->io.loop_closing = loop_closing;
