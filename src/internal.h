@@ -369,7 +369,6 @@ struct al_loop {
     Py_ssize_t cap_gc_timers;
     LoopObject *gc_next;
     LoopObject *gc_prev;
-    char gc_listed;
 
     PyThreadState *released_tstate; /* set while the GIL is released */
     int polling;                    /* blocked in uv_run, GIL released */
@@ -385,13 +384,18 @@ struct al_loop {
     char debug;
     char executor_shutdown_called;
     char coro_tracking;
+    /* Flags of the parts below, kept together so that the struct has no
+       padding holes (clang-tidy's optin.performance.Padding). */
+    char gc_listed;                 /* in state->gc_unscanned (gc_next/gc_prev) */
+    char slow_generic;              /* slow_obj compared as it is */
+    char asyncgens_shutdown_called; /* asyncio's _asyncgens_shutdown_called */
+    char ssl_read_buf_busy;         /* ssl.c: ssl_read_buf is lent */
     double slow_callback_duration;
     /* What set_debug() and slow_callback_duration were given, returned as
        given as asyncio does (NULL: False / the float); slow_generic: the
        object is compared as it is, not as slow_callback_duration. */
     PyObject *debug_obj;
     PyObject *slow_obj;
-    char slow_generic;
 
     PyObject *task_factory;
     PyObject *exception_handler;
@@ -405,7 +409,6 @@ struct al_loop {
        borrows: slots, so that the instance dict stays empty. */
     PyObject *asyncgens;
     PyObject *unix_server_sockets;
-    char asyncgens_shutdown_called;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */
     al_io io_objects; /* list head of the al_io of live I/O objects */
@@ -429,9 +432,9 @@ struct al_loop {
        the poll's stream events short, and the last one that skipped some */
     uint64_t cut_iter, skip_iter;
     /* ssl.c: what decrypted data is read into before its bytes object is
-       made, on first use; busy while lent (a nested read allocates) */
+       made, on first use; ssl_read_buf_busy while lent (a nested read
+       allocates) */
     char *ssl_read_buf;
-    char ssl_read_buf_busy;
     char *dgram_buf;      /* udp.c: recvmmsg slots, allocated on first use */
     PyObject *stop_cache; /* poll.c: a StopIteration reused for sock_* results (3.12+) */
 
