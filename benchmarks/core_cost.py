@@ -26,13 +26,11 @@ prints instructions per callback (each run twice under callgrind).
 import asyncio
 import gc
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import metrics_cost  # noqa: E402
 import micro  # noqa: E402
 
 
@@ -91,17 +89,7 @@ def run(mode, n, loop_name):
 
 
 def callgrind(mode, n, loop):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, mode, str(n), loop],
-            check=True, capture_output=True, text=True,
-        )
-        with open(out) as f:
-            text = f.read()
-    m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
-    return int(m.group(1))
+    return metrics_cost.callgrind(mode, n, loop, script=__file__)
 
 
 def table(n, loops, modes):

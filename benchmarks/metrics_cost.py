@@ -130,12 +130,13 @@ def hook(loop, n):
 MODES = {"chain": chain, "batch": batch, "timers": timers, "echo": echo, "hook": hook}
 
 
-def callgrind(mode, n, loop):
+def callgrind(mode, n, loop, script=__file__):
+    """Instructions of `python script mode n loop` under callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, mode, str(n), loop],
+             sys.executable, script, mode, str(n), loop],
             check=True, capture_output=True, text=True,
         )
         with open(out) as f:

@@ -275,15 +275,8 @@ void al__handle_release(HandleObject *h)
     }
     LoopObject *loop = h->loop; /* its reference is dropped last */
     al_state *st = loop->state;
-    /* Releasing these can run code (a __del__)... */
-    handle_clear_call(h);
-    handle_share_context(h);
-    Py_CLEAR(h->context);
-    Py_CLEAR(h->source_traceback);
-    Py_CLEAR(h->repr);
-    if (h->is_timer) {
-        Py_CLEAR(((TimerHandleObject *)h)->when_obj);
-    }
+    /* Releasing its references can run code (a __del__)... */
+    Handle_clear(h);
     PyTypeObject *tp = Py_TYPE(h);
     int is_timer = tp == st->TimerHandleType;
     int *n_free = is_timer ? &st->n_free_timers : &st->n_free_handles;

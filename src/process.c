@@ -112,6 +112,24 @@ static void *reaper_thread(void *arg)
     return NULL;
 }
 
+/* A detached thread with a small stack, started with every signal blocked
+   so that signals keep going to the interpreter's threads (0 or an errno). */
+static int start_detached(void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 /* A detached thread blocked in waitpid(pid): for a child whose loop is
    gone, so that it never stays a zombie. 0, or -1 if none could start. */
 static int start_reaper(pid_t pid)
@@ -121,13 +139,7 @@ static int start_reaper(pid_t pid)
         return -1;
     }
     *arg = pid;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
-    int rc = pthread_create(&t, &attr, reaper_thread, arg);
-    pthread_attr_destroy(&attr);
+    int rc = start_detached(reaper_thread, arg);
     if (rc != 0) {
         free(arg);
         return -1;
@@ -196,17 +208,7 @@ static int waiter_start(waiter_box *w)
     pthread_mutex_lock(&w->mu);
     w->refs++;
     pthread_mutex_unlock(&w->mu);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
-    int rc = pthread_create(&t, &attr, waiter_thread, w);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = start_detached(waiter_thread, w);
     if (rc != 0) {
         waiter_release(w);
         return rc;
