@@ -18,8 +18,8 @@ handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
         if (is_timer) {
             st->n_free_timers--;
         }
-        else {
-            st->n_free_handles--;
+        else if (--st->n_free_handles < st->free_handles_low) {
+            st->free_handles_low = st->n_free_handles;
         }
         if (Py_REFCNT(h) == 0) {
             /* Parked by its dealloc; still a GC object, untracked: this
@@ -281,7 +281,8 @@ void al__handle_release(HandleObject *h)
     int is_timer = tp == st->TimerHandleType;
     int *n_free = is_timer ? &st->n_free_timers : &st->n_free_handles;
     /* ...which may have found a tracked h (gc.get_objects) and kept it. */
-    if (Py_REFCNT(h) != 1 || h->weakreflist != NULL || *n_free >= HANDLE_FREELIST_MAX ||
+    if (Py_REFCNT(h) != 1 || h->weakreflist != NULL ||
+        *n_free >= (is_timer ? TIMER_FREELIST_MAX : HANDLE_FREELIST_MAX) ||
         (!is_timer && tp != st->HandleType)) {
         al__handle_disown(h);
         Py_DECREF(h);
@@ -321,7 +322,7 @@ static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp)
             st->n_free_handles++;
             kept = 1;
         }
-        else if (tp == st->TimerHandleType && st->n_free_timers < HANDLE_FREELIST_MAX) {
+        else if (tp == st->TimerHandleType && st->n_free_timers < TIMER_FREELIST_MAX) {
             h->callback = (PyObject *)st->free_timers;
             st->free_timers = h;
             st->n_free_timers++;
@@ -335,27 +336,52 @@ static void handle_dealloc_body(HandleObject *h, PyTypeObject *tp)
     Py_XDECREF(loop);
 }
 
+/* Frees the first handle of a free list. */
+static void free_list_pop_free(HandleObject **list)
+{
+    HandleObject *h = *list;
+    *list = (HandleObject *)h->callback;
+    h->callback = NULL;
+    if (Py_REFCNT(h) == 0) {
+        PyObject_GC_Del(h); /* parked by its dealloc */
+    }
+    else {
+        /* Parked by al__handle_release: an ordinary dealloc, which drops
+           the type reference taken here (no loop: h is not parked again). */
+        Py_INCREF(Py_TYPE(h));
+        Py_DECREF(h);
+    }
+}
+
 void al__handle_free_list_clear(al_state *st)
 {
-    HandleObject **lists[2] = {&st->free_handles, &st->free_timers};
-    for (int i = 0; i < 2; i++) {
-        while (*lists[i] != NULL) {
-            HandleObject *h = *lists[i];
-            *lists[i] = (HandleObject *)h->callback;
-            h->callback = NULL;
-            if (Py_REFCNT(h) == 0) {
-                PyObject_GC_Del(h); /* parked by its dealloc */
-            }
-            else {
-                /* Parked by al__handle_release: an ordinary dealloc, which
-                   drops the type reference taken here (no loop: h is not
-                   parked again). */
-                Py_INCREF(Py_TYPE(h));
-                Py_DECREF(h);
-            }
-        }
+    while (st->free_handles != NULL) {
+        free_list_pop_free(&st->free_handles);
     }
-    st->n_free_handles = st->n_free_timers = 0;
+    while (st->free_timers != NULL) {
+        free_list_pop_free(&st->free_timers);
+    }
+    st->n_free_handles = st->n_free_timers = st->free_handles_low = 0;
+}
+
+void al__handle_free_list_trim(al_state *st)
+{
+    uint64_t now = uv_hrtime();
+    if (now < st->free_handles_trim) {
+        return;
+    }
+    /* The low-water mark counts the handles no one took since the last
+       trim: those above the part always kept go. */
+    int excess = st->n_free_handles - HANDLE_FREELIST_KEEP;
+    if (st->free_handles_low < excess) {
+        excess = st->free_handles_low;
+    }
+    for (; excess > 0; excess--) {
+        free_list_pop_free(&st->free_handles);
+        st->n_free_handles--;
+    }
+    st->free_handles_low = st->n_free_handles;
+    st->free_handles_trim = now + 1000000000u;
 }
 
 /* The callback's positional arguments as a new tuple. */

@@ -689,6 +689,9 @@ static void loop_discard_cancelled(LoopObject *self)
 static int loop_run_once(LoopObject *self)
 {
     self->metrics.iterations++; /* metrics */
+    if (self->state->n_free_handles > HANDLE_FREELIST_KEEP) {
+        al__handle_free_list_trim(self->state);
+    }
     if (self->timers.cancelled > 0) {
         loop_discard_cancelled(self);
     }

@@ -725,6 +725,42 @@ def test_call_soon_threadsafe_many_threads(loop):
         assert order[t] == list(range(per_thread)), "one thread's callbacks ran out of order"
 
 
+def test_call_soon_threadsafe_burst_each_in_own_context(loop):
+    """A burst larger than asyncloop's handle free list (handles made past it
+    and freed past it): FIFO, each callback in its own copy of the poster's
+    context, taken at call time, as asyncio's Handle does."""
+    n = 70_000
+    var = contextvars.ContextVar("var")
+    leaked = contextvars.ContextVar("leaked")
+    got = []
+
+    def cb(i):
+        got.append((i, var.get(None), leaked.get(None)))
+        leaked.set(i)  # must not be seen by the next callback
+        if i == n - 1:
+            loop.stop()
+
+    def poster():
+        for i in range(n):
+            if i == n // 2:
+                var.set("second half")
+            loop.call_soon_threadsafe(cb, i)
+
+    guard = loop.call_later(GUARD * 3, loop.stop)
+    t = threading.Thread(target=poster)
+    var.set("loop thread")
+    loop.call_soon(t.start)
+    try:
+        loop.run_forever()
+    finally:
+        t.join()
+    guard.cancel()
+    assert [i for i, _, _ in got] == list(range(n))
+    assert all(v is None for _, v, _ in got[: n // 2])
+    assert all(v == "second half" for _, v, _ in got[n // 2 :])
+    assert all(seen is None for _, _, seen in got)
+
+
 def test_call_soon_threadsafe_while_idle(loop):
     """Callbacks posted one at a time to an idle loop each wake it up."""
     got = []

@@ -70,3 +70,30 @@ def test_handles_reused_after_run_behave_as_new(loop):
         del handles
         run_briefly(loop)
     assert ran == [(r, i) for r in range(3) for i in range(20) if i != 5]
+
+
+def test_free_list_bounded_and_trimmed_after_burst(asyncloop_mod):
+    """A burst of handles refills the free list up to its cap; what no one
+    takes again within a second goes back to pymalloc, down to what is
+    always kept."""
+    import asyncio
+
+    counters = asyncloop_mod._core._debug_counters
+    cap, keep = 65536, 16384
+    loop = asyncloop_mod.new_event_loop()
+    try:
+        for _ in range(cap + 5000):
+            loop.call_soon(lambda: None)
+        run_briefly(loop)
+        assert keep < counters()["free_handles"] <= cap
+        # Two idle seconds: the first trim after the burst only learns that
+        # the list was left alone, the next one frees.
+        loop.run_until_complete(asyncio.sleep(1.1))
+        loop.run_until_complete(asyncio.sleep(1.1))
+        # (plus the few the last run_until_complete released after it)
+        assert counters()["free_handles"] < keep + 100
+        # Still reused afterwards.
+        _new_handles(loop)
+        run_briefly(loop)
+    finally:
+        loop.close()
