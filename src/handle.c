@@ -364,12 +364,8 @@ void al__handle_free_list_clear(al_state *st)
     st->n_free_handles = st->n_free_timers = st->free_handles_low = 0;
 }
 
-void al__handle_free_list_trim(al_state *st)
+void al__handle_free_list_trim(al_state *st, uint64_t now_ms)
 {
-    uint64_t now = uv_hrtime();
-    if (now < st->free_handles_trim) {
-        return;
-    }
     /* The low-water mark counts the handles no one took since the last
        trim: those above the part always kept go. */
     int excess = st->n_free_handles - HANDLE_FREELIST_KEEP;
@@ -381,7 +377,7 @@ void al__handle_free_list_trim(al_state *st)
         st->n_free_handles--;
     }
     st->free_handles_low = st->n_free_handles;
-    st->free_handles_trim = now + 1000000000u;
+    st->free_handles_trim = now_ms + 1000;
 }
 
 /* The callback's positional arguments as a new tuple. */

@@ -249,7 +249,7 @@ typedef struct {
     HandleObject *free_handles;
     int n_free_handles;
     int free_handles_low;       /* lowest n_free_handles since the last trim */
-    uint64_t free_handles_trim; /* uv_hrtime() of the next trim */
+    uint64_t free_handles_trim; /* uv_now() of the next trim */
     HandleObject *free_timers;
     int n_free_timers;
 
@@ -476,8 +476,9 @@ void al__handle_release(HandleObject *h);
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void al__handle_free_list_clear(al_state *st);
 /* Frees the Handles of the free list above HANDLE_FREELIST_KEEP that no one
-   took in the last second; called by the loop before it runs a batch. */
-void al__handle_free_list_trim(al_state *st);
+   took since the last trim, and sets the next one a second after now_ms
+   (uv_now); called by the loop at the start of an iteration. */
+void al__handle_free_list_trim(al_state *st, uint64_t now_ms);
 
 /* Handles are not tracked by the GC while only the loop holds them: the
    loop's tp_traverse reports what such a handle references (handle.c has

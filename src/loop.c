@@ -689,8 +689,11 @@ static void loop_discard_cancelled(LoopObject *self)
 static int loop_run_once(LoopObject *self)
 {
     self->metrics.iterations++; /* metrics */
-    if (self->state->n_free_handles > HANDLE_FREELIST_KEEP) {
-        al__handle_free_list_trim(self->state);
+    /* libuv's cached clock (from the last poll): no clock read per
+       iteration, a stale one only delays the trim. */
+    if (self->state->n_free_handles > HANDLE_FREELIST_KEEP &&
+        uv_now(&self->uv) >= self->state->free_handles_trim) {
+        al__handle_free_list_trim(self->state, uv_now(&self->uv));
     }
     if (self->timers.cancelled > 0) {
         loop_discard_cancelled(self);
