@@ -148,6 +148,7 @@ typedef struct {
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
     Py_ssize_t recv_hint;       /* the last big sock_recv's size, or 0 (poll.c) */
     PyObject *sock_family;      /* _socket.socket's family member, on first use (poll.c) */
+    PyObject *sock_timeout;     /* _socket.socket's timeout getset, on first use (poll.c) */
     PyObject *str_gettimeout;
     PyObject *str_cancel;
     PyObject *str_fileno;

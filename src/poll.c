@@ -893,10 +893,15 @@ static int sock_fd(al_state *st, PyObject *sock, int *fd)
 
 /* After EAGAIN: 1 if sock is non-blocking (gettimeout() == 0.0), so the
    caller waits; 0 if it should call the method instead. */
+static PyObject *socket_attr(PyObject **descr, const char *name, PyObject *sock);
+
 static int sock_nonblocking(al_state *st, PyObject *sock)
 {
-    PyObject *t = PyObject_VectorcallMethod(st->str_gettimeout, &sock,
-                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    /* a socket.socket's gettimeout() is _socket.socket's timeout getter */
+    PyObject *t = plain_socket(st, sock)
+                      ? socket_attr(&st->sock_timeout, "timeout", sock)
+                      : PyObject_VectorcallMethod(st->str_gettimeout, &sock,
+                                                  1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (t == NULL) {
         return -1;
     }
@@ -2229,21 +2234,31 @@ void al__poll_dgram_peer_free(LoopObject *loop)
     }
 }
 
+/* _socket.socket's attribute name of sock (a socket.socket) through its
+   descriptor, looked up once into *descr: no method call, no property. */
+static PyObject *socket_attr(PyObject **descr, const char *name, PyObject *sock)
+{
+    if (*descr == NULL) {
+        PyObject *type = al__import_attr("_socket", "socket");
+        *descr = type ? PyObject_GetAttrString(type, name) : NULL;
+        Py_XDECREF(type);
+        if (*descr == NULL) {
+            return NULL;
+        }
+    }
+    descrgetfunc get = Py_TYPE(*descr)->tp_descr_get;
+    if (get == NULL) {
+        PyErr_Format(PyExc_TypeError, "_socket.socket.%s is not a descriptor", name);
+        return NULL;
+    }
+    return get(*descr, sock, (PyObject *)Py_TYPE(sock));
+}
+
 /* sock.family as _socket.socket stores it (socket.socket's property only
    converts it to an AddressFamily): -1 when unknown, with no error set. */
 static int dgram_family(al_state *st, PyObject *sock)
 {
-    if (st->sock_family == NULL) {
-        PyObject *type = al__import_attr("_socket", "socket");
-        st->sock_family = type ? PyObject_GetAttrString(type, "family") : NULL;
-        Py_XDECREF(type);
-        if (st->sock_family == NULL) {
-            PyErr_Clear();
-            return -1;
-        }
-    }
-    descrgetfunc get = Py_TYPE(st->sock_family)->tp_descr_get;
-    PyObject *v = get ? get(st->sock_family, sock, (PyObject *)Py_TYPE(sock)) : NULL;
+    PyObject *v = socket_attr(&st->sock_family, "family", sock);
     long fam = v ? PyLong_AsLong(v) : -1;
     Py_XDECREF(v);
     if (fam == -1 && PyErr_Occurred()) {
