@@ -154,6 +154,8 @@ typedef struct {
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
     Py_ssize_t recv_hint;       /* the last big sock_recv's size, or 0 (poll.c) */
+    PyObject *sock_family;      /* _socket.socket's family member, on first use (poll.c) */
+    PyObject *sock_timeout;     /* _socket.socket's timeout getset, on first use (poll.c) */
     PyObject *str_gettimeout;
     PyObject *str_cancel;
     PyObject *str_fileno;
@@ -446,6 +448,7 @@ struct al_loop {
     char *ssl_read_buf;
     char *dgram_buf;      /* udp.c: recvmmsg slots, allocated on first use */
     PyObject *stop_cache; /* poll.c: a StopIteration reused for sock_* results (3.12+) */
+    struct al_dgram_peer *dgram_peer; /* poll.c: the last sock_recvfrom peer */
 
     al_metrics metrics; /* metrics.c */
 };
@@ -527,6 +530,8 @@ void al__poll_forget(LoopObject *loop, uv_poll_t *handle);
 /* poll.c: stops the watchers still polling with nothing to wait for (see
    al_idle); the loop calls it before each poll and when a run ends. */
 void al__poll_idle_flush(LoopObject *loop);
+/* Frees the loop's datagram peer cache (loop dealloc). */
+void al__poll_dgram_peer_free(LoopObject *loop);
 /* uv_poll_init through the loop: libuv refuses a second handle on an fd
    (UV_EEXIST), and an idle watcher or released transport poll of a closed
    fd may still hold its number. */

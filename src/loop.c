@@ -1956,6 +1956,7 @@ static void Loop_dealloc(LoopObject *self)
     PyMem_RawFree(self->ssl_read_buf);    /* ssl.c */
     PyMem_RawFree(self->dgram_buf);       /* udp.c */
     Py_CLEAR(self->stop_cache);           /* poll.c */
+    al__poll_dgram_peer_free(self);       /* poll.c */
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
     Py_XDECREF(module);

@@ -370,6 +370,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->partial);
     Py_VISIT(st->SSLSocket);
     Py_VISIT(st->socket_type);
+    Py_VISIT(st->sock_family);
+    Py_VISIT(st->sock_timeout);
     /* process.c */
     Py_VISIT(st->ChildType);
     int rc = al__pipe_traverse(st, visit, arg); /* pipe.c */
@@ -447,6 +449,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->partial);
     Py_CLEAR(st->SSLSocket);
     Py_CLEAR(st->socket_type);
+    Py_CLEAR(st->sock_family);
+    Py_CLEAR(st->sock_timeout);
     /* process.c */
     Py_CLEAR(st->ChildType);
     PyMem_RawFree(st->recv_scratch);

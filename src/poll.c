@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -891,10 +893,15 @@ static int sock_fd(al_state *st, PyObject *sock, int *fd)
 
 /* After EAGAIN: 1 if sock is non-blocking (gettimeout() == 0.0), so the
    caller waits; 0 if it should call the method instead. */
+static PyObject *socket_attr(PyObject **descr, const char *name, PyObject *sock);
+
 static int sock_nonblocking(al_state *st, PyObject *sock)
 {
-    PyObject *t = PyObject_VectorcallMethod(st->str_gettimeout, &sock,
-                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    /* a socket.socket's gettimeout() is _socket.socket's timeout getter */
+    PyObject *t = plain_socket(st, sock)
+                      ? socket_attr(&st->sock_timeout, "timeout", sock)
+                      : PyObject_VectorcallMethod(st->str_gettimeout, &sock,
+                                                  1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (t == NULL) {
         return -1;
     }
@@ -1126,7 +1133,8 @@ static int sock_check(LoopObject *self, PyObject *sock)
 
 static PyObject *new_future(LoopObject *self)
 {
-    return PyObject_CallMethod((PyObject *)self, "create_future", NULL);
+    /* self.create_future(), by its interned name (no str made per call) */
+    return PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_create_future);
 }
 
 static PyObject *done_future(LoopObject *self, PyObject *result)
@@ -2194,6 +2202,318 @@ static PyObject *dgram_call(al_state *st, int kind, PyObject *sock, PyObject *a,
     return r;
 }
 
+/* The datagram calls on a socket.socket of family AF_INET or AF_INET6 are
+   made here on its fd (MSG_DONTWAIT), as its methods make them: the same
+   syscall, the same address objects (makesockaddr's), the same OSError
+   from errno and "socket.sendto" audit event. Anything else (other
+   families, addresses to resolve or to reject, other argument types) goes
+   to the method. */
+
+/* The last few peers datagrams came from, and their address objects: an
+   echo's sock_sendto to one then needs no parsing, a repeated peer no new
+   tuple (immutable: sharing it is safe). */
+#define DGRAM_PEERS 4
+
+struct al_dgram_peer {
+    struct {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        PyObject *obj;
+    } e[DGRAM_PEERS];
+    int next; /* the entry replaced next */
+};
+
+void al__poll_dgram_peer_free(LoopObject *loop)
+{
+    if (loop->dgram_peer != NULL) {
+        for (int i = 0; i < DGRAM_PEERS; i++) {
+            Py_CLEAR(loop->dgram_peer->e[i].obj);
+        }
+        PyMem_RawFree(loop->dgram_peer);
+        loop->dgram_peer = NULL;
+    }
+}
+
+/* _socket.socket's attribute name of sock (a socket.socket) through its
+   descriptor, looked up once into *descr: no method call, no property. */
+static PyObject *socket_attr(PyObject **descr, const char *name, PyObject *sock)
+{
+    if (*descr == NULL) {
+        PyObject *type = al__import_attr("_socket", "socket");
+        *descr = type ? PyObject_GetAttrString(type, name) : NULL;
+        Py_XDECREF(type);
+        if (*descr == NULL) {
+            return NULL;
+        }
+    }
+    descrgetfunc get = Py_TYPE(*descr)->tp_descr_get;
+    if (get == NULL) {
+        PyErr_Format(PyExc_TypeError, "_socket.socket.%s is not a descriptor", name);
+        return NULL;
+    }
+    return get(*descr, sock, (PyObject *)Py_TYPE(sock));
+}
+
+/* sock.family as _socket.socket stores it (socket.socket's property only
+   converts it to an AddressFamily): -1 when unknown, with no error set. */
+static int dgram_family(al_state *st, PyObject *sock)
+{
+    PyObject *v = socket_attr(&st->sock_family, "family", sock);
+    long fam = v ? PyLong_AsLong(v) : -1;
+    Py_XDECREF(v);
+    if (fam == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return fam == AF_INET || fam == AF_INET6 ? (int)fam : -1;
+}
+
+/* makesockaddr() for what recvfrom() gave on an AF_INET/AF_INET6 socket. */
+static PyObject *dgram_addr_obj(LoopObject *loop, const struct sockaddr_storage *ss, socklen_t len)
+{
+    struct al_dgram_peer *p = loop->dgram_peer;
+    for (int i = 0; p != NULL && i < DGRAM_PEERS; i++) {
+        if (p->e[i].len == len && len > 0 && memcmp(&p->e[i].ss, ss, len) == 0) {
+            return Py_NewRef(p->e[i].obj);
+        }
+    }
+    if (len == 0) {
+        Py_RETURN_NONE;
+    }
+    char host[INET6_ADDRSTRLEN];
+    PyObject *r;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        /* inet_ntop's "%u.%u.%u.%u", without its sprintf */
+        const unsigned char *b = (const unsigned char *)&a->sin_addr;
+        char *o = host;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = b[i];
+            if (v >= 100) {
+                *o++ = (char)('0' + v / 100);
+            }
+            if (v >= 10) {
+                *o++ = (char)('0' + v / 10 % 10);
+            }
+            *o++ = (char)('0' + v % 10);
+            *o++ = '.';
+        }
+        r = Py_BuildValue("(s#i)", host, (Py_ssize_t)(o - host - 1), (int)ntohs(a->sin_port));
+    }
+    else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        r = Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
+                          (unsigned int)ntohl(a->sin6_flowinfo), (unsigned int)a->sin6_scope_id);
+    }
+    else {
+        PyErr_SetString(PyExc_OSError, "unexpected address family");
+        return NULL;
+    }
+    if (r == NULL) {
+        return NULL;
+    }
+    if (p == NULL && (p = loop->dgram_peer = PyMem_RawCalloc(1, sizeof(*p))) == NULL) {
+        return r; /* no cache */
+    }
+    int i = p->next;
+    p->next = (i + 1) % DGRAM_PEERS;
+    memcpy(&p->e[i].ss, ss, len);
+    p->e[i].len = len;
+    Py_XSETREF(p->e[i].obj, Py_NewRef(r));
+    return r;
+}
+
+/* A port-like int of sock.sendto's address within max, or -1. */
+static long addr_int(PyObject *o, unsigned long max)
+{
+    if (!PyLong_CheckExact(o)) {
+        return -1;
+    }
+    unsigned long v = PyLong_AsUnsignedLong(o);
+    if (v == (unsigned long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return v > max ? -1 : (long)v;
+}
+
+/* getsockaddrarg() for a numeric address of family fam: 1 with *ss, or 0
+   (the method converts it, resolves names and raises its errors). */
+static int dgram_sockaddr(LoopObject *loop, int fam, PyObject *addr, struct sockaddr_storage *ss,
+                          socklen_t *len)
+{
+    struct al_dgram_peer *p = loop->dgram_peer;
+    for (int i = 0; p != NULL && i < DGRAM_PEERS; i++) {
+        if (addr == p->e[i].obj && p->e[i].ss.ss_family == fam &&
+            (fam == AF_INET ||
+             ntohl(((struct sockaddr_in6 *)&p->e[i].ss)->sin6_flowinfo) <= 0xfffff)) {
+            /* what recvfrom gave for this tuple, which getsockaddrarg
+               would make of it again */
+            memcpy(ss, &p->e[i].ss, p->e[i].len);
+            *len = p->e[i].len;
+            return 1;
+        }
+    }
+    if (!PyTuple_CheckExact(addr)) {
+        return 0;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(addr);
+    if (fam == AF_INET ? n != 2 : n < 2 || n > 4) {
+        return 0;
+    }
+    PyObject *host = PyTuple_GET_ITEM(addr, 0); /* borrowed */
+    Py_ssize_t hlen;
+    const char *h = PyUnicode_CheckExact(host) ? PyUnicode_AsUTF8AndSize(host, &hlen) : NULL;
+    if (h == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    long port = addr_int(PyTuple_GET_ITEM(addr, 1), 0xffff);
+    if (port < 0 || hlen >= INET6_ADDRSTRLEN || strlen(h) != (size_t)hlen) {
+        return 0;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (fam == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, h, &a->sin_addr) != 1) {
+            return 0;
+        }
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a);
+        return 1;
+    }
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    long flow = n > 2 ? addr_int(PyTuple_GET_ITEM(addr, 2), 0xfffff) : 0;
+    long scope = n > 3 ? addr_int(PyTuple_GET_ITEM(addr, 3), 0xffffffffUL) : 0;
+    if (flow < 0 || scope < 0 || inet_pton(AF_INET6, h, &a->sin6_addr) != 1) {
+        return 0;
+    }
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    a->sin6_flowinfo = htonl((uint32_t)flow);
+    a->sin6_scope_id = (uint32_t)scope;
+    *len = sizeof(*a);
+    return 1;
+}
+
+/* sock.recvfrom(n), sock.recvfrom_into(buf, nbytes) or sock.sendto(data,
+   addr) on the fd: 1 done (*out), 0 would block, -1 error, 2 for the
+   method, 3 for the method without MSG_DONTWAIT (a socket with a timeout
+   would have blocked: the method waits as it does on asyncio). */
+static int dgram_fast(LoopObject *loop, int kind, PyObject *sock, PyObject *a, PyObject *b,
+                      PyObject **out)
+{
+    al_state *st = loop->state;
+    *out = NULL;
+    if (!plain_socket(st, sock)) {
+        return 2;
+    }
+    int fam = dgram_family(st, sock);
+    if (fam < 0) {
+        return 2;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    Py_buffer view = {.buf = NULL};
+    ssize_t n = 0;
+    if (kind == CALL_RECVFROM) {
+        Py_ssize_t size = PyLong_CheckExact(a) ? PyLong_AsSsize_t(a) : 0;
+        if (size <= 0 || size > RECV_SCRATCH) {
+            PyErr_Clear(); /* the method raises its own error */
+            return 2;
+        }
+        if (st->recv_scratch == NULL &&
+            (st->recv_scratch = PyMem_RawMalloc((size_t)RECV_SCRATCH)) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        n = size;
+    }
+    else if (kind == CALL_RECVFROM_INTO) {
+        Py_ssize_t size = PyLong_CheckExact(b) ? PyLong_AsSsize_t(b) : 0;
+        if (size <= 0 || PyObject_GetBuffer(a, &view, PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            return 2;
+        }
+        if (size > view.len) {
+            PyBuffer_Release(&view);
+            return 2;
+        }
+        n = size;
+    }
+    else {
+        /* asyncio waits only on a non-blocking socket; a blocking one goes
+           to the method (one audit event, as asyncio's one call). */
+        int nb = sock_nonblocking(st, sock);
+        if (nb <= 0) {
+            return nb < 0 ? -1 : 2;
+        }
+        if (!dgram_sockaddr(loop, fam, b, &ss, &sslen) ||
+            PyObject_GetBuffer(a, &view, PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            return 2;
+        }
+        if (PySys_Audit("socket.sendto", "OO", sock, b) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+    }
+    int fd;
+    if (sock_fd(st, sock, &fd) < 0) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    ssize_t got;
+    for (;;) {
+        if (kind == CALL_SENDTO) {
+            got =
+                sendto(fd, view.buf, (size_t)view.len, MSG_DONTWAIT, (struct sockaddr *)&ss, sslen);
+        }
+        else {
+            sslen = sizeof(ss);
+            got = recvfrom(fd, kind == CALL_RECVFROM ? st->recv_scratch : view.buf, (size_t)n,
+                           MSG_DONTWAIT, (struct sockaddr *)&ss, &sslen);
+        }
+        if (got >= 0 || errno != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+    }
+    int err = errno;
+    PyBuffer_Release(&view);
+    if (got < 0) {
+        errno = err;
+        int rc = syscall_failed(st, sock);
+        return rc == 2 ? 3 : rc;
+    }
+    if (kind == CALL_SENDTO) {
+        *out = PyLong_FromSsize_t(got);
+        return *out ? 1 : -1;
+    }
+    PyObject *first = kind == CALL_RECVFROM ? PyBytes_FromStringAndSize(st->recv_scratch, got)
+                                            : PyLong_FromSsize_t(got);
+    PyObject *addr = first ? dgram_addr_obj(loop, &ss, sslen) : NULL;
+    if (addr == NULL) {
+        Py_XDECREF(first);
+        return -1;
+    }
+    *out = PyTuple_New(2);
+    if (*out == NULL) {
+        Py_DECREF(first);
+        Py_DECREF(addr);
+        return -1;
+    }
+    PyTuple_SET_ITEM(*out, 0, first);
+    PyTuple_SET_ITEM(*out, 1, addr);
+    return 1;
+}
+
 /* A SockCall's first step: the result, or the future to wait on
    (*waited set). a, b: bufsize and NULL, buf and nbytes, or data and
    address. */
@@ -2219,8 +2539,17 @@ static PyObject *dgram_first_try(LoopObject *loop, int kind, PyObject *sock, PyO
             b = nbytes;
         }
     }
-    int dontwait = plain_socket(st, sock);
-    PyObject *r = dgram_call(st, kind, sock, a, b, dontwait, 0);
+    PyObject *r;
+    int rc = dgram_fast(loop, kind, sock, a, b, &r);
+    if (rc == 1) {
+        Py_XDECREF(nbytes);
+        return r;
+    }
+    if (rc < 0) {
+        goto fail;
+    }
+    int dontwait = rc == 2 && plain_socket(st, sock);
+    r = rc >= 2 ? dgram_call(st, kind, sock, a, b, dontwait, 0) : NULL;
     if (r == NULL && dontwait && would_block()) {
         int nb = sock_nonblocking(st, sock);
         if (nb == 0) {
@@ -2266,8 +2595,15 @@ static PyObject *dgram_retry(LoopObject *self, int kind, PyObject *const *args)
     if (done) {
         return done < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *r = dgram_call(self->state, kind, args[1], args[2],
-                             kind == CALL_RECVFROM ? NULL : args[3], 0, 1);
+    PyObject *b = kind == CALL_RECVFROM ? NULL : args[3];
+    PyObject *r;
+    int rc = dgram_fast(self, kind, args[1], args[2], b, &r);
+    if (rc == 0) {
+        Py_RETURN_NONE; /* still not ready: wait again */
+    }
+    if (rc >= 2) {
+        r = dgram_call(self->state, kind, args[1], args[2], b, 0, 1);
+    }
     return complete(self, args[0], r);
 }
 

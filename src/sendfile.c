@@ -11,8 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Bytes sent per callback at most, when the reader keeps up: then other
-   callbacks get their turn (the fd is writable again at once). */
+/* Bytes after which a callback makes no further call when the reader keeps
+   up: then other callbacks get their turn (the fd is writable again at
+   once). The first call asks for as much as asyncio's one call does. */
 #define SENDFILE_BUDGET ((long long)16 * 1024 * 1024)
 
 /* PyLong_AsInt, which the C API has only from 3.13 on. */
@@ -103,6 +104,7 @@ int al__sendfile_round(int out_fd, int in_fd, long long *offset, long long count
 {
     long long budget = SENDFILE_BUDGET;
     for (;;) {
+        /* asyncio's blocksize: what is left of count, else the file's size */
         long long want = blocksize;
         if (count > 0) {
             want = count - *total;
@@ -110,10 +112,7 @@ int al__sendfile_round(int out_fd, int in_fd, long long *offset, long long count
                 return 1;
             }
         }
-        if (want > budget) {
-            want = budget;
-        }
-        if (want <= 0) {
+        if (budget <= 0) {
             return 0; /* budget spent: writable again at once */
         }
         off_t off = (off_t)*offset;

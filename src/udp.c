@@ -14,8 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
@@ -535,7 +533,7 @@ static PyObject *Udp_call_connection_lost(UdpObject *self, PyObject *exc)
    module's makesockaddr), for the families read here. */
 static PyObject *sockaddr_to_obj(const struct sockaddr_storage *sa, socklen_t len)
 {
-    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+    char host[INET6_ADDRSTRLEN];
     if (len == 0) {
         Py_RETURN_NONE;
     }
@@ -549,16 +547,10 @@ static PyObject *sockaddr_to_obj(const struct sockaddr_storage *sa, socklen_t le
     }
     case AF_INET6: {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        if (a->sin6_scope_id != 0) {
-            /* "fe80::1%eth0", as the socket module gives it */
-            int err = getnameinfo((const struct sockaddr *)sa, len, host, sizeof(host), NULL, 0,
-                                  NI_NUMERICHOST);
-            if (err != 0) {
-                PyErr_SetString(PyExc_OSError, gai_strerror(err));
-                return NULL;
-            }
-        }
-        else if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
+        /* inet_ntop only, as makesockaddr: a scope is in the tuple's last
+           item, never a "%eth0" in the host (getaddrinfo("fe80::1%lo", ...)
+           gives ('fe80::1', port, 0, 1)) */
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
             return PyErr_SetFromErrno(PyExc_OSError);
         }
         return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
@@ -631,7 +623,9 @@ static int obj_to_sockaddr(UdpObject *self, PyObject *addr, struct sockaddr_stor
         return 0;
     }
     unsigned long port, flow = 0, scope = 0;
-    if (hlen >= INET6_ADDRSTRLEN || !port_of(PyTuple_GET_ITEM(addr, 1), 0xffff, &port)) {
+    /* a NUL inside: inet_pton would stop there, socket.sendto raises */
+    if (hlen >= INET6_ADDRSTRLEN || strlen(h) != (size_t)hlen ||
+        !port_of(PyTuple_GET_ITEM(addr, 1), 0xffff, &port)) {
         return 0;
     }
     memset(ss, 0, sizeof(*ss));
@@ -698,6 +692,15 @@ static int send_one(UdpObject *self, PyObject *data, const char *buf, Py_ssize_t
                 PyErr_Clear();
                 return WOULD_BLOCK;
             }
+            if (is_exit_error()) {
+                return -1;
+            }
+            int os = PyErr_ExceptionMatches(PyExc_OSError);
+            *exc = al__err_fetch();
+            return os ? OS_ERROR : OTHER_ERROR;
+        }
+        /* socket.sendto's audit event, which a hook may turn into an error */
+        if (PySys_Audit("socket.sendto", "OO", self->sock, addr) < 0) {
             if (is_exit_error()) {
                 return -1;
             }

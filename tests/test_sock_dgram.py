@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from conftest import assert_raises_like_asyncio, describe, run_child
+
 DEADLINE = 30.0
 NO_ASYNCIO_DGRAM = "asyncio's loop has no sock_recvfrom/sock_sendto before 3.11"
 
@@ -305,3 +307,195 @@ def test_results_stepped_by_hand_are_fresh_stopiterations(dloop):
     assert [e.value for e in kept] == [(b"x", addr), (b"xx", addr), (b"xxx", addr)]
     assert [e.args for e in kept] == [((b"x", addr),), ((b"xx", addr),), ((b"xxx", addr),)]
     assert len({id(e) for e in kept}) == 3
+
+
+# --- the calls made on the fd (poll.c dgram_fast): the socket module's results --
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.100", "127.10.20.3", "127.0.1.9",
+                                  "127.255.255.254", "127.99.0.10"])
+def test_recvfrom_addresses_as_the_socket_module(dloop, host):
+    # each dotted-quad shape (1 to 3 digits, zeros) as socket.recvfrom gives it
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with a, b:
+        b.bind(("127.0.0.1", 0))
+        b.setblocking(False)
+        a.bind((host, 0))
+
+        async def main():
+            a.sendto(b"one", b.getsockname())
+            got = await dloop.sock_recvfrom(b, 100)
+            a.sendto(b"two", b.getsockname())
+            buf = bytearray(10)
+            got_into = await dloop.sock_recvfrom_into(b, buf)
+            a.sendto(b"three", b.getsockname())
+            await asyncio.sleep(0.01)
+            return got, got_into, bytes(buf[:3])
+
+        got, got_into, into = run(dloop, main())
+        b.setblocking(True)
+        assert got == (b"one", a.getsockname())
+        assert got_into == (3, a.getsockname())
+        assert into == b"two"
+        assert b.recvfrom(100) == (b"three", got[1])  # the socket module's own
+        assert type(got[1][0]) is str and type(got[1][1]) is int
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_ipv6_recvfrom_and_reply(dloop):
+    a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with a, b:
+        for s in (a, b):
+            s.bind(("::1", 0))
+            s.setblocking(False)
+
+        async def main():
+            await dloop.sock_sendto(a, b"ping", b.getsockname())
+            data, addr = await dloop.sock_recvfrom(b, 100)
+            await dloop.sock_sendto(b, data.upper(), addr)
+            return addr, await dloop.sock_recvfrom(a, 100)
+
+        addr, reply = run(dloop, main())
+        assert addr == a.getsockname()  # ("::1", port, 0, 0)
+        assert len(addr) == 4
+        assert reply == (b"PING", b.getsockname())
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_reply_address_of_the_other_family_raises_as_the_socket_module(dloop):
+    # an AF_INET6 socket's peer (a 4-tuple) given to an AF_INET socket
+    six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    four = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with six, four:
+        six.bind(("::", 0))
+        six.setblocking(False)
+        four.setblocking(False)
+
+        async def main():
+            four.sendto(b"x", ("127.0.0.1", six.getsockname()[1]))
+            _, addr = await dloop.sock_recvfrom(six, 10)
+            assert addr[0] == "::ffff:127.0.0.1"
+            with pytest.raises(TypeError, match="AF_INET address must be a pair"):
+                await dloop.sock_sendto(four, b"y", addr)
+            # the same socket family replies fine
+            return await dloop.sock_sendto(six, b"z", addr)
+
+        assert run(dloop, main()) == 1
+        assert four.recvfrom(10)[0] == b"z"
+
+
+def test_echo_to_more_peers_than_remembered(dloop):
+    # each peer gets its own reply back, peers returning after others
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.setblocking(False)
+    peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(7)]
+    try:
+        for i, p in enumerate(peers):
+            p.bind((f"127.0.0.{i + 1}", 0))
+
+        async def main():
+            seen = {}
+            for rnd in range(3):
+                for i, p in enumerate(peers):
+                    p.sendto(b"%d:%d" % (rnd, i), server.getsockname())
+                    data, addr = await dloop.sock_recvfrom(server, 100)
+                    if addr in seen:
+                        assert seen[addr] == i
+                    seen[addr] = i
+                    await dloop.sock_sendto(server, data, addr)
+            return seen
+
+        seen = run(dloop, main())
+        assert sorted(seen.values()) == list(range(7))
+        for rnd in range(3):
+            for i, p in enumerate(peers):
+                p.settimeout(5)
+                assert p.recvfrom(100) == (b"%d:%d" % (rnd, i), server.getsockname())
+    finally:
+        server.close()
+        for p in peers:
+            p.close()
+
+
+@pytest.mark.parametrize("addr, exc", [
+    (("127.0.0.1\0x", 5), TypeError),
+    (("127.0.0.1", 70000), OverflowError),
+    (("127.0.0.1",), TypeError),
+    (("127.0.0.1", 5, 6), TypeError),
+    (["127.0.0.1", 5], TypeError),
+    ((b"127.0.0.1", "5"), TypeError),
+])
+def test_sendto_bad_address_as_asyncio(dloop, loop_kind, addr, exc):
+    if sys.version_info < (3, 11):
+        pytest.skip(NO_ASYNCIO_DGRAM)
+    a, b = udp_pair()
+    with a, b:
+        def action(lp):
+            return lp.run_until_complete(lp.sock_sendto(a, b"x", addr))
+
+        assert_raises_like_asyncio(dloop, action, exc)
+
+
+def test_sendto_addresses_the_socket_module_takes(dloop):
+    # forms passed on to the socket module (a bool port, bytes host, a name)
+    a, b = udp_pair()
+    with a, b:
+        port = b.getsockname()[1]
+
+        async def main():
+            return [await dloop.sock_sendto(a, b"x", addr)
+                    for addr in [("127.0.0.1", port), ("localhost", port),
+                                 (b"127.0.0.1", port), ("127.0.0.1", True)]]
+
+        assert run(dloop, main()) == [1, 1, 1, 1]
+        b.setblocking(True)
+        assert [b.recvfrom(10)[0] for _ in range(3)] == [b"x"] * 3
+
+
+AUDIT_CHILD = """
+import socket
+events = []
+def hook(name, args):
+    if name == "socket.sendto" and events is not None:
+        events.append(args)
+        if args[1][1] == 9:
+            raise RuntimeError("vetoed by the audit hook")
+sys.addaudithook(hook)
+loop = new_loop()
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0))
+a.setblocking(False); b.setblocking(False)
+async def main():
+    await loop.sock_sendto(a, b"x", b.getsockname())
+    data, addr = await loop.sock_recvfrom(b, 10)
+    await loop.sock_sendto(b, data, addr)
+    try:
+        await loop.sock_sendto(a, b"x", ("127.0.0.1", 9))
+    except RuntimeError as exc:
+        print("raised", exc)
+    return addr
+addr = loop.run_until_complete(main())
+evs = list(events)
+events = None
+assert evs == [(a, b.getsockname()), (b, addr), (a, ("127.0.0.1", 9))], evs
+print("events", len(evs))
+"""
+
+
+def test_sendto_audit_event(loop_kind):
+    if loop_kind == "asyncio" and sys.version_info < (3, 11):
+        pytest.skip(NO_ASYNCIO_DGRAM)
+    proc = run_child(AUDIT_CHILD, loop_kind)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.split("\n")[:2] == ["raised vetoed by the audit hook", "events 3"]

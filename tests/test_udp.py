@@ -17,7 +17,7 @@ import warnings
 
 import pytest
 
-from conftest import GUARD, Recorder
+from conftest import GUARD, Recorder, describe, run_child
 
 PY = sys.version_info[:2]
 HEADER = 8 if PY >= (3, 13) else 0  # 3.13 counts 8 bytes per queued datagram
@@ -236,6 +236,29 @@ def test_wrong_family_address(loop):
     assert ctx["message"] == "Fatal write error on datagram transport"
     assert ctx["exception"] is exc and ctx["transport"] is t
     assert t.is_closing()
+
+
+def test_host_with_a_nul_is_the_socket_modules_error(loop):
+    # inet_pton would stop at the NUL; socket.sendto raises TypeError
+    rec = Recorder()
+    loop.set_exception_handler(rec)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            lambda: Proto(loop), local_addr=("127.0.0.1", 0))
+        t.sendto(b"x", ("127.0.0.1\0junk", peer.getsockname()[1]))
+        return t, await p.lost
+
+    with peer:
+        t, exc = run(loop, main())
+        assert isinstance(exc, TypeError)
+        assert "null character" in str(exc)
+        assert rec.contexts[0]["message"] == "Fatal write error on datagram transport"
+        with pytest.raises(BlockingIOError):
+            peer.recv(10)  # nothing was sent
 
 
 def test_sendto_bad_data(loop):
@@ -937,3 +960,43 @@ def test_mixed_sizes_in_one_batch(loop):
         return [d for d, _ in p.received]
 
     assert run(loop, main()) == payloads
+
+
+TRANSPORT_AUDIT_CHILD = """
+import socket
+events = []
+def hook(name, args):
+    if name == "socket.sendto" and events is not None:
+        events.append(args[1])
+        if args[1][1] == 9:
+            raise RuntimeError("vetoed by the audit hook")
+sys.addaudithook(hook)
+loop = new_loop()
+errors = []
+loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["message"]))
+peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); peer.bind(("127.0.0.1", 0))
+class P(asyncio.DatagramProtocol):
+    def connection_lost(self, exc):
+        print("lost", type(exc).__name__, exc)
+async def main():
+    t, p = await loop.create_datagram_endpoint(P, local_addr=("127.0.0.1", 0))
+    t.sendto(b"x", peer.getsockname())
+    t.sendto(b"y", ("127.0.0.1", 9))
+    await asyncio.sleep(0.05)
+loop.run_until_complete(main())
+evs = list(events)
+events = None
+print("events", evs == [peer.getsockname(), ("127.0.0.1", 9)], errors)
+print("got", peer.recv(10))
+"""
+
+
+def test_sendto_audit_event(loop_kind):
+    # asyncio's transport calls socket.sendto: one audit event per datagram,
+    # and a hook's exception is a fatal write error
+    proc = run_child(TRANSPORT_AUDIT_CHILD, loop_kind)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.split("\n")[:3] == [
+        "lost RuntimeError vetoed by the audit hook",
+        "events True ['Fatal write error on datagram transport']",
+        "got b'x'"], describe(proc)
