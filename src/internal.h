@@ -58,6 +58,13 @@ struct al_io {
     PyObject *held;
 };
 
+/* How sock_recv sizes a big read of one fd (poll.c, recv_big). */
+typedef struct {
+    uint32_t hint; /* the last big read's size, or 0 */
+    char probe;    /* the last read fell short of hint: size the next by FIONREAD */
+    char misses;   /* reads short of hint in a row */
+} al_recv_hint;
+
 /* Module state (PEP 489/573): types, cached asyncio objects, interned names. */
 typedef struct {
     PyTypeObject *LoopType;
@@ -146,7 +153,9 @@ typedef struct {
     PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
-    Py_ssize_t recv_hint;       /* the last big sock_recv's size, or 0 (poll.c) */
+    al_recv_hint *recv_hints;   /* RawMalloc'd, by fd: sock_recv's sizing (poll.c) */
+    int recv_hints_len;
+    al_recv_hint recv_hint; /* for an fd beyond the table */
     PyObject *str_gettimeout;
     PyObject *str_cancel;
     PyObject *str_fileno;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -860,6 +861,11 @@ static int would_block(void)
 #define RECV_SCRATCH ((Py_ssize_t)256 * 1024)
 /* From this size a sock_recv reads into a bytes object of the last one's size. */
 #define RECV_BIG ((ssize_t)16 * 1024)
+/* fds with a recv_hint of their own; beyond, they share one */
+#define RECV_HINTS_MAX 65536
+/* reads short of the hint in a row (a FIONREAD-sized one between them does
+   not count) after which the hint follows the reads */
+#define RECV_MISSES 4
 
 /* What sock.recv()/send() would do, made directly on the fd when sock is
    a socket.socket, with MSG_DONTWAIT so that a blocking socket never
@@ -928,11 +934,43 @@ static int method_result(PyObject *r, PyObject **out)
    when the syscall failed. A big read goes straight into a bytes object of
    the last big read's size (recv_hint: echoes of one message size, the usual
    case, copy nothing), the rest into the scratch buffer; a read of another
-   size is copied into a bytes object of its own, as a small one always is. */
+   size is copied into a bytes object of its own, as a small one always is.
+   A read that fell short of the hint (a message that had half arrived) is
+   copied, and the next read is sized by FIONREAD (its rest, exactly) while
+   the hint stays: a 100 KiB echo split 64 KiB + 36 KiB copies 64 KiB, not
+   the three reads (the split, then a full one) of resetting the hint.
+   After RECV_MISSES short reads in a row the hint follows the reads. Kept
+   per fd (a
+   reused fd starts with its predecessor's: only a copy more). */
+static al_recv_hint *recv_hint_of(al_state *st, int fd)
+{
+    if (fd >= st->recv_hints_len && fd < RECV_HINTS_MAX) {
+        int len = st->recv_hints_len ? st->recv_hints_len : 64;
+        while (len <= fd) {
+            len *= 2;
+        }
+        al_recv_hint *t = PyMem_RawRealloc(st->recv_hints, (size_t)len * sizeof(al_recv_hint));
+        if (t != NULL) {
+            memset(t + st->recv_hints_len, 0, (size_t)(len - st->recv_hints_len) * sizeof(*t));
+            st->recv_hints = t;
+            st->recv_hints_len = len;
+        }
+    }
+    /* a closed socket's fd is -1: its recv fails with EBADF */
+    return fd >= 0 && fd < st->recv_hints_len ? &st->recv_hints[fd] : &st->recv_hint;
+}
+
 static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
 {
     *out = NULL;
-    Py_ssize_t hint = st->recv_hint <= n ? st->recv_hint : 0;
+    al_recv_hint *rh = recv_hint_of(st, fd);
+    Py_ssize_t hint = (Py_ssize_t)rh->hint <= n ? (Py_ssize_t)rh->hint : 0;
+    int probed = 0;
+    if (hint > 0 && rh->probe) {
+        int avail = 0;
+        probed = 1;
+        hint = ioctl(fd, FIONREAD, &avail) == 0 && avail >= RECV_BIG ? (avail < n ? avail : n) : 0;
+    }
     PyObject *data = hint > 0 ? PyBytes_FromStringAndSize(NULL, hint) : NULL;
     if (hint > 0 && data == NULL) {
         return 0; /* *out NULL: the error is set */
@@ -953,7 +991,16 @@ static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
         errno = err;
         return -1;
     }
-    st->recv_hint = got >= RECV_BIG ? got : 0;
+    if (probed) {
+        rh->probe = 0;
+    }
+    else if (hint > 0 && got < hint && got > 0 && ++rh->misses < RECV_MISSES) {
+        rh->probe = 1;
+    }
+    else {
+        rh->hint = got >= RECV_BIG ? (uint32_t)got : 0;
+        rh->misses = 0;
+    }
     if (data != NULL && got == hint) {
         *out = data;
         return got;
