@@ -32,6 +32,10 @@ typedef struct {
     int lazy;   /* a socket: may stay armed while idle (see al_idle) */
     dev_t dev;  /* the file polled: a watcher left with nothing stays, */
     ino_t ino;  /* stopped, for the next wait on the same file */
+    /* A weak reference to the socket whose sock_* wait found the file
+       polled, or NULL: while that socket object is open it owns the fd,
+       so its next wait needs no fstat. */
+    PyObject *sock_ref;
 } WatcherObject;
 
 #define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
@@ -489,6 +493,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->idle.tpoll = 0;
     w->dev = sb.st_dev;
     w->ino = sb.st_ino;
+    w->sock_ref = NULL;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
     w->io.held = NULL; /* the loop's fd_watchers dict holds it, and reports it */
@@ -599,6 +604,7 @@ static int Watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
     Py_VISIT(w->loop);
     Py_VISIT(w->reader);
     Py_VISIT(w->writer);
+    Py_VISIT(w->sock_ref);
     return 0;
 }
 
@@ -606,6 +612,7 @@ static int Watcher_clear(WatcherObject *w)
 {
     Py_CLEAR(w->reader);
     Py_CLEAR(w->writer);
+    Py_CLEAR(w->sock_ref);
     return 0;
 }
 
@@ -647,10 +654,27 @@ PyType_Spec al__watcher_spec = {
 
 /* --- add_reader / add_writer ---------------------------------------------- */
 
+/* Whether ref is a weak reference to obj. */
+static int weakref_is(PyObject *ref, PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *target;
+    if (PyWeakref_GetRef(ref, &target) <= 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(target);
+    return target == obj;
+#else
+    return PyWeakref_GetObject(ref) == obj; /* borrowed */
+#endif
+}
+
 /* asyncio's _add_reader/_add_writer after _ensure_fd_no_transport: returns
-   the new Handle. */
+   the new Handle. sock: the socket.socket of a sock_* wait (fileobj is its
+   fileno()), or NULL. */
 static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject *callback,
-                       PyObject *const *args, Py_ssize_t nargs)
+                       PyObject *const *args, Py_ssize_t nargs, PyObject *sock)
 {
     al_state *st = loop->state;
     if (loop->closed) {
@@ -671,11 +695,16 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         return NULL;
     }
     WatcherObject *w = watcher_find(loop, fd);
-    if (w != NULL && w->reader == NULL && w->writer == NULL) {
+    int checked = w == NULL;
+    if (w != NULL && w->reader == NULL && w->writer == NULL &&
+        !(sock != NULL && w->sock_ref != NULL && weakref_is(w->sock_ref, sock))) {
         /* Idle: its handle is for this fd's file only if the fd was not
            closed and reused since (for a regular file, say, which libuv
-           cannot poll). Otherwise it goes and a new one is made. */
+           cannot poll). Otherwise it goes and a new one is made. The same
+           socket object, still open (fileobj is its fileno()), still has
+           its file there: no fstat. */
         struct stat sb;
+        checked = 1;
         if (fstat(fd, &sb) < 0 || sb.st_dev != w->dev || sb.st_ino != w->ino) {
             Py_INCREF(w);
             watcher_close(w);
@@ -709,6 +738,11 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
             return NULL;
         }
         Py_DECREF(key);
+    }
+    if (checked && sock != NULL) {
+        /* not weakly referenceable: fstat every time */
+        Py_XSETREF(w->sock_ref, PyWeakref_NewRef(sock, NULL));
+        PyErr_Clear();
     }
     HandleObject **slot = write ? &w->writer : &w->reader;
     HandleObject *old = *slot;
@@ -744,7 +778,7 @@ static PyObject *add_watch(LoopObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     /* asyncio's add_reader returns None (its _add_reader the handle). */
-    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2);
+    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -1352,7 +1386,9 @@ static int wait_ready(LoopObject *self, PyObject *sock, int write, PyObject *ret
         return -1;
     }
     PyObject *cb = PyObject_GetAttr((PyObject *)self, retry);
-    PyObject *h = cb ? watch(self, fd, write, cb, args, nargs) : NULL;
+    /* a socket.socket's fd changes only by its close() (to -1) */
+    PyObject *h =
+        cb ? watch(self, fd, write, cb, args, nargs, plain_socket(st, sock) ? sock : NULL) : NULL;
     Py_XDECREF(cb);
     int rc = h ? add_done(self, args[0], fd, h, write) : -1;
     Py_XDECREF(h);
