@@ -1207,7 +1207,10 @@ static int sock_check(LoopObject *self, PyObject *sock)
 
 static PyObject *new_future(LoopObject *self)
 {
-    return PyObject_CallMethod((PyObject *)self, "create_future", NULL);
+    /* interned name: no str made and hashed per call */
+    PyObject *arg = (PyObject *)self;
+    return PyObject_VectorcallMethod(self->state->str_create_future, &arg,
+                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
 static PyObject *done_future(LoopObject *self, PyObject *result)
