@@ -473,6 +473,7 @@ HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *
                                     PyObject *context);
 int al__handle_run(HandleObject *h);
 void al__handle_release(HandleObject *h);
+int al__handle_cancel(HandleObject *h);
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void al__handle_free_list_clear(al_state *st);
 

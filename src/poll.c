@@ -519,6 +519,9 @@ static WatcherObject *watcher_find(LoopObject *loop, int fd)
 
 static int handle_cancel(al_state *st, HandleObject *h)
 {
+    if (Py_IS_TYPE(h, st->HandleType)) {
+        return al__handle_cancel(h); /* the watcher's own Handle */
+    }
     PyObject *self = (PyObject *)h;
     PyObject *r =
         PyObject_VectorcallMethod(st->str_cancel, &self, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
