@@ -592,6 +592,14 @@ static PyObject *Handle_cancel(HandleObject *h, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* h.cancel() for a handle of our own types, without the method call. */
+int al__handle_cancel(HandleObject *h)
+{
+    PyObject *r = Handle_cancel(h, NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
 static PyObject *Handle_cancelled(HandleObject *h, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(h->cancelled);

@@ -65,6 +65,13 @@ struct al_io {
     PyObject *held;
 };
 
+/* How sock_recv sizes a big read of one fd (poll.c, recv_big). */
+typedef struct {
+    uint32_t hint; /* the last big read's size, or 0 */
+    char probe;    /* the last read fell short of hint: size the next by FIONREAD */
+    char misses;   /* reads short of hint in a row */
+} al_recv_hint;
+
 /* Module state (PEP 489/573): types, cached asyncio objects, interned names. */
 typedef struct {
     PyTypeObject *LoopType;
@@ -153,9 +160,11 @@ typedef struct {
     PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
-    Py_ssize_t recv_hint;       /* the last big sock_recv's size, or 0 (poll.c) */
     PyObject *sock_family;      /* _socket.socket's family member, on first use (poll.c) */
     PyObject *sock_timeout;     /* _socket.socket's timeout getset, on first use (poll.c) */
+    al_recv_hint *recv_hints;   /* RawMalloc'd, by fd: sock_recv's sizing (poll.c) */
+    int recv_hints_len;
+    al_recv_hint recv_hint; /* for an fd beyond the table */
     PyObject *str_gettimeout;
     PyObject *str_cancel;
     PyObject *str_fileno;
@@ -476,6 +485,7 @@ HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *
                                     PyObject *context);
 int al__handle_run(HandleObject *h);
 void al__handle_release(HandleObject *h);
+int al__handle_cancel(HandleObject *h);
 int al__handle_traverse(HandleObject *h, visitproc visit, void *arg);
 void al__handle_free_list_clear(al_state *st);
 /* Frees the Handles of the free list above HANDLE_FREELIST_KEEP that no one

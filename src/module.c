@@ -455,6 +455,9 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->ChildType);
     PyMem_RawFree(st->recv_scratch);
     st->recv_scratch = NULL;
+    PyMem_RawFree(st->recv_hints);
+    st->recv_hints = NULL;
+    st->recv_hints_len = 0;
     Py_CLEAR(st->str_gettimeout);
     Py_CLEAR(st->str_cancel);
     Py_CLEAR(st->str_fileno);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -33,6 +34,10 @@ typedef struct {
     int lazy;   /* a socket: may stay armed while idle (see al_idle) */
     dev_t dev;  /* the file polled: a watcher left with nothing stays, */
     ino_t ino;  /* stopped, for the next wait on the same file */
+    /* A weak reference to the socket whose sock_* wait found the file
+       polled, or NULL: while that socket object is open it owns the fd,
+       so its next wait needs no fstat. */
+    PyObject *sock_ref;
 } WatcherObject;
 
 #define IO_TO_WATCHER(p) ((WatcherObject *)((char *)(p)-offsetof(WatcherObject, io)))
@@ -490,6 +495,7 @@ static WatcherObject *watcher_new(LoopObject *loop, int fd)
     w->idle.tpoll = 0;
     w->dev = sb.st_dev;
     w->ino = sb.st_ino;
+    w->sock_ref = NULL;
     w->io.loop_closing = loop_closing;
     w->io.prev = w->io.next = NULL;
     w->io.held = NULL; /* the loop's fd_watchers dict holds it, and reports it */
@@ -515,6 +521,9 @@ static WatcherObject *watcher_find(LoopObject *loop, int fd)
 
 static int handle_cancel(al_state *st, HandleObject *h)
 {
+    if (Py_IS_TYPE(h, st->HandleType)) {
+        return al__handle_cancel(h); /* the watcher's own Handle */
+    }
     PyObject *self = (PyObject *)h;
     PyObject *r =
         PyObject_VectorcallMethod(st->str_cancel, &self, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -600,6 +609,7 @@ static int Watcher_traverse(WatcherObject *w, visitproc visit, void *arg)
     Py_VISIT(w->loop);
     Py_VISIT(w->reader);
     Py_VISIT(w->writer);
+    Py_VISIT(w->sock_ref);
     return 0;
 }
 
@@ -607,6 +617,7 @@ static int Watcher_clear(WatcherObject *w)
 {
     Py_CLEAR(w->reader);
     Py_CLEAR(w->writer);
+    Py_CLEAR(w->sock_ref);
     return 0;
 }
 
@@ -648,10 +659,27 @@ PyType_Spec al__watcher_spec = {
 
 /* --- add_reader / add_writer ---------------------------------------------- */
 
+/* Whether ref is a weak reference to obj. */
+static int weakref_is(PyObject *ref, PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *target;
+    if (PyWeakref_GetRef(ref, &target) <= 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(target);
+    return target == obj;
+#else
+    return PyWeakref_GetObject(ref) == obj; /* borrowed */
+#endif
+}
+
 /* asyncio's _add_reader/_add_writer after _ensure_fd_no_transport: returns
-   the new Handle. */
+   the new Handle. sock: the socket.socket of a sock_* wait (fileobj is its
+   fileno()), or NULL. */
 static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject *callback,
-                       PyObject *const *args, Py_ssize_t nargs)
+                       PyObject *const *args, Py_ssize_t nargs, PyObject *sock)
 {
     al_state *st = loop->state;
     if (loop->closed) {
@@ -672,11 +700,16 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
         return NULL;
     }
     WatcherObject *w = watcher_find(loop, fd);
-    if (w != NULL && w->reader == NULL && w->writer == NULL) {
+    int checked = w == NULL;
+    if (w != NULL && w->reader == NULL && w->writer == NULL &&
+        !(sock != NULL && w->sock_ref != NULL && weakref_is(w->sock_ref, sock))) {
         /* Idle: its handle is for this fd's file only if the fd was not
            closed and reused since (for a regular file, say, which libuv
-           cannot poll). Otherwise it goes and a new one is made. */
+           cannot poll). Otherwise it goes and a new one is made. The same
+           socket object, still open (fileobj is its fileno()), still has
+           its file there: no fstat. */
         struct stat sb;
+        checked = 1;
         if (fstat(fd, &sb) < 0 || sb.st_dev != w->dev || sb.st_ino != w->ino) {
             Py_INCREF(w);
             watcher_close(w);
@@ -710,6 +743,11 @@ static PyObject *watch(LoopObject *loop, PyObject *fileobj, int write, PyObject 
             return NULL;
         }
         Py_DECREF(key);
+    }
+    if (checked && sock != NULL) {
+        /* not weakly referenceable: fstat every time */
+        Py_XSETREF(w->sock_ref, PyWeakref_NewRef(sock, NULL));
+        PyErr_Clear();
     }
     HandleObject **slot = write ? &w->writer : &w->reader;
     HandleObject *old = *slot;
@@ -745,7 +783,7 @@ static PyObject *add_watch(LoopObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     /* asyncio's add_reader returns None (its _add_reader the handle). */
-    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2);
+    PyObject *h = watch(self, args[0], write, args[1], args + 2, nargs - 2, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -862,6 +900,11 @@ static int would_block(void)
 #define RECV_SCRATCH ((Py_ssize_t)256 * 1024)
 /* From this size a sock_recv reads into a bytes object of the last one's size. */
 #define RECV_BIG ((ssize_t)16 * 1024)
+/* fds with a recv_hint of their own; beyond, they share one */
+#define RECV_HINTS_MAX 65536
+/* reads short of the hint in a row (a FIONREAD-sized one between them does
+   not count) after which the hint follows the reads */
+#define RECV_MISSES 4
 
 /* What sock.recv()/send() would do, made directly on the fd when sock is
    a socket.socket, with MSG_DONTWAIT so that a blocking socket never
@@ -935,11 +978,43 @@ static int method_result(PyObject *r, PyObject **out)
    when the syscall failed. A big read goes straight into a bytes object of
    the last big read's size (recv_hint: echoes of one message size, the usual
    case, copy nothing), the rest into the scratch buffer; a read of another
-   size is copied into a bytes object of its own, as a small one always is. */
+   size is copied into a bytes object of its own, as a small one always is.
+   A read that fell short of the hint (a message that had half arrived) is
+   copied, and the next read is sized by FIONREAD (its rest, exactly) while
+   the hint stays: a 100 KiB echo split 64 KiB + 36 KiB copies 64 KiB, not
+   the three reads (the split, then a full one) of resetting the hint.
+   After RECV_MISSES short reads in a row the hint follows the reads. Kept
+   per fd (a
+   reused fd starts with its predecessor's: only a copy more). */
+static al_recv_hint *recv_hint_of(al_state *st, int fd)
+{
+    if (fd >= st->recv_hints_len && fd < RECV_HINTS_MAX) {
+        int len = st->recv_hints_len ? st->recv_hints_len : 64;
+        while (len <= fd) {
+            len *= 2;
+        }
+        al_recv_hint *t = PyMem_RawRealloc(st->recv_hints, (size_t)len * sizeof(al_recv_hint));
+        if (t != NULL) {
+            memset(t + st->recv_hints_len, 0, (size_t)(len - st->recv_hints_len) * sizeof(*t));
+            st->recv_hints = t;
+            st->recv_hints_len = len;
+        }
+    }
+    /* a closed socket's fd is -1: its recv fails with EBADF */
+    return fd >= 0 && fd < st->recv_hints_len ? &st->recv_hints[fd] : &st->recv_hint;
+}
+
 static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
 {
     *out = NULL;
-    Py_ssize_t hint = st->recv_hint <= n ? st->recv_hint : 0;
+    al_recv_hint *rh = recv_hint_of(st, fd);
+    Py_ssize_t hint = (Py_ssize_t)rh->hint <= n ? (Py_ssize_t)rh->hint : 0;
+    int probed = 0;
+    if (hint > 0 && rh->probe) {
+        int avail = 0;
+        probed = 1;
+        hint = ioctl(fd, FIONREAD, &avail) == 0 && avail >= RECV_BIG ? (avail < n ? avail : n) : 0;
+    }
     PyObject *data = hint > 0 ? PyBytes_FromStringAndSize(NULL, hint) : NULL;
     if (hint > 0 && data == NULL) {
         return 0; /* *out NULL: the error is set */
@@ -960,7 +1035,16 @@ static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
         errno = err;
         return -1;
     }
-    st->recv_hint = got >= RECV_BIG ? got : 0;
+    if (probed) {
+        rh->probe = 0;
+    }
+    else if (hint > 0 && got < hint && got > 0 && ++rh->misses < RECV_MISSES) {
+        rh->probe = 1;
+    }
+    else {
+        rh->hint = got >= RECV_BIG ? (uint32_t)got : 0;
+        rh->misses = 0;
+    }
     if (data != NULL && got == hint) {
         *out = data;
         return got;
@@ -1133,8 +1217,10 @@ static int sock_check(LoopObject *self, PyObject *sock)
 
 static PyObject *new_future(LoopObject *self)
 {
-    /* self.create_future(), by its interned name (no str made per call) */
-    return PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_create_future);
+    /* interned name: no str made and hashed per call */
+    PyObject *arg = (PyObject *)self;
+    return PyObject_VectorcallMethod(self->state->str_create_future, &arg,
+                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
 static PyObject *done_future(LoopObject *self, PyObject *result)
@@ -1313,7 +1399,9 @@ static int wait_ready(LoopObject *self, PyObject *sock, int write, PyObject *ret
         return -1;
     }
     PyObject *cb = PyObject_GetAttr((PyObject *)self, retry);
-    PyObject *h = cb ? watch(self, fd, write, cb, args, nargs) : NULL;
+    /* a socket.socket's fd changes only by its close() (to -1) */
+    PyObject *h =
+        cb ? watch(self, fd, write, cb, args, nargs, plain_socket(st, sock) ? sock : NULL) : NULL;
     Py_XDECREF(cb);
     int rc = h ? add_done(self, args[0], fd, h, write) : -1;
     Py_XDECREF(h);

@@ -1012,8 +1012,14 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
     if (self->empty_waiter != NULL) {
         return sendfile_in_progress(self, "write");
     }
+    /* Exact bytes (data_received's, the echo case) need no buffer export. */
     Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+    int exact = PyBytes_CheckExact(data);
+    if (exact) {
+        view.buf = PyBytes_AS_STRING(data);
+        view.len = PyBytes_GET_SIZE(data);
+    }
+    else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     int rc = 0;
@@ -1059,7 +1065,9 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         rc = maybe_pause_protocol(self);
     }
 done:
-    PyBuffer_Release(&view);
+    if (!exact) {
+        PyBuffer_Release(&view);
+    }
     return none_or_null(rc);
 }
 

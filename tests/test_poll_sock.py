@@ -439,6 +439,32 @@ def test_sock_recv_big_reads_of_changing_sizes(loop, pair):
     assert run(loop, main())[-1] == b""
 
 
+def test_sock_recv_big_messages_split(loop, pair):
+    # Big messages that arrive in two parts (a read short of the last big
+    # read's size, then one sized by FIONREAD), then whole ones again, then
+    # a smaller size every time (the size followed after a few short reads).
+    a, b = pair
+    b.setblocking(True)
+    parts = [[40000], [40000], [25000, 15000], [40000], [30000, 10000],
+             [20000, 20000], [40000]] + [[20000]] * 6 + [[17000, 3000]] * 3 + [[40000]]
+
+    async def main():
+        for i, sizes in enumerate(parts):
+            want = bytes((i * 7 + j) % 251 for j in range(sum(sizes)))
+            data = b""
+            pos = 0
+            for size in sizes:
+                b.sendall(want[pos:pos + size])
+                pos += size
+                while len(data) < pos:
+                    data += await loop.sock_recv(a, 256 * 1024)
+            assert data == want, i
+        b.shutdown(socket.SHUT_WR)
+        return await loop.sock_recv(a, 256 * 1024)
+
+    assert run(loop, main()) == b""
+
+
 def test_sock_recv_eof(loop, pair):
     a, b = pair
     b.close()
