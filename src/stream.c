@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -1598,8 +1600,10 @@ static PyObject *sock_call_or_none(PyObject *sock, const char *name)
     return r;
 }
 
+/* nodelay: -1 asks asyncio's base_events._set_nodelay, 0/1 is its answer
+   known by the caller (server.c, from the listening socket). */
 static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
-                       PyObject *waiter, PyObject *extra, PyObject *server)
+                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay)
 {
     al_state *st = loop->state;
     self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
@@ -1662,11 +1666,20 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     /* metrics: accepted by a server, or made by create_connection & co */
     *(server != Py_None ? &loop->metrics.accepted : &loop->metrics.connected) += 1;
     /* _SelectorSocketTransport: Nagle off on TCP sockets. */
-    v = PyObject_CallOneArg(st->set_nodelay, sock);
-    if (v == NULL) {
-        return -1;
+    if (nodelay < 0) {
+        v = PyObject_CallOneArg(st->set_nodelay, sock);
+        if (v == NULL) {
+            return -1;
+        }
+        Py_DECREF(v);
     }
-    Py_DECREF(v);
+    else if (nodelay > 0) {
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError); /* as sock.setsockopt() */
+            return -1;
+        }
+    }
     PyObject *made = PyObject_GetAttr(protocol, st->str_connection_made);
     rc = made ? call_soon(loop, made, (PyObject *)self, NULL) : -1;
     Py_XDECREF(made);
@@ -1679,6 +1692,26 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
         return -1;
     }
     return 0;
+}
+
+static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *waiter,
+                            PyObject *extra, PyObject *server, int nodelay)
+{
+    al_state *st = loop->state;
+    PyTypeObject *tp = st->SocketTransportType;
+    StreamObject *t = (StreamObject *)tp->tp_alloc(tp, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->st = st;
+    t->fd = -1;
+    t->io.loop_closing = stream_loop_closing;
+    al__loop_io_link(loop, &t->io);
+    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay) < 0) {
+        Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
+        return NULL;
+    }
+    return (PyObject *)t;
 }
 
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
@@ -1697,22 +1730,14 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
     if (bind_args("_make_socket_transport", names, 5, 2, args, nargs, kwnames, a) < 0) {
         return NULL;
     }
-    al_state *st = self->state;
-    PyTypeObject *tp = st->SocketTransportType;
-    StreamObject *t = (StreamObject *)tp->tp_alloc(tp, 0);
-    if (t == NULL) {
-        return NULL;
-    }
-    t->st = st;
-    t->fd = -1;
-    t->io.loop_closing = stream_loop_closing;
-    al__loop_io_link(self, &t->io);
-    if (stream_init(t, self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
-                    a[4] ? a[4] : Py_None) < 0) {
-        Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
-        return NULL;
-    }
-    return (PyObject *)t;
+    return stream_new(self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
+                      a[4] ? a[4] : Py_None, -1);
+}
+
+PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
+                              PyObject *server, int nodelay)
+{
+    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay);
 }
 
 /* --- module state ------------------------------------------------------------ */
