@@ -127,7 +127,7 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
         super().__init_subclass__(**kwargs)
         cls._accept_inline = all(
             getattr(cls, name) is getattr(Loop, name)
-            for name in ("_accept_connection2", "_make_socket_transport"))
+            for name in ("_accept_connection2", "_make_socket_transport", "_make_ssl_transport"))
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 

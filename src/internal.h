@@ -222,6 +222,7 @@ typedef struct {
     PyObject *str_accept_resume;
     PyObject *str_accept_inline;
     PyObject *str_accept_made;
+    PyObject *str_c_tls;
     PyObject *kw_context;         /* ("context",) */
     PyObject *str_add_reader_;    /* "_add_reader" */
     PyObject *str_remove_reader_; /* "_remove_reader" */

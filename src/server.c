@@ -154,25 +154,140 @@ static int creation_failed(LoopObject *loop, PyObject *conn, PyObject *protocol)
     return rc;
 }
 
-/* loop._accept_made(protocol_factory, conn, extra, server, nodelay): what
-   asyncio's _accept_connection2 task does for a plain connection, without
-   the task: protocol_factory() and the transport. */
+/* asyncio's _accept_connection2 awaiting the TLS handshake's waiter: when
+   it fails, the app transport is closed and, in debug mode, the error
+   reported. self is (loop, protocol, transport). */
+static PyObject *ssl_waiter_done(PyObject *self, PyObject *fut)
+{
+    LoopObject *loop = (LoopObject *)PyTuple_GET_ITEM(self, 0); /* borrowed */
+    PyObject *protocol = PyTuple_GET_ITEM(self, 1);             /* borrowed */
+    PyObject *transport = PyTuple_GET_ITEM(self, 2);            /* borrowed */
+    al_state *st = loop->state;
+    PyObject *r = PyObject_CallMethodNoArgs(fut, st->str_cancelled);
+    int cancelled = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    if (cancelled < 0) {
+        return NULL;
+    }
+    PyObject *exc;
+    if (cancelled) {
+        /* what `await waiter` raises */
+        exc = PyObject_CallNoArgs(st->ssl_CancelledError);
+    }
+    else {
+        exc = PyObject_CallMethodNoArgs(fut, st->str_exception_meth);
+    }
+    if (exc == NULL) {
+        return NULL;
+    }
+    if (exc == Py_None) {
+        Py_DECREF(exc);
+        Py_RETURN_NONE;
+    }
+    r = PyObject_CallMethodNoArgs(transport, st->str_close);
+    if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_DECREF(exc);
+            return NULL; /* SystemExit, KeyboardInterrupt: out of the loop */
+        }
+        Py_SETREF(exc, al__err_fetch()); /* what the task would have caught */
+    }
+    Py_XDECREF(r);
+    int rc = 0;
+    if (loop->debug) {
+        PyObject *ctx = PyDict_New();
+        PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
+        if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
+            PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
+            PyDict_SetItem(ctx, st->str_protocol, protocol) < 0 ||
+            PyDict_SetItem(ctx, st->str_transport, transport) < 0) {
+            rc = -1;
+        }
+        else {
+            r = al__loop_call_exception_handler(loop, ctx);
+            rc = r ? 0 : -1;
+            Py_XDECREF(r);
+        }
+        Py_XDECREF(ctx);
+        Py_XDECREF(msg);
+    }
+    Py_DECREF(exc);
+    return rc < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyMethodDef ssl_waiter_done_def = {"_accept_ssl_waiter_done", ssl_waiter_done, METH_O, NULL};
+
+/* asyncio's _make_ssl_transport for an accepted connection (the loop's
+   _c_tls: the C SSLProtocol): the app transport, and the waiter watched
+   as _accept_connection2 awaits it. */
+static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject *protocol)
+{
+    al_state *st = loop->state;
+    PyObject *conn = args[1];
+    int fd = PyObject_AsFileDescriptor(conn);
+    if (fd < 0 || al__loop_ensure_fd_no_transport(loop, fd, conn) < 0) {
+        return NULL;
+    }
+    PyObject *waiter = PyObject_CallMethodNoArgs((PyObject *)loop, st->str_create_future);
+    if (waiter == NULL) {
+        return NULL;
+    }
+    /* SSLProtocol(loop, app_protocol, sslcontext, waiter, server_side=True,
+       server_hostname=None, call_connection_made=True, handshake, shutdown) */
+    PyObject *argv[9] = {(PyObject *)loop, protocol, args[5], waiter, Py_True,
+                         Py_None,          Py_True,  args[6], args[7]};
+    PyObject *ssl_proto = PyObject_Vectorcall((PyObject *)st->SSLProtocolType, argv, 9, NULL);
+    PyObject *app = NULL;
+    if (ssl_proto != NULL) {
+        int nodelay = PyObject_IsTrue(args[4]);
+        PyObject *raw = nodelay < 0
+                            ? NULL
+                            : al__stream_accepted(loop, conn, ssl_proto, args[2], args[3], nodelay);
+        if (raw != NULL) {
+            Py_DECREF(raw);
+            app = PyObject_GetAttrString(ssl_proto, "_app_transport");
+        }
+    }
+    if (app != NULL) {
+        PyObject *self = PyTuple_Pack(3, (PyObject *)loop, protocol, app);
+        PyObject *cb = self ? PyCFunction_New(&ssl_waiter_done_def, self) : NULL;
+        PyObject *r = cb ? PyObject_CallMethodOneArg(waiter, st->str_add_done_callback, cb) : NULL;
+        Py_XDECREF(self);
+        Py_XDECREF(cb);
+        if (r == NULL) {
+            Py_CLEAR(app);
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(ssl_proto);
+    Py_DECREF(waiter);
+    return app;
+}
+
+/* loop._accept_made(protocol_factory, conn, extra, server, nodelay,
+   sslcontext, ssl_handshake_timeout, ssl_shutdown_timeout): what asyncio's
+   _accept_connection2 task does, without the task: protocol_factory() and
+   the transport (with sslcontext None, a plain one). */
 PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t nargsf,
                                PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 5 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "_accept_made() takes 5 positional arguments");
+    if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "_accept_made() takes 8 positional arguments");
         return NULL;
     }
     PyObject *conn = args[1];
-    int nodelay = PyObject_IsTrue(args[4]);
-    if (nodelay < 0) {
-        return NULL;
-    }
     PyObject *protocol = PyObject_CallNoArgs(args[0]);
     PyObject *transport = NULL;
     if (protocol != NULL) {
-        transport = al__stream_accepted(self, conn, protocol, args[2], args[3], nodelay);
+        if (args[5] != Py_None) {
+            transport = ssl_transport(self, args, protocol);
+        }
+        else {
+            int nodelay = PyObject_IsTrue(args[4]);
+            transport = nodelay < 0
+                            ? NULL
+                            : al__stream_accepted(self, conn, protocol, args[2], args[3], nodelay);
+        }
     }
     int rc = 0;
     if (transport == NULL) {
@@ -201,22 +316,31 @@ PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t n
    callbacks run in a context of their own, and one iteration after the
    accept, as on asyncio). */
 static int connection_made_soon(LoopObject *loop, const listener *l, PyObject *conn,
-                                PyObject *extra)
+                                PyObject *extra, int ssl)
 {
     al_state *st = loop->state;
     PyObject *ctx = PyContext_CopyCurrent();
     if (ctx == NULL) {
         return -1;
     }
-    PyObject *argv[8] = {(PyObject *)loop,
-                         l->made,
-                         l->args[0],
-                         conn,
-                         extra,
-                         l->args[3],
-                         l->nodelay ? Py_True : Py_False,
-                         ctx};
-    PyObject *r = PyObject_VectorcallMethod(st->str_call_soon, argv, 7, st->kw_context);
+    PyObject *argv[11] = {
+        (PyObject *)loop,
+        l->made,
+        l->args[0],
+        conn,
+        extra,
+        l->args[3],
+        l->nodelay ? Py_True : Py_False,
+        ssl ? l->args[2] : Py_None,
+        ssl ? l->args[5] : Py_None,
+#if NPARAMS > 6
+        ssl ? l->args[6] : Py_None,
+#else
+        Py_None,
+#endif
+        ctx
+    };
+    PyObject *r = PyObject_VectorcallMethod(st->str_call_soon, argv, 10, st->kw_context);
     Py_DECREF(ctx);
     Py_XDECREF(r);
     return r ? 0 : -1;
@@ -269,11 +393,11 @@ static int connection_accepted(LoopObject *loop, listener *l, PyObject *conn, Py
     if (ssl < 0) {
         rc = -1;
     }
-    else if (fast && !ssl) {
+    else if (fast == 2 || (fast && !ssl)) {
         if (l->made == NULL) {
             l->made = PyObject_GetAttr((PyObject *)loop, st->str_accept_made);
         }
-        rc = l->made ? connection_made_soon(loop, l, conn, extra) : -1;
+        rc = l->made ? connection_made_soon(loop, l, conn, extra, ssl) : -1;
     }
     else {
         rc = connection_task(loop, l, conn, extra);
@@ -476,7 +600,8 @@ static void listener_clear(listener *l)
 }
 
 /* Whether the loop's class keeps the transport factories _accept_connection2
-   would call (asyncloop.Loop.__init_subclass__ sets _accept_inline). */
+   would call (asyncloop.Loop.__init_subclass__ sets _accept_inline): 0 no,
+   1 for plain connections, 2 for TLS ones too (the C TLS layer, _c_tls). */
 static int inline_allowed(LoopObject *loop)
 {
     PyObject *v = PyObject_GetAttr((PyObject *)loop, loop->state->str_accept_inline);
@@ -486,6 +611,15 @@ static int inline_allowed(LoopObject *loop)
     }
     int r = v == Py_True;
     Py_DECREF(v);
+    if (r) {
+        v = PyObject_GetAttr((PyObject *)loop, loop->state->str_c_tls);
+        if (v == NULL) {
+            PyErr_Clear();
+            return r;
+        }
+        r += v == Py_True;
+        Py_DECREF(v);
+    }
     return r;
 }
 
@@ -520,7 +654,7 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
         listener_clear(&l);
         return NULL;
     }
-    int fast = plain && inline_allowed(self);
+    int fast = plain ? inline_allowed(self) : 0;
     int retried = 0;
     for (Py_ssize_t i = 0; i < backlog; i++) {
         PyObject *conn = NULL, *addr = NULL;
@@ -703,6 +837,7 @@ int al__server_init(al_state *st)
     INTERN(str_accept_resume, "_accept_resume");
     INTERN(str_accept_inline, "_accept_inline");
     INTERN(str_accept_made, "_accept_made");
+    INTERN(str_c_tls, "_c_tls");
     if ((st->kw_context = PyTuple_Pack(1, st->str_context)) == NULL) {
         return -1;
     }
@@ -772,6 +907,7 @@ void al__server_clear(al_state *st)
         &st->sock_proto_descr,
         &st->str_accept_made,
         &st->kw_context,
+        &st->str_c_tls,
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         Py_CLEAR(*fields[i]);

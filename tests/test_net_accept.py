@@ -539,3 +539,90 @@ def test_accept_connection_arguments(asyncloop_mod):
         lsock.close()
     finally:
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def tls():
+    import ssl
+
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_tls_handshake_failure_on_accepted_connection(loop, tls, debug):
+    # The accepted connection's handshake fails (the client speaks no TLS):
+    # asyncio's _accept_connection2 closes the app transport and, in debug
+    # mode, reports the waiter's error with the protocol and transport.
+    server_ctx, _ = tls
+    contexts = []
+    made = []
+
+    async def main():
+        loop.set_debug(debug)
+        loop.set_exception_handler(record(contexts))
+        server = await loop.create_server(lambda: made.append(1) or Keep(), "127.0.0.1", 0,
+                                          ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n" * 4)
+        assert await loop.run_in_executor(None, recv_end, c) == b""
+        c.close()
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+        server.close()
+        await server.wait_closed()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        run(loop, main())
+    assert made == [1]
+    failures = [c for c in contexts
+                if c["message"] == "Error on transport creation for incoming connection"]
+    if debug:
+        assert len(failures) == 1, contexts
+        assert issubclass(failures[0]["exception"], OSError)
+        assert failures[0]["keys"] == ["exception", "message", "protocol", "transport"]
+    else:
+        assert failures == []
+
+
+def test_tls_accepted_connection_echo(loop, tls):
+    server_ctx, client_ctx = tls
+    seen = []
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            seen.append((transport.get_extra_info("peername"),
+                         transport.get_extra_info("ssl_object") is not None))
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    def factory():
+        return Echo()
+
+    async def main():
+        server = await loop.create_server(factory, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        peers = []
+        for _ in range(2):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+            peers.append(writer.get_extra_info("sockname"))
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return peers
+
+    peers = run(loop, main())
+    assert seen == [(peer, True) for peer in peers]
