@@ -142,7 +142,8 @@ def measure(tool, mode, n, loop, certdir):
         with open(out) as f:
             text = f.read()
     if tool == "callgrind":
-        m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+        m = (re.search(r"^summary:\s+(\d+)", text, re.M)
+             or re.search(r"^totals:\s+(\d+)", text, re.M))
         return int(m.group(1))
     calls = {}
     for line in text.splitlines():
@@ -166,8 +167,10 @@ def table(tool, n, loops, modes):
                     per = {k: (double.get(k, 0) - base.get(k, 0)) / n for k in double}
                     per = {k: v for k, v in per.items() if v >= 0.05}
                     total = sum(per.values())
-                    detail = " ".join(f"{k}={v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
-                    print(f"{mode:6} {loop:10} {total:6.1f} syscalls/connection: {detail}", flush=True)
+                    detail = " ".join(f"{k}={v:.2f}"
+                                      for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+                    print(f"{mode:6} {loop:10} {total:6.1f} syscalls/connection: {detail}",
+                          flush=True)
 
 
 def main(argv):

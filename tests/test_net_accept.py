@@ -8,7 +8,6 @@ closed with connections pending, what an accepted connection looks like
 import asyncio
 import collections
 import contextvars
-import errno
 import fcntl
 import gc
 import os
@@ -296,6 +295,8 @@ def test_server_closed_with_connections_in_kernel_backlog(loop):
     assert made == [] and contexts == []
 
 
+# asyncio 3.13's half-made transport fails again in its __del__ (_detach).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_server_closed_between_accept_and_protocol(loop):
     # The first protocol_factory call of a batch closes the server: the
     # connections accepted in the same event still get their factory call,
