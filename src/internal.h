@@ -580,6 +580,11 @@ PyObject *al__loop_accept_resume(LoopObject *self, PyObject *const *args, size_t
                                  PyObject *kwnames);
 PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t nargsf,
                                PyObject *kwnames);
+/* server.c: an AF_INET, AF_INET6 or AF_UNIX address as socket.accept()
+   and getsockname() give it (socketmodule.c's makesockaddr), from a zeroed
+   buffer; NULL without an error for another family. */
+struct sockaddr_storage;
+PyObject *al__sockaddr_to_py(const struct sockaddr_storage *ss, unsigned int len);
 int al__server_init(al_state *st);
 int al__server_traverse(al_state *st, visitproc visit, void *arg);
 void al__server_clear(al_state *st);

@@ -1600,6 +1600,27 @@ static PyObject *sock_call_or_none(PyObject *sock, const char *name)
     return r;
 }
 
+/* sock.getsockname() (None if it fails) of an accepted connection: a
+   plain socket.socket of a family al__sockaddr_to_py knows (server.c). */
+static PyObject *accepted_sockname(PyObject *sock)
+{
+    int fd = PyObject_AsFileDescriptor(sock);
+    if (fd < 0) {
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *v = al__sockaddr_to_py(&ss, len);
+    if (v == NULL && !PyErr_Occurred()) {
+        return sock_call_or_none(sock, "getsockname");
+    }
+    return v;
+}
+
 /* nodelay: -1 asks asyncio's base_events._set_nodelay, 0/1 is its answer
    known by the caller (server.c, from the listening socket). */
 static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
@@ -1620,7 +1641,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     if (rc < 0) {
         return -1;
     }
-    v = sock_call_or_none(sock, "getsockname");
+    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock);
     rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
     Py_XDECREF(v);
     if (rc < 0) {

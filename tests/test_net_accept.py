@@ -627,3 +627,31 @@ def test_tls_accepted_connection_echo(loop, tls):
 
     peers = run(loop, main())
     assert seen == [(peer, True) for peer in peers]
+
+
+@pytest.mark.parametrize("server_ip,client_ip", [("127.0.100.255", "127.200.0.9"),
+                                                  ("127.1.10.99", "127.255.254.100")])
+def test_ipv4_addresses_as_the_socket_module_gives_them(loop, server_ip, client_ip):
+    seen = []
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            sock = transport.get_extra_info("socket")
+            seen.append((transport.get_extra_info("peername"), sock.getpeername(),
+                         transport.get_extra_info("sockname"), sock.getsockname()))
+            transport.close()
+
+    async def main():
+        server = await loop.create_server(P, server_ip, 0)
+        port = server.sockets[0].getsockname()[1]
+        c = socket.create_connection((server_ip, port), source_address=(client_ip, 0))
+        while not seen:
+            await asyncio.sleep(0.001)
+        c.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+    peername, real_peer, sockname, real_sock = seen[0]
+    assert peername == real_peer and peername[0] == client_ip
+    assert sockname == real_sock and sockname[0] == server_ip
