@@ -655,3 +655,33 @@ def test_ipv4_addresses_as_the_socket_module_gives_them(loop, server_ip, client_
     peername, real_peer, sockname, real_sock = seen[0]
     assert peername == real_peer and peername[0] == client_ip
     assert sockname == real_sock and sockname[0] == server_ip
+
+
+def test_debug_mode_logs_each_new_connection(loop, caplog):
+    made = []
+
+    def factory():
+        made.append(Keep())
+        return made[-1]
+
+    async def main():
+        loop.set_debug(True)
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = socket.create_connection(("127.0.0.1", port))
+        while not made or not hasattr(made[0], "transport"):
+            await asyncio.sleep(0.001)
+        made[0].transport.close()
+        c.close()
+        server.close()
+        await server.wait_closed()
+
+    with caplog.at_level("DEBUG", logger="asyncio"):
+        run(loop, main())
+    records = [r for r in caplog.records if "got a new connection from" in r.getMessage()]
+    assert len(records) == 1
+    rec = records[0]
+    assert rec.msg == "%r got a new connection from %r: %r"
+    server, addr, conn = rec.args
+    assert isinstance(server, asyncio.base_events.Server)
+    assert addr[0] == "127.0.0.1" and isinstance(conn, socket.socket)
