@@ -1602,12 +1602,8 @@ static PyObject *sock_call_or_none(PyObject *sock, const char *name)
 
 /* sock.getsockname() (None if it fails) of an accepted connection: a
    plain socket.socket of a family al__sockaddr_to_py knows (server.c). */
-static PyObject *accepted_sockname(PyObject *sock)
+static PyObject *accepted_sockname(PyObject *sock, int fd)
 {
-    int fd = PyObject_AsFileDescriptor(sock);
-    if (fd < 0) {
-        return NULL;
-    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     socklen_t len = sizeof(ss);
@@ -1641,7 +1637,12 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     if (rc < 0) {
         return -1;
     }
-    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock);
+    /* an accepted socket's fd, asked once */
+    int fd = nodelay < 0 ? -1 : PyObject_AsFileDescriptor(sock);
+    if (nodelay >= 0 && fd < 0) {
+        return -1;
+    }
+    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
     rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
     Py_XDECREF(v);
     if (rc < 0) {
@@ -1659,8 +1660,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
             return -1;
         }
     }
-    int fd = PyObject_AsFileDescriptor(sock);
-    if (fd < 0) {
+    if (fd < 0 && (fd = PyObject_AsFileDescriptor(sock)) < 0) {
         return -1;
     }
     self->sock = Py_NewRef(sock);
