@@ -114,11 +114,20 @@ class Loop(_core.Loop, __asyncio.AbstractEventLoop):
     connect_accepted_socket = _Base.connect_accepted_socket
     create_unix_connection = _Unix.create_unix_connection
     create_unix_server = _Unix.create_unix_server
-    # The accept loop: asyncio's, including its EMFILE handling (log,
-    # stop accepting for a second, resume).
+    # The accept loop: asyncio's _start_serving registers the C
+    # _accept_connection (src/server.c) as the listening socket's reader; it
+    # makes a plain connection's protocol and transport itself, and hands
+    # the others (ssl=, or a subclass's own transport factories: see
+    # __init_subclass__) to asyncio's _accept_connection2 task.
     _start_serving = _Selector._start_serving
-    _accept_connection = _Selector._accept_connection
     _accept_connection2 = _Selector._accept_connection2
+    _accept_inline = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._accept_inline = all(
+            getattr(cls, name) is getattr(Loop, name)
+            for name in ("_accept_connection2", "_make_socket_transport", "_make_ssl_transport"))
 
     _ensure_fd_no_transport = _Selector._ensure_fd_no_transport
 

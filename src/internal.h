@@ -229,6 +229,27 @@ typedef struct {
     PyObject *str_start_reading;
     PyObject *str_call_connection_lost;
 
+    /* server.c */
+    PyObject *accept_retry_delay; /* asyncio.constants.ACCEPT_RETRY_DELAY */
+    PyObject *default_backlog;    /* 100 */
+    PyObject *accept_log_format;  /* asyncio's debug message for a new connection */
+    PyObject *sock_family_descr, *sock_type_descr, *sock_proto_descr; /* _socket.socket's */
+    descrgetfunc sock_descr_get;
+    PyObject *str_accept_connection;
+    PyObject *str_accept_connection2;
+    PyObject *str_accept_resume;
+    PyObject *str_accept_inline;
+    PyObject *str_accept_made;
+    PyObject *str_c_tls;
+    PyObject *kw_context;         /* ("context",) */
+    PyObject *str_add_reader_;    /* "_add_reader" */
+    PyObject *str_remove_reader_; /* "_remove_reader" */
+    PyObject *str_call_later;
+    PyObject *str_create_task;
+    PyObject *str_is_serving;
+    PyObject *str_setblocking;
+    PyObject *str_close;
+
     /* pipe.c */
     PyTypeObject *ReadPipeTransportType;
     PyTypeObject *WritePipeTransportType;
@@ -574,6 +595,27 @@ int al__tpoll_update(al_tpoll *tp, LoopObject *loop, PyObject *owner, al_io *io,
 void al__tpoll_release(al_tpoll *tp, LoopObject *loop, al_io *io);
 /* Stops polling and closes the handle (freed by its close callback). */
 void al__tpoll_close(al_tpoll *tp, LoopObject *loop, al_io *io);
+
+/* stream.c: the transport of a connection accepted by server.c (nodelay:
+   whether asyncio's _set_nodelay would set TCP_NODELAY on it). */
+PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
+                              PyObject *server, int nodelay);
+/* server.c: the listening socket's reader (asyncio's _accept_connection)
+   and the end of its pause after EMFILE & co. */
+PyObject *al__loop_accept_connection(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                     PyObject *kwnames);
+PyObject *al__loop_accept_resume(LoopObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames);
+PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t nargsf,
+                               PyObject *kwnames);
+/* server.c: an AF_INET, AF_INET6 or AF_UNIX address as socket.accept()
+   and getsockname() give it (socketmodule.c's makesockaddr), from a zeroed
+   buffer; NULL without an error for another family. */
+struct sockaddr_storage;
+PyObject *al__sockaddr_to_py(const struct sockaddr_storage *ss, unsigned int len);
+int al__server_init(al_state *st);
+int al__server_traverse(al_state *st, visitproc visit, void *arg);
+void al__server_clear(al_state *st);
 
 /* I/O objects (see al_io). */
 void al__loop_io_link(LoopObject *loop, al_io *io);

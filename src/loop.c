@@ -2246,6 +2246,9 @@ static PyMethodDef Loop_methods[] = {
      FASTKW, NULL},
 
     /* stream.c, tcp/unix: transports */
+    {"_accept_connection", (PyCFunction)(void (*)(void))al__loop_accept_connection, FASTKW, NULL},
+    {"_accept_resume", (PyCFunction)(void (*)(void))al__loop_accept_resume, FASTKW, NULL},
+    {"_accept_made", (PyCFunction)(void (*)(void))al__loop_accept_made, FASTKW, NULL},
     {"_make_socket_transport", (PyCFunction)(void (*)(void))al__loop_make_socket_transport, FASTKW,
      "_make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)"},
 

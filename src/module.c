@@ -298,7 +298,8 @@ static int module_exec(PyObject *module)
         PyModule_AddType(module, st->LoopType) < 0) {
         return -1;
     }
-    if (al__stream_init(module, st) < 0 || gc_hook_install(module, st) < 0) {
+    if (al__stream_init(module, st) < 0 || al__server_init(st) < 0 ||
+        gc_hook_install(module, st) < 0) {
         return -1;
     }
     /* process.c */
@@ -385,7 +386,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     if (udp_rc != 0) {
         return udp_rc;
     }
-    if (al__ssl_traverse(st, visit, arg) < 0) {
+    if (al__ssl_traverse(st, visit, arg) < 0 || al__server_traverse(st, visit, arg) < 0) {
         return -1;
     }
     return al__stream_traverse(st, visit, arg);
@@ -429,6 +430,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_set_exception);
     al__stream_clear(st);
+    al__server_clear(st);
     al__pipe_clear(st);        /* pipe.c */
     Py_CLEAR(st->MetricsType); /* metrics.c */
     al__udp_clear(st);         /* udp.c */

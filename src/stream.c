@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -1606,8 +1608,27 @@ static PyObject *sock_call_or_none(PyObject *sock, const char *name)
     return r;
 }
 
+/* sock.getsockname() (None if it fails) of an accepted connection: a
+   plain socket.socket of a family al__sockaddr_to_py knows (server.c). */
+static PyObject *accepted_sockname(PyObject *sock, int fd)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *v = al__sockaddr_to_py(&ss, len);
+    if (v == NULL && !PyErr_Occurred()) {
+        return sock_call_or_none(sock, "getsockname");
+    }
+    return v;
+}
+
+/* nodelay: -1 asks asyncio's base_events._set_nodelay, 0/1 is its answer
+   known by the caller (server.c, from the listening socket). */
 static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
-                       PyObject *waiter, PyObject *extra, PyObject *server)
+                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay)
 {
     al_state *st = loop->state;
     self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
@@ -1624,7 +1645,12 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     if (rc < 0) {
         return -1;
     }
-    v = sock_call_or_none(sock, "getsockname");
+    /* an accepted socket's fd, asked once */
+    int fd = nodelay < 0 ? -1 : PyObject_AsFileDescriptor(sock);
+    if (nodelay >= 0 && fd < 0) {
+        return -1;
+    }
+    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
     rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
     Py_XDECREF(v);
     if (rc < 0) {
@@ -1642,8 +1668,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
             return -1;
         }
     }
-    int fd = PyObject_AsFileDescriptor(sock);
-    if (fd < 0) {
+    if (fd < 0 && (fd = PyObject_AsFileDescriptor(sock)) < 0) {
         return -1;
     }
     self->sock = Py_NewRef(sock);
@@ -1670,11 +1695,20 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     /* metrics: accepted by a server, or made by create_connection & co */
     *(server != Py_None ? &loop->metrics.accepted : &loop->metrics.connected) += 1;
     /* _SelectorSocketTransport: Nagle off on TCP sockets. */
-    v = PyObject_CallOneArg(st->set_nodelay, sock);
-    if (v == NULL) {
-        return -1;
+    if (nodelay < 0) {
+        v = PyObject_CallOneArg(st->set_nodelay, sock);
+        if (v == NULL) {
+            return -1;
+        }
+        Py_DECREF(v);
     }
-    Py_DECREF(v);
+    else if (nodelay > 0) {
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError); /* as sock.setsockopt() */
+            return -1;
+        }
+    }
     PyObject *made = PyObject_GetAttr(protocol, st->str_connection_made);
     rc = made ? call_soon(loop, made, (PyObject *)self, NULL) : -1;
     Py_XDECREF(made);
@@ -1687,6 +1721,26 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
         return -1;
     }
     return 0;
+}
+
+static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *waiter,
+                            PyObject *extra, PyObject *server, int nodelay)
+{
+    al_state *st = loop->state;
+    PyTypeObject *tp = st->SocketTransportType;
+    StreamObject *t = (StreamObject *)tp->tp_alloc(tp, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->st = st;
+    t->fd = -1;
+    t->io.loop_closing = stream_loop_closing;
+    al__loop_io_link(loop, &t->io);
+    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay) < 0) {
+        Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
+        return NULL;
+    }
+    return (PyObject *)t;
 }
 
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,
@@ -1705,22 +1759,14 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
     if (bind_args("_make_socket_transport", names, 5, 2, args, nargs, kwnames, a) < 0) {
         return NULL;
     }
-    al_state *st = self->state;
-    PyTypeObject *tp = st->SocketTransportType;
-    StreamObject *t = (StreamObject *)tp->tp_alloc(tp, 0);
-    if (t == NULL) {
-        return NULL;
-    }
-    t->st = st;
-    t->fd = -1;
-    t->io.loop_closing = stream_loop_closing;
-    al__loop_io_link(self, &t->io);
-    if (stream_init(t, self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
-                    a[4] ? a[4] : Py_None) < 0) {
-        Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
-        return NULL;
-    }
-    return (PyObject *)t;
+    return stream_new(self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
+                      a[4] ? a[4] : Py_None, -1);
+}
+
+PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
+                              PyObject *server, int nodelay)
+{
+    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay);
 }
 
 /* --- module state ------------------------------------------------------------ */
