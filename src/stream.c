@@ -44,6 +44,8 @@ typedef struct {
     PyObject *sock;   /* owns the fd; NULL once closed */
     PyObject *protocol;
     PyObject *server;
+    PyObject *rctx; /* the reader's context, as asyncio's _read_ready handle's */
+    PyObject *wctx; /* the writer's: copied when writes start waiting */
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
@@ -215,6 +217,43 @@ static int check_loop_open(StreamObject *self)
         return -1;
     }
     return 0;
+}
+
+/* Copies the current context into *slot, as asyncio's reader/writer
+   Handle does when _add_reader/_add_writer makes it. */
+static int copy_context(PyObject **slot)
+{
+    PyObject *ctx = PyContext_CopyCurrent();
+    if (ctx == NULL) {
+        return -1;
+    }
+    Py_XSETREF(*slot, ctx);
+    return 0;
+}
+
+/* Enters ctx (if any) for one poll event, as the reader/writer Handle's
+   context.run() would: returns what ctx_exit() takes. */
+static PyObject *ctx_enter(PyObject *ctx, int *rc)
+{
+    if (ctx == NULL) {
+        return NULL;
+    }
+    if (PyContext_Enter(ctx) < 0) {
+        *rc = -1;
+        return NULL;
+    }
+    return Py_NewRef(ctx); /* protocol code may replace the transport's */
+}
+
+static void ctx_exit(PyObject *ctx, int *rc)
+{
+    if (ctx == NULL) {
+        return;
+    }
+    if (PyContext_Exit(ctx) < 0) {
+        *rc = -1;
+    }
+    Py_DECREF(ctx);
 }
 
 /* asyncio's loop._add_reader / _add_writer: *flag is self->reading or
@@ -930,7 +969,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;
-        rc = sendfile_ready(self);
+        PyObject *ctx = ctx_enter(self->wctx, &rc);
+        if (rc == 0) {
+            rc = sendfile_ready(self);
+        }
+        ctx_exit(ctx, &rc);
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
@@ -945,14 +988,27 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         self->tp.events = 0; /* started again below if still wanted */
         if (err != 0) {
-            rc = os_failed(self, err, self->reading ? READ_ERROR : WRITE_ERROR);
+            /* reported by _read_ready first when both are registered */
+            PyObject *ctx = ctx_enter(self->reading ? self->rctx : self->wctx, &rc);
+            if (rc == 0) {
+                rc = os_failed(self, err, self->reading ? READ_ERROR : WRITE_ERROR);
+            }
+            ctx_exit(ctx, &rc);
         }
         else {
             if (self->reading) {
-                rc = read_ready(self);
+                PyObject *ctx = ctx_enter(self->rctx, &rc);
+                if (rc == 0) {
+                    rc = read_ready(self);
+                }
+                ctx_exit(ctx, &rc);
             }
             if (rc == 0 && self->writing) {
-                rc = write_ready(self);
+                PyObject *ctx = ctx_enter(self->wctx, &rc);
+                if (rc == 0) {
+                    rc = write_ready(self);
+                }
+                ctx_exit(ctx, &rc);
             }
         }
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
@@ -961,10 +1017,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else {
         if ((events & UV_READABLE) && self->reading) {
-            rc = read_ready(self);
+            PyObject *ctx = ctx_enter(self->rctx, &rc);
+            if (rc == 0) {
+                rc = read_ready(self);
+            }
+            ctx_exit(ctx, &rc);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            rc = write_ready(self);
+            PyObject *ctx = ctx_enter(self->wctx, &rc);
+            if (rc == 0) {
+                rc = write_ready(self);
+            }
+            ctx_exit(ctx, &rc);
         }
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
@@ -1057,7 +1121,7 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         if (sent == view.len) {
             goto done;
         }
-        if (add_writer(self) < 0) {
+        if (copy_context(&self->wctx) < 0 || add_writer(self) < 0) {
             rc = -1;
             goto done;
         }
@@ -1132,7 +1196,9 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     if (write_ready(self) < 0) {
         return NULL;
     }
-    if (self->qlen > 0 && !self->writing && add_writer(self) < 0) {
+    /* asyncio makes a new writer handle whenever some is left */
+    if (self->qlen > 0 &&
+        (copy_context(&self->wctx) < 0 || (!self->writing && add_writer(self) < 0))) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1214,7 +1280,7 @@ static PyObject *Stream_resume_reading(StreamObject *self, PyObject *Py_UNUSED(i
         Py_RETURN_NONE;
     }
     self->paused = 0;
-    if (add_reader(self) < 0) {
+    if (copy_context(&self->rctx) < 0 || add_reader(self) < 0) {
         return NULL;
     }
     if (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0) {
@@ -1479,6 +1545,8 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
     Py_VISIT(self->server);
+    Py_VISIT(self->rctx);
+    Py_VISIT(self->wctx);
     Py_VISIT(self->empty_waiter);
     Py_VISIT(self->sf_fut);
     return 0;
@@ -1489,6 +1557,8 @@ static int Stream_clear(StreamObject *self)
     Py_CLEAR(self->extra);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
+    Py_CLEAR(self->rctx);
+    Py_CLEAR(self->wctx);
     Py_CLEAR(self->empty_waiter);
     Py_CLEAR(self->sf_fut);
     return 0;
@@ -1636,7 +1706,8 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
         return -1;
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    if (set_limits(self, NULL, NULL) < 0) {
+    /* asyncio's reader handle: a copy of the creating task's context */
+    if (copy_context(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
         return -1;
     }
     PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
@@ -1963,6 +2034,9 @@ static int sendfile_ready(StreamObject *self)
                                 self->sf_blocksize, &self->sf_total, &err);
     if (rc == 0) {
         self->sf_waited = 1;
+        if (copy_context(&self->wctx) < 0) {
+            return -1;
+        }
         return self->writing ? 0 : add_writer(self);
     }
     PyObject *fut = self->sf_fut;
