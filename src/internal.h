@@ -596,6 +596,44 @@ void al__tpoll_release(al_tpoll *tp, LoopObject *loop, al_io *io);
 /* Stops polling and closes the handle (freed by its close callback). */
 void al__tpoll_close(al_tpoll *tp, LoopObject *loop, al_io *io);
 
+/* Transport contexts: asyncio runs a transport's reader/writer in a Handle
+   whose context is a copy of the one current when the reader/writer was
+   added. al__ctx_copy stores such a copy in *slot; al__ctx_enter enters
+   ctx (if any) around one poll event and returns what al__ctx_exit takes
+   (its own reference: protocol code may replace the transport's). */
+static inline int al__ctx_copy(PyObject **slot)
+{
+    PyObject *ctx = PyContext_CopyCurrent();
+    if (ctx == NULL) {
+        return -1;
+    }
+    Py_XSETREF(*slot, ctx);
+    return 0;
+}
+
+static inline PyObject *al__ctx_enter(PyObject *ctx, int *rc)
+{
+    if (ctx == NULL) {
+        return NULL;
+    }
+    if (PyContext_Enter(ctx) < 0) {
+        *rc = -1;
+        return NULL;
+    }
+    return Py_NewRef(ctx);
+}
+
+static inline void al__ctx_exit(PyObject *ctx, int *rc)
+{
+    if (ctx == NULL) {
+        return;
+    }
+    if (PyContext_Exit(ctx) < 0) {
+        *rc = -1;
+    }
+    Py_DECREF(ctx);
+}
+
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
    whether asyncio's _set_nodelay would set TCP_NODELAY on it). */
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,

@@ -219,43 +219,6 @@ static int check_loop_open(StreamObject *self)
     return 0;
 }
 
-/* Copies the current context into *slot, as asyncio's reader/writer
-   Handle does when _add_reader/_add_writer makes it. */
-static int copy_context(PyObject **slot)
-{
-    PyObject *ctx = PyContext_CopyCurrent();
-    if (ctx == NULL) {
-        return -1;
-    }
-    Py_XSETREF(*slot, ctx);
-    return 0;
-}
-
-/* Enters ctx (if any) for one poll event, as the reader/writer Handle's
-   context.run() would: returns what ctx_exit() takes. */
-static PyObject *ctx_enter(PyObject *ctx, int *rc)
-{
-    if (ctx == NULL) {
-        return NULL;
-    }
-    if (PyContext_Enter(ctx) < 0) {
-        *rc = -1;
-        return NULL;
-    }
-    return Py_NewRef(ctx); /* protocol code may replace the transport's */
-}
-
-static void ctx_exit(PyObject *ctx, int *rc)
-{
-    if (ctx == NULL) {
-        return;
-    }
-    if (PyContext_Exit(ctx) < 0) {
-        *rc = -1;
-    }
-    Py_DECREF(ctx);
-}
-
 /* asyncio's loop._add_reader / _add_writer: *flag is self->reading or
    self->writing, put back if the watch cannot be made. */
 static int add_interest(StreamObject *self, char *flag)
@@ -969,11 +932,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;
-        PyObject *ctx = ctx_enter(self->wctx, &rc);
+        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
         if (rc == 0) {
             rc = sendfile_ready(self);
         }
-        ctx_exit(ctx, &rc);
+        al__ctx_exit(ctx, &rc);
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
@@ -989,26 +952,26 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         self->tp.events = 0; /* started again below if still wanted */
         if (err != 0) {
             /* reported by _read_ready first when both are registered */
-            PyObject *ctx = ctx_enter(self->reading ? self->rctx : self->wctx, &rc);
+            PyObject *ctx = al__ctx_enter(self->reading ? self->rctx : self->wctx, &rc);
             if (rc == 0) {
                 rc = os_failed(self, err, self->reading ? READ_ERROR : WRITE_ERROR);
             }
-            ctx_exit(ctx, &rc);
+            al__ctx_exit(ctx, &rc);
         }
         else {
             if (self->reading) {
-                PyObject *ctx = ctx_enter(self->rctx, &rc);
+                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
                 if (rc == 0) {
                     rc = read_ready(self);
                 }
-                ctx_exit(ctx, &rc);
+                al__ctx_exit(ctx, &rc);
             }
             if (rc == 0 && self->writing) {
-                PyObject *ctx = ctx_enter(self->wctx, &rc);
+                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
                 if (rc == 0) {
                     rc = write_ready(self);
                 }
-                ctx_exit(ctx, &rc);
+                al__ctx_exit(ctx, &rc);
             }
         }
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
@@ -1017,18 +980,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else {
         if ((events & UV_READABLE) && self->reading) {
-            PyObject *ctx = ctx_enter(self->rctx, &rc);
+            PyObject *ctx = al__ctx_enter(self->rctx, &rc);
             if (rc == 0) {
                 rc = read_ready(self);
             }
-            ctx_exit(ctx, &rc);
+            al__ctx_exit(ctx, &rc);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            PyObject *ctx = ctx_enter(self->wctx, &rc);
+            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
             if (rc == 0) {
                 rc = write_ready(self);
             }
-            ctx_exit(ctx, &rc);
+            al__ctx_exit(ctx, &rc);
         }
     }
     if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
@@ -1121,7 +1084,7 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         if (sent == view.len) {
             goto done;
         }
-        if (copy_context(&self->wctx) < 0 || add_writer(self) < 0) {
+        if (al__ctx_copy(&self->wctx) < 0 || add_writer(self) < 0) {
             rc = -1;
             goto done;
         }
@@ -1198,7 +1161,7 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     }
     /* asyncio makes a new writer handle whenever some is left */
     if (self->qlen > 0 &&
-        (copy_context(&self->wctx) < 0 || (!self->writing && add_writer(self) < 0))) {
+        (al__ctx_copy(&self->wctx) < 0 || (!self->writing && add_writer(self) < 0))) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1280,7 +1243,7 @@ static PyObject *Stream_resume_reading(StreamObject *self, PyObject *Py_UNUSED(i
         Py_RETURN_NONE;
     }
     self->paused = 0;
-    if (copy_context(&self->rctx) < 0 || add_reader(self) < 0) {
+    if (al__ctx_copy(&self->rctx) < 0 || add_reader(self) < 0) {
         return NULL;
     }
     if (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0) {
@@ -1707,7 +1670,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
     /* asyncio's reader handle: a copy of the creating task's context */
-    if (copy_context(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
+    if (al__ctx_copy(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
         return -1;
     }
     PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
@@ -2034,7 +1997,7 @@ static int sendfile_ready(StreamObject *self)
                                 self->sf_blocksize, &self->sf_total, &err);
     if (rc == 0) {
         self->sf_waited = 1;
-        if (copy_context(&self->wctx) < 0) {
+        if (al__ctx_copy(&self->wctx) < 0) {
             return -1;
         }
         return self->writing ? 0 : add_writer(self);
