@@ -53,6 +53,8 @@ typedef struct {
     LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
     PyObject *pipe;   /* owns the fd; NULL once closed */
     PyObject *protocol;
+    PyObject *rctx; /* the reader's context (al__ctx_copy) */
+    PyObject *wctx; /* the writer's: copied when writes start waiting */
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
@@ -698,10 +700,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         self->tp.events = 0;
     }
     if ((events & UV_READABLE) && self->reading) {
-        rc = self->is_write ? peer_closed(self) : read_ready(self);
+        PyObject *ctx = al__ctx_enter(self->rctx, &rc);
+        if (rc == 0) {
+            rc = self->is_write ? peer_closed(self) : read_ready(self);
+        }
+        al__ctx_exit(ctx, &rc);
     }
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
-        rc = write_ready(self);
+        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
+        if (rc == 0) {
+            rc = write_ready(self);
+        }
+        al__ctx_exit(ctx, &rc);
     }
     /* Re-arm after POLLERR stopped the handle, or drop the writability
        watch once write_ready drained the buffer. */
@@ -855,7 +865,7 @@ static PyObject *Read_resume_reading(PipeObject *self, PyObject *Py_UNUSED(ignor
         Py_RETURN_NONE;
     }
     self->paused = 0;
-    if (add_interest(self, &self->reading) < 0) {
+    if (al__ctx_copy(&self->rctx) < 0 || add_interest(self, &self->reading) < 0) {
         return NULL;
     }
     if (self->loop->debug && log_msg(self, "debug", "%r resumes reading", NULL, NULL) < 0) {
@@ -942,7 +952,7 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
         if (self->pipe_size > 0) {
             note_transfer(self, self->pipe_size); /* partial: the pipe is full */
         }
-        if (add_interest(self, &self->writing) < 0) {
+        if (al__ctx_copy(&self->wctx) < 0 || add_interest(self, &self->writing) < 0) {
             rc = -1;
             goto done;
         }
@@ -1094,6 +1104,8 @@ static int Pipe_traverse(PipeObject *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->pipe);
     Py_VISIT(self->protocol);
+    Py_VISIT(self->rctx);
+    Py_VISIT(self->wctx);
     Py_VISIT(self->dict);
     return 0;
 }
@@ -1102,6 +1114,8 @@ static int Pipe_clear(PipeObject *self)
 {
     Py_CLEAR(self->extra);
     Py_CLEAR(self->protocol);
+    Py_CLEAR(self->rctx);
+    Py_CLEAR(self->wctx);
     Py_CLEAR(self->dict);
     return 0;
 }
@@ -1239,7 +1253,8 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
         return -1;
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    if (self->is_write && set_limits(self, NULL, NULL) < 0) {
+    /* the reader handle's context: a copy of the creating task's */
+    if (al__ctx_copy(&self->rctx) < 0 || (self->is_write && set_limits(self, NULL, NULL) < 0)) {
         return -1;
     }
     PyObject *fdobj = PyObject_CallMethodNoArgs(pipe, st->str_fileno);
