@@ -52,6 +52,8 @@ typedef struct {
     PyObject *sock;   /* owns the fd; NULL once closed */
     PyObject *protocol;
     PyObject *address; /* asyncio's _address (remote_addr), or NULL */
+    PyObject *rctx;    /* the reader's context (al__ctx_copy) */
+    PyObject *wctx;    /* the writer's: copied when sends start waiting */
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
@@ -901,7 +903,7 @@ static PyObject *Udp_sendto(UdpObject *self, PyObject *const *args, Py_ssize_t n
             rc = send_failed(self, how, exc);
             goto done;
         }
-        if (add_interest(self, &self->writing) < 0) {
+        if (al__ctx_copy(&self->wctx) < 0 || add_interest(self, &self->writing) < 0) {
             rc = -1;
             goto done;
         }
@@ -1168,16 +1170,32 @@ static void on_poll(uv_poll_t *handle, int status, int events)
             poll_release(self);
         }
         else if (err != 0 && !self->conn_lost) {
-            PyObject *exc = errno_error(err);
-            rc = error_received(self, exc);
-            Py_DECREF(exc);
+            /* what _read_ready's recvfrom() would give, if reading */
+            PyObject *ctx = al__ctx_enter(self->reading ? self->rctx : self->wctx, &rc);
+            PyObject *exc = rc == 0 ? errno_error(err) : NULL;
+            if (exc != NULL) {
+                rc = error_received(self, exc);
+                Py_DECREF(exc);
+            }
+            else {
+                rc = -1;
+            }
+            al__ctx_exit(ctx, &rc);
         }
         else if (err == 0) {
             if (self->reading) {
-                rc = read_ready(self, 1);
+                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
+                if (rc == 0) {
+                    rc = read_ready(self, 1);
+                }
+                al__ctx_exit(ctx, &rc);
             }
             if (rc == 0 && self->writing) {
-                rc = write_ready(self);
+                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
+                if (rc == 0) {
+                    rc = write_ready(self);
+                }
+                al__ctx_exit(ctx, &rc);
             }
         }
         if (rc == 0 && err != EBADF && self->tp.box != NULL && self->tp.events == 0) {
@@ -1198,11 +1216,19 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 }
             }
             else {
-                rc = read_ready(self, 1);
+                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
+                if (rc == 0) {
+                    rc = read_ready(self, 1);
+                }
+                al__ctx_exit(ctx, &rc);
             }
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
-            rc = write_ready(self);
+            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
+            if (rc == 0) {
+                rc = write_ready(self);
+            }
+            al__ctx_exit(ctx, &rc);
         }
         if (rc == 0 && kicked && !self->kick) {
             rc = poll_update(self);
@@ -1235,7 +1261,14 @@ static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
     if (self->loop == NULL || !self->reading) {
         Py_RETURN_NONE;
     }
-    return none_or_null(read_ready(self, 0));
+    /* the reader's own context, not this handle's copy of it */
+    int rc = 0;
+    PyObject *ctx = al__ctx_enter(self->rctx, &rc);
+    if (rc == 0) {
+        rc = read_ready(self, 0);
+    }
+    al__ctx_exit(ctx, &rc);
+    return none_or_null(rc);
 }
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
@@ -1288,7 +1321,7 @@ static PyObject *Udp_resume_reading(UdpObject *self, PyObject *Py_UNUSED(ignored
     self->paused = 0;
     /* Datagrams read ahead come at the next poll, as the socket's would. */
     self->kick = (char)(self->plen > 0);
-    if (add_interest(self, &self->reading) < 0 ||
+    if (al__ctx_copy(&self->rctx) < 0 || add_interest(self, &self->reading) < 0 ||
         (self->loop->debug && log_debug(self, "%r resumes reading", NULL, NULL) < 0)) {
         return NULL;
     }
@@ -1499,6 +1532,8 @@ static int Udp_traverse(UdpObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
     Py_VISIT(self->address);
+    Py_VISIT(self->rctx);
+    Py_VISIT(self->wctx);
     for (Py_ssize_t i = 0; i < self->qlen; i++) {
         Py_VISIT(self->q[self->qhead + i].addr);
     }
@@ -1511,6 +1546,8 @@ static int Udp_clear(UdpObject *self)
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->address);
     Py_CLEAR(self->peer_obj);
+    Py_CLEAR(self->rctx);
+    Py_CLEAR(self->wctx);
     return 0;
 }
 
@@ -1676,6 +1713,10 @@ static int udp_init(UdpObject *self, LoopObject *loop, PyObject *sock, PyObject 
     self->fd = fd;
     self->protocol = Py_NewRef(protocol);
     self->protocol_connected = 1;
+    /* the reader handle's context: a copy of the creating task's */
+    if (al__ctx_copy(&self->rctx) < 0) {
+        return -1;
+    }
     if (address != Py_None) {
         self->address = Py_NewRef(address);
         rc = PyObject_IsTrue(address);
