@@ -388,3 +388,29 @@ def test_tls_data_received_sees_creation_context(loop, tls):
     client_seen, server_seen = run(loop, main())
     assert client_seen == [("data", "created")], client_seen
     assert server_seen[0] == ("data", "factory"), server_seen
+
+
+def test_transport_in_its_own_context_is_collected(loop):
+    """A cycle through the transport's context (a var holding the transport)
+    is collected once the transport is closed."""
+    import gc
+    import weakref
+
+    holder = contextvars.ContextVar("holder")
+
+    async def main():
+        server, port = await serve(loop, Sender)
+        box = []
+        holder.set(box)  # the transport's reader context holds box
+        tr, proto = await loop.create_connection(lambda: Seer(loop), "127.0.0.1", port)
+        box.append(tr)  # box holds the transport
+        await proto.done
+        tr.close()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        server.close()
+        return weakref.ref(tr)
+
+    ref = run(loop, main())
+    gc.collect()
+    assert ref() is None
