@@ -386,7 +386,9 @@ def test_tls_data_received_sees_creation_context(loop, tls):
         return proto.seen, protos[0].seen
 
     client_seen, server_seen = run(loop, main())
-    assert client_seen == [("data", "created")], client_seen
+    # 3.10's SSLProtocol may also report an EOF: same context
+    assert client_seen[0] == ("data", "created"), client_seen
+    assert all(v == "created" for _, v in client_seen), client_seen
     assert server_seen[0] == ("data", "factory"), server_seen
 
 
