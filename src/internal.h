@@ -258,7 +258,8 @@ typedef struct {
     PyTypeObject *DatagramTransportType;
     PyObject *str_datagram_received;
     PyObject *str_error_received;
-    PyObject *str_read_ready; /* "_read_ready" */
+    PyObject *str_read_ready;  /* "_read_ready" */
+    PyObject *str_write_ready; /* "_write_ready" */
 
     /* dns.c */
     PyObject *socket_gaierror; /* socket.gaierror */
@@ -400,6 +401,9 @@ struct al_loop {
     al_ring ready;
     al_heap timers;
     uint64_t timer_seq;
+    /* ready.len when the poll started: transports queue their I/O behind
+       those handles, as asyncio's _run_once appends its events to _ready. */
+    size_t ready_at_poll;
     /* Untracked handles queued while not running that no collection start
        has looked at yet (handle.c): the last gc_unscanned_ready of the
        ready queue and the timers in gc_timers (owned references); listed

@@ -643,7 +643,9 @@ static int loop_poll(LoopObject *self)
            Cross-thread callbacks are in the ready queue already and signal
            handlers run from PyErr_CheckSignals below. */
         if (self->io_watchers > 0) {
+            self->ready_at_poll = self->ready.len;
             uv_run(&self->uv, UV_RUN_NOWAIT);
+            self->ready_at_poll = 0;
             return loop_raise_pending(self);
         }
         return 0;
@@ -653,8 +655,10 @@ static int loop_poll(LoopObject *self)
         uv_timer_start(&self->poll_timer, on_poll_timer, (uint64_t)timeout_ms, 0);
     }
     self->polling = 1;
+    self->ready_at_poll = self->ready.len;
     self->released_tstate = PyEval_SaveThread();
     uv_run(&self->uv, UV_RUN_ONCE);
+    self->ready_at_poll = 0;
     if (self->released_tstate != NULL) {
         /* No callback took the GIL back (and none called uv_stop, whose
            flag would otherwise outlive this uv_run). */

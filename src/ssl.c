@@ -966,6 +966,12 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
     if (wakeup_waiter(self, NULL) < 0) {
         return -1;
     }
+    /* What connection_made wrote goes out before the records read with
+       the handshake's last one reach the app (asyncio writes through):
+       their data_received may abort the socket transport. */
+    if (PyList_GET_SIZE(self->backlog) > 0 && self->transport != NULL && do_write(self) < 0) {
+        return -1;
+    }
     return do_read(self);
 }
 

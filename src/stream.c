@@ -67,7 +67,9 @@ typedef struct {
     char big_reads;       /* the last read was >= BIG_READ: try the direct path */
     Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
     char registered;
-    uint64_t skip_iter; /* the last poll whose event for it was skipped (maybe_cut) */
+    char read_deferred;  /* a _read_ready handle is queued (defer_io) */
+    char write_deferred; /* a _write_ready handle is queued */
+    uint64_t skip_iter;  /* the last poll whose event for it was skipped (maybe_cut) */
     /* loop.sendfile (the section at the end of this file) */
     char sf_waited;         /* the sendfile waited for writability once */
     PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
@@ -250,12 +252,14 @@ static inline int add_writer(StreamObject *self)
 static int remove_reader(StreamObject *self)
 {
     self->reading = 0;
+    self->read_deferred = 0; /* asyncio cancels the queued handle */
     return poll_update(self);
 }
 
 static int remove_writer(StreamObject *self)
 {
     self->writing = 0;
+    self->write_deferred = 0;
     return poll_update(self);
 }
 
@@ -913,6 +917,35 @@ static int write_ready(StreamObject *self)
     return 0;
 }
 
+/* asyncio's _run_once appends the reader/writer handles of a poll behind
+   the handles queued before it: with some queued, so do we (a Handle of
+   the free list, calling Type._read_ready(self) in the reader's context);
+   with none, the fast path, the event is handled now. */
+static int defer_io(StreamObject *self, PyObject *name, PyObject *ctx, char *flag)
+{
+    if (*flag) {
+        return 0;
+    }
+    LoopObject *loop = self->loop;
+    al_state *st = loop->state;
+    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(self), name);
+    if (cb == NULL) {
+        return -1;
+    }
+    PyObject *arg = (PyObject *)self;
+    HandleObject *h = al__handle_new_queued(st, st->HandleType, loop, cb, &arg, 1, ctx);
+    Py_DECREF(cb);
+    if (h == NULL) {
+        return -1;
+    }
+    int rc = al__ring_push(&loop->ready, h);
+    Py_DECREF(h);
+    if (rc == 0) {
+        *flag = 1;
+    }
+    return rc;
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     StreamObject *self = handle->data;
@@ -978,6 +1011,14 @@ static void on_poll(uv_poll_t *handle, int status, int events)
             rc = poll_update(self);
         }
     }
+    else if (loop->ready_at_poll > 0) {
+        if ((events & UV_READABLE) && self->reading) {
+            rc = defer_io(self, loop->state->str_read_ready, self->rctx, &self->read_deferred);
+        }
+        if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
+            rc = defer_io(self, loop->state->str_write_ready, self->wctx, &self->write_deferred);
+        }
+    }
     else {
         if ((events & UV_READABLE) && self->reading) {
             PyObject *ctx = al__ctx_enter(self->rctx, &rc);
@@ -1021,6 +1062,36 @@ static PyObject *none_or_null(int rc)
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* The handles defer_io queued (run in the reader's / writer's context):
+   nothing once the interest was removed, the transport closed, or the
+   event is gone (EAGAIN). */
+static PyObject *Stream_read_ready(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->read_deferred) {
+        Py_RETURN_NONE;
+    }
+    self->read_deferred = 0;
+    if (self->loop == NULL || !self->reading) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    int rc = read_ready(self);
+    Py_DECREF(self);
+    return none_or_null(rc);
+}
+
+static PyObject *Stream_write_ready(StreamObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->write_deferred) {
+        Py_RETURN_NONE;
+    }
+    self->write_deferred = 0;
+    if (self->loop == NULL || !self->writing) {
+        Py_RETURN_NONE;
+    }
+    return none_or_null(write_ready(self));
 }
 
 static PyObject *Stream_write(StreamObject *self, PyObject *data)
@@ -1583,6 +1654,8 @@ static PyMethodDef Stream_methods[] = {
     {"get_protocol", (PyCFunction)Stream_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)Stream_start_reading, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Stream_call_connection_lost, METH_O, NULL},
+    {"_read_ready", (PyCFunction)Stream_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)Stream_write_ready, METH_NOARGS, NULL},
     /* loop.sendfile */
     {"_make_empty_waiter", (PyCFunction)Stream_make_empty_waiter, METH_NOARGS, NULL},
     {"_reset_empty_waiter", (PyCFunction)Stream_reset_empty_waiter, METH_NOARGS, NULL},
@@ -1824,6 +1897,7 @@ int al__stream_init(PyObject *module, al_state *st)
     INTERN(str_exc_info, "exc_info");
     INTERN(str_start_reading, "_start_reading");
     INTERN(str_call_connection_lost, "_call_connection_lost");
+    INTERN(str_write_ready, "_write_ready");
     if ((st->minus_one = PyLong_FromLong(-1)) == NULL ||
         (st->BufferedProtocol = al__import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
         (st->TransportSocket = al__import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
@@ -1897,6 +1971,7 @@ void al__stream_clear(al_state *st)
         &st->str_exc_info,
         &st->str_start_reading,
         &st->str_call_connection_lost,
+        &st->str_write_ready,
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         Py_CLEAR(*names[i]);

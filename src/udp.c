@@ -1206,10 +1206,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         int kicked = self->kick != 0;
         self->kick = 0;
         if (((events & UV_READABLE) || (kicked && self->plen > 0)) && self->reading) {
-            if (loop->ready.len > 0) {
-                /* Callbacks already queued run first in asyncio, which
-                   queues _read_ready behind them: so do we (only then;
-                   with nothing queued, the datagram is read now). */
+            if (loop->ready_at_poll > 0) {
+                /* Callbacks queued before the poll run first in asyncio,
+                   which queues _read_ready behind them: so do we (only
+                   then; with nothing queued, the datagram is read now).
+                   What an earlier event of this poll queued runs after. */
                 if (!self->read_deferred) {
                     self->read_deferred = 1;
                     rc = call_soon_method(self, self->st->str_read_ready, NULL);
