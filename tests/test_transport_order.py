@@ -1,0 +1,229 @@
+"""Where a transport's I/O callbacks run among the loop's handles.
+
+asyncio's _run_once polls, then appends the reader/writer handles of the
+ready fds BEHIND the handles already queued (a task's wake-up, call_soon
+callbacks), and runs what was queued then; what those callbacks schedule
+runs at the next iteration, after all of this poll's I/O. Each case runs on
+asyncio's loop and on ours (the ``loop`` fixture of conftest.py).
+"""
+
+import asyncio
+import os
+import socket
+
+from conftest import GUARD
+
+
+def run(loop, coro):
+    return loop.run_until_complete(asyncio.wait_for(coro, GUARD))
+
+
+class Log(asyncio.Protocol):
+    def __init__(self, log, name="data", on_data=None):
+        self.log = log
+        self.name = name
+        self.on_data = on_data
+        self.got = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.log.append(self.name)
+        if self.on_data is not None:
+            self.on_data()
+        if not self.got.done():
+            self.got.set_result(data)
+
+
+def pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
+
+
+def test_create_connection_resumes_before_waiting_data(loop):
+    async def main():
+        log = []
+        a, b = pair()
+        b.send(b"x")
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=a)
+        log.append("resumed")
+        assert await proto.got == b"x"
+        tr.close()
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["resumed", "data"]
+
+
+def test_call_soon_queued_before_data_runs_first(loop):
+    async def main():
+        log = []
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=a)
+        for _ in range(3):  # reading has started
+            await asyncio.sleep(0)
+        b.send(b"x")
+        loop.call_soon(log.append, "soon")
+        await proto.got
+        tr.close()
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["soon", "data"]
+
+
+def _two_connections(loop, queue_first):
+    async def main():
+        log = []
+        done = loop.create_future()
+
+        def scheduled():
+            log.append("scheduled")
+            done.set_result(None)
+
+        a1, b1 = pair()
+        a2, b2 = pair()
+        t1, _ = await loop.create_connection(
+            lambda: Log(log, "data1", lambda: loop.call_soon(scheduled)), sock=a1)
+        t2, p2 = await loop.create_connection(lambda: Log(log, "data2"), sock=a2)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        b1.send(b"x")
+        b2.send(b"y")
+        if queue_first:
+            loop.call_soon(log.append, "soon")
+        await done
+        await p2.got
+        for t in (t1, t2):
+            t.close()
+        b1.close()
+        b2.close()
+        return log
+
+    return run(loop, main())
+
+
+def test_two_connections_one_poll(loop):
+    # What the first data_received scheduled runs after the second one.
+    assert _two_connections(loop, False) == ["data1", "data2", "scheduled"]
+
+
+def test_two_connections_one_poll_behind_queued(loop):
+    assert _two_connections(loop, True) == ["soon", "data1", "data2", "scheduled"]
+
+
+def test_pause_reading_by_queued_handle_stops_this_poll(loop):
+    async def main():
+        log = []
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        b.send(b"x")
+        loop.call_soon(tr.pause_reading)
+        loop.call_soon(log.append, "paused")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        log.append("resume")
+        tr.resume_reading()
+        assert await proto.got == b"x"
+        tr.close()
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["paused", "resume", "data"]
+
+
+def test_close_by_queued_handle_no_data(loop):
+    async def main():
+        log = []
+        a, b = pair()
+        lost = loop.create_future()
+
+        class P(Log):
+            def connection_lost(self, exc):
+                log.append("lost")
+                lost.set_result(exc)
+
+        tr, proto = await loop.create_connection(lambda: P(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        b.send(b"x")
+        loop.call_soon(tr.close)
+        assert await lost is None
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["lost"]
+
+
+def test_read_pipe_resumes_before_waiting_data(loop):
+    async def main():
+        log = []
+        r, w = os.pipe()
+        os.write(w, b"x")
+        f = os.fdopen(r, "rb", buffering=0)
+        tr, proto = await loop.connect_read_pipe(lambda: Log(log), f)
+        log.append("resumed")
+        assert await proto.got == b"x"
+        tr.close()
+        os.close(w)
+        return log
+
+    assert run(loop, main()) == ["resumed", "data"]
+
+
+def test_read_pipe_call_soon_queued_before_data_runs_first(loop):
+    async def main():
+        log = []
+        r, w = os.pipe()
+        f = os.fdopen(r, "rb", buffering=0)
+        tr, proto = await loop.connect_read_pipe(lambda: Log(log), f)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        os.write(w, b"x")
+        loop.call_soon(log.append, "soon")
+        await proto.got
+        tr.close()
+        os.close(w)
+        return log
+
+    assert run(loop, main()) == ["soon", "data"]
+
+
+def test_udp_second_datagram_event_behind_first_ones_callbacks(loop):
+    async def main():
+        log = []
+        done = loop.create_future()
+
+        class D(asyncio.DatagramProtocol):
+            def __init__(self, name, schedule):
+                self.name = name
+                self.schedule = schedule
+
+            def datagram_received(self, data, addr):
+                log.append(self.name)
+                if self.schedule:
+                    loop.call_soon(log.append, "scheduled")
+                else:
+                    done.set_result(None)
+
+        t1, _ = await loop.create_datagram_endpoint(
+            lambda: D("d1", True), local_addr=("127.0.0.1", 0))
+        t2, _ = await loop.create_datagram_endpoint(
+            lambda: D("d2", False), local_addr=("127.0.0.1", 0))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"x", t1.get_extra_info("sockname"))
+        s.sendto(b"y", t2.get_extra_info("sockname"))
+        await done
+        await asyncio.sleep(0)
+        for t in (t1, t2):
+            t.close()
+        s.close()
+        return log
+
+    assert run(loop, main()) == ["d1", "d2", "scheduled"]
