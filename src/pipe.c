@@ -72,6 +72,8 @@ typedef struct {
     char reading;         /* a reader registered (write side: the peer-close watch) */
     char writing;         /* a writer registered */
     char detached;        /* the loop was closed: no libuv handle any more */
+    char read_deferred;   /* a _read_ready handle is queued (defer_io) */
+    char write_deferred;  /* a _write_ready handle is queued */
     int pipe_size;        /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
     int full_runs;        /* consecutive reads/writes that found it full */
     Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
@@ -227,6 +229,13 @@ static int add_interest(PipeObject *self, char *flag)
 static int remove_interest(PipeObject *self, char *flag)
 {
     *flag = 0;
+    /* asyncio cancels the queued handle */
+    if (flag == &self->reading) {
+        self->read_deferred = 0;
+    }
+    else if (flag == &self->writing) {
+        self->write_deferred = 0;
+    }
     if (self->loop == NULL) {
         return 0;
     }
@@ -683,6 +692,35 @@ static int write_ready(PipeObject *self)
     return 0;
 }
 
+/* asyncio's _run_once appends the reader/writer handles of a poll behind
+   the handles queued before it: with some queued, so do we (a Handle of
+   the free list, calling Type._read_ready(self) in the reader's context);
+   with none, the event is handled now. */
+static int defer_io(PipeObject *self, PyObject *name, PyObject *ctx, char *flag)
+{
+    if (*flag) {
+        return 0;
+    }
+    LoopObject *loop = self->loop;
+    al_state *st = loop->state;
+    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(self), name);
+    if (cb == NULL) {
+        return -1;
+    }
+    PyObject *arg = (PyObject *)self;
+    HandleObject *h = al__handle_new_queued(st, st->HandleType, loop, cb, &arg, 1, ctx);
+    Py_DECREF(cb);
+    if (h == NULL) {
+        return -1;
+    }
+    int rc = al__ring_push(&loop->ready, h);
+    Py_DECREF(h);
+    if (rc == 0) {
+        *flag = 1;
+    }
+    return rc;
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     PipeObject *self = handle->data;
@@ -698,6 +736,15 @@ static void on_poll(uv_poll_t *handle, int status, int events)
            read end closed): what selectors report as readable and writable. */
         events = self->tp.events;
         self->tp.events = 0;
+    }
+    else if (loop->ready_at_poll > 0) {
+        if ((events & UV_READABLE) && self->reading) {
+            rc = defer_io(self, self->st->str_read_ready, self->rctx, &self->read_deferred);
+        }
+        if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
+            rc = defer_io(self, self->st->str_write_ready, self->wctx, &self->write_deferred);
+        }
+        events = 0;
     }
     if ((events & UV_READABLE) && self->reading) {
         PyObject *ctx = al__ctx_enter(self->rctx, &rc);
@@ -739,6 +786,44 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 }
 
 /* --- Python methods: both sides -------------------------------------------------- */
+
+/* The handles defer_io queued (run in the reader's / writer's context):
+   nothing once the interest was removed, the transport closed, or the
+   event is gone (EAGAIN). */
+static PyObject *Pipe_read_ready(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->read_deferred) {
+        Py_RETURN_NONE;
+    }
+    self->read_deferred = 0;
+    if (self->loop == NULL || !self->reading) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    int rc = self->is_write ? peer_closed(self) : read_ready(self);
+    Py_DECREF(self);
+    return none_or_null(rc);
+}
+
+static PyObject *Pipe_write_ready(PipeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->write_deferred) {
+        Py_RETURN_NONE;
+    }
+    self->write_deferred = 0;
+    if (self->loop == NULL || !self->writing) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    int rc = write_ready(self);
+    /* as on_poll: drop the watch once the buffer drained */
+    if (rc == 0 && (self->tp.events & UV_WRITABLE) && !self->writing && self->tp.box != NULL &&
+        self->loop != NULL) {
+        rc = poll_update(self);
+    }
+    Py_DECREF(self);
+    return none_or_null(rc);
+}
 
 static PyObject *Pipe_set_protocol(PipeObject *self, PyObject *protocol)
 {
@@ -1153,6 +1238,8 @@ static PyMethodDef Read_methods[] = {
     {"get_protocol", (PyCFunction)Pipe_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)Read_start_reading, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Pipe_call_connection_lost, METH_O, NULL},
+    {"_read_ready", (PyCFunction)Pipe_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)Pipe_write_ready, METH_NOARGS, NULL},
     {NULL, NULL},
 };
 
@@ -1171,6 +1258,8 @@ static PyMethodDef Write_methods[] = {
     {"get_protocol", (PyCFunction)Pipe_get_protocol, METH_NOARGS, NULL},
     {"_start_watching", (PyCFunction)Write_start_watching, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Pipe_call_connection_lost, METH_O, NULL},
+    {"_read_ready", (PyCFunction)Pipe_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)Pipe_write_ready, METH_NOARGS, NULL},
     {NULL, NULL},
 };
 
