@@ -10,6 +10,10 @@ asyncio's loop and on ours (the ``loop`` fixture of conftest.py).
 import asyncio
 import os
 import socket
+import ssl
+import threading
+
+import pytest
 
 from conftest import GUARD
 
@@ -227,3 +231,50 @@ def test_udp_second_datagram_event_behind_first_ones_callbacks(loop):
         return log
 
     assert run(loop, main()) == ["d1", "d2", "scheduled"]
+
+
+def test_tls_call_soon_queued_before_data_runs_first(loop):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server_ctx.num_tickets = 0  # nothing more arrives after the handshake
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    # The server is a blocking TLS socket in a thread: its record is in our
+    # socket before the call_soon (loopback delivers within sendall), with
+    # no poll in between.
+    lsock = socket.create_server(("127.0.0.1", 0))
+    go, sent = threading.Event(), threading.Event()
+
+    def serve():
+        conn, _ = lsock.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tconn:
+            go.wait(GUARD)
+            tconn.sendall(b"x")
+            sent.set()
+            tconn.recv(1)  # until the client closes
+
+    th = threading.Thread(target=serve)
+    th.start()
+
+    async def main():
+        log = []
+        tr, proto = await loop.create_connection(
+            lambda: Log(log), *lsock.getsockname(), ssl=client_ctx)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        go.set()
+        assert sent.wait(GUARD)
+        loop.call_soon(log.append, "soon")
+        assert await proto.got == b"x"
+        tr.abort()
+        return log
+
+    try:
+        assert run(loop, main()) == ["soon", "data"]
+    finally:
+        go.set()
+        th.join(GUARD)
+        lsock.close()
