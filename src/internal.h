@@ -547,6 +547,7 @@ void al__heap_clear(al_heap *heap);
 /* loop.c */
 extern PyType_Spec al__loop_spec;
 int al__ring_push(al_ring *ring, HandleObject *h);
+int al__loop_defer(LoopObject *loop, PyObject *obj, PyObject *name, PyObject *ctx, char *flag);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
 PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls);
@@ -927,6 +928,10 @@ static inline void al__metrics_lateness(al_metrics *m, double late)
 int al__udp_init(PyObject *module, al_state *st);
 int al__udp_traverse(al_state *st, visitproc visit, void *arg);
 void al__udp_clear(al_state *st);
+/* A numeric (host, port[, flowinfo[, scope_id]]) of AF_INET/AF_INET6 as
+   getsockaddrarg() makes it: 1 with *ss, 0 for the socket's own method. */
+int al__udp_numeric_sockaddr(int fam, PyObject *addr, struct sockaddr_storage *ss,
+                             unsigned int *len);
 /* loop._make_datagram_transport(sock, protocol, address=None, waiter=None,
    extra=None), as asyncio's selector loop. */
 PyObject *al__loop_make_datagram_transport(LoopObject *self, PyObject *const *args, size_t nargsf,

@@ -49,6 +49,34 @@ int al__ring_push(al_ring *ring, HandleObject *h)
     return 0;
 }
 
+/* asyncio's _run_once appends the reader/writer handles of a poll behind
+   the handles queued before it: a transport's poll callback with some
+   queued (ready_at_poll) queues type(obj).name(obj) there, in ctx, as a
+   Handle of the free list, once while *flag is set (the method clears it;
+   so does removing the interest, as asyncio cancels its handle). */
+int al__loop_defer(LoopObject *loop, PyObject *obj, PyObject *name, PyObject *ctx, char *flag)
+{
+    if (*flag) {
+        return 0;
+    }
+    al_state *st = loop->state;
+    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(obj), name);
+    if (cb == NULL) {
+        return -1;
+    }
+    HandleObject *h = al__handle_new_queued(st, st->HandleType, loop, cb, &obj, 1, ctx);
+    Py_DECREF(cb);
+    if (h == NULL) {
+        return -1;
+    }
+    int rc = al__ring_push(&loop->ready, h);
+    Py_DECREF(h);
+    if (rc == 0) {
+        *flag = 1;
+    }
+    return rc;
+}
+
 /* The reference passes to the caller. */
 static inline HandleObject *ring_pop(al_ring *ring)
 {

@@ -72,7 +72,7 @@ typedef struct {
     char reading;         /* a reader registered (write side: the peer-close watch) */
     char writing;         /* a writer registered */
     char detached;        /* the loop was closed: no libuv handle any more */
-    char read_deferred;   /* a _read_ready handle is queued (defer_io) */
+    char read_deferred;   /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred;  /* a _write_ready handle is queued */
     int pipe_size;        /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
     int full_runs;        /* consecutive reads/writes that found it full */
@@ -692,35 +692,6 @@ static int write_ready(PipeObject *self)
     return 0;
 }
 
-/* asyncio's _run_once appends the reader/writer handles of a poll behind
-   the handles queued before it: with some queued, so do we (a Handle of
-   the free list, calling Type._read_ready(self) in the reader's context);
-   with none, the event is handled now. */
-static int defer_io(PipeObject *self, PyObject *name, PyObject *ctx, char *flag)
-{
-    if (*flag) {
-        return 0;
-    }
-    LoopObject *loop = self->loop;
-    al_state *st = loop->state;
-    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(self), name);
-    if (cb == NULL) {
-        return -1;
-    }
-    PyObject *arg = (PyObject *)self;
-    HandleObject *h = al__handle_new_queued(st, st->HandleType, loop, cb, &arg, 1, ctx);
-    Py_DECREF(cb);
-    if (h == NULL) {
-        return -1;
-    }
-    int rc = al__ring_push(&loop->ready, h);
-    Py_DECREF(h);
-    if (rc == 0) {
-        *flag = 1;
-    }
-    return rc;
-}
-
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     PipeObject *self = handle->data;
@@ -739,10 +710,12 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else if (loop->ready_at_poll > 0) {
         if ((events & UV_READABLE) && self->reading) {
-            rc = defer_io(self, self->st->str_read_ready, self->rctx, &self->read_deferred);
+            rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_read_ready, self->rctx,
+                                &self->read_deferred);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            rc = defer_io(self, self->st->str_write_ready, self->wctx, &self->write_deferred);
+            rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_write_ready, self->wctx,
+                                &self->write_deferred);
         }
         events = 0;
     }
@@ -787,7 +760,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 
 /* --- Python methods: both sides -------------------------------------------------- */
 
-/* The handles defer_io queued (run in the reader's / writer's context):
+/* The handles al__loop_defer queued (run in the reader's / writer's context):
    nothing once the interest was removed, the transport closed, or the
    event is gone (EAGAIN). */
 static PyObject *Pipe_read_ready(PipeObject *self, PyObject *Py_UNUSED(ignored))

@@ -2413,20 +2413,6 @@ static PyObject *dgram_addr_obj(LoopObject *loop, const struct sockaddr_storage 
     return r;
 }
 
-/* A port-like int of sock.sendto's address within max, or -1. */
-static long addr_int(PyObject *o, unsigned long max)
-{
-    if (!PyLong_CheckExact(o)) {
-        return -1;
-    }
-    unsigned long v = PyLong_AsUnsignedLong(o);
-    if (v == (unsigned long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return -1;
-    }
-    return v > max ? -1 : (long)v;
-}
-
 /* getsockaddrarg() for a numeric address of family fam: 1 with *ss, or 0
    (the method converts it, resolves names and raises its errors). */
 static int dgram_sockaddr(LoopObject *loop, int fam, PyObject *addr, struct sockaddr_storage *ss,
@@ -2444,47 +2430,7 @@ static int dgram_sockaddr(LoopObject *loop, int fam, PyObject *addr, struct sock
             return 1;
         }
     }
-    if (!PyTuple_CheckExact(addr)) {
-        return 0;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(addr);
-    if (fam == AF_INET ? n != 2 : n < 2 || n > 4) {
-        return 0;
-    }
-    PyObject *host = PyTuple_GET_ITEM(addr, 0); /* borrowed */
-    Py_ssize_t hlen;
-    const char *h = PyUnicode_CheckExact(host) ? PyUnicode_AsUTF8AndSize(host, &hlen) : NULL;
-    if (h == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    long port = addr_int(PyTuple_GET_ITEM(addr, 1), 0xffff);
-    if (port < 0 || hlen >= INET6_ADDRSTRLEN || strlen(h) != (size_t)hlen) {
-        return 0;
-    }
-    memset(ss, 0, sizeof(*ss));
-    if (fam == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        if (inet_pton(AF_INET, h, &a->sin_addr) != 1) {
-            return 0;
-        }
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        *len = sizeof(*a);
-        return 1;
-    }
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    long flow = n > 2 ? addr_int(PyTuple_GET_ITEM(addr, 2), 0xfffff) : 0;
-    long scope = n > 3 ? addr_int(PyTuple_GET_ITEM(addr, 3), 0xffffffffUL) : 0;
-    if (flow < 0 || scope < 0 || inet_pton(AF_INET6, h, &a->sin6_addr) != 1) {
-        return 0;
-    }
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    a->sin6_flowinfo = htonl((uint32_t)flow);
-    a->sin6_scope_id = (uint32_t)scope;
-    *len = sizeof(*a);
-    return 1;
+    return al__udp_numeric_sockaddr(fam, addr, ss, len);
 }
 
 /* sock.recvfrom(n), sock.recvfrom_into(buf, nbytes) or sock.sendto(data,

@@ -67,7 +67,7 @@ typedef struct {
     char big_reads;       /* the last read was >= BIG_READ: try the direct path */
     Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
     char registered;
-    char read_deferred;  /* a _read_ready handle is queued (defer_io) */
+    char read_deferred;  /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred; /* a _write_ready handle is queued */
     uint64_t skip_iter;  /* the last poll whose event for it was skipped (maybe_cut) */
     /* loop.sendfile (the section at the end of this file) */
@@ -917,35 +917,6 @@ static int write_ready(StreamObject *self)
     return 0;
 }
 
-/* asyncio's _run_once appends the reader/writer handles of a poll behind
-   the handles queued before it: with some queued, so do we (a Handle of
-   the free list, calling Type._read_ready(self) in the reader's context);
-   with none, the fast path, the event is handled now. */
-static int defer_io(StreamObject *self, PyObject *name, PyObject *ctx, char *flag)
-{
-    if (*flag) {
-        return 0;
-    }
-    LoopObject *loop = self->loop;
-    al_state *st = loop->state;
-    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(self), name);
-    if (cb == NULL) {
-        return -1;
-    }
-    PyObject *arg = (PyObject *)self;
-    HandleObject *h = al__handle_new_queued(st, st->HandleType, loop, cb, &arg, 1, ctx);
-    Py_DECREF(cb);
-    if (h == NULL) {
-        return -1;
-    }
-    int rc = al__ring_push(&loop->ready, h);
-    Py_DECREF(h);
-    if (rc == 0) {
-        *flag = 1;
-    }
-    return rc;
-}
-
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     StreamObject *self = handle->data;
@@ -1013,10 +984,12 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else if (loop->ready_at_poll > 0) {
         if ((events & UV_READABLE) && self->reading) {
-            rc = defer_io(self, loop->state->str_read_ready, self->rctx, &self->read_deferred);
+            rc = al__loop_defer(self->loop, (PyObject *)self, loop->state->str_read_ready,
+                                self->rctx, &self->read_deferred);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            rc = defer_io(self, loop->state->str_write_ready, self->wctx, &self->write_deferred);
+            rc = al__loop_defer(self->loop, (PyObject *)self, loop->state->str_write_ready,
+                                self->wctx, &self->write_deferred);
         }
     }
     else {
@@ -1064,7 +1037,7 @@ static PyObject *none_or_null(int rc)
     Py_RETURN_NONE;
 }
 
-/* The handles defer_io queued (run in the reader's / writer's context):
+/* The handles al__loop_defer queued (run in the reader's / writer's context):
    nothing once the interest was removed, the transport closed, or the
    event is gone (EAGAIN). */
 static PyObject *Stream_read_ready(StreamObject *self, PyObject *Py_UNUSED(ignored))

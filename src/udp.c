@@ -593,23 +593,16 @@ static int port_of(PyObject *o, unsigned long max, unsigned long *out)
     return 1;
 }
 
-/* addr as a sockaddr, for the plain forms: a numeric IPv4 (host, port) or
-   IPv6 (host, port[, flowinfo[, scope_id]]). 0 for anything else, which
-   goes to socket.sendto() (names, '', '<broadcast>', Unix paths, errors:
-   its own resolution and messages). */
-static int obj_to_sockaddr(UdpObject *self, PyObject *addr, struct sockaddr_storage *ss,
-                           socklen_t *len)
+/* getsockaddrarg() for the plain forms of family fam: a numeric IPv4
+   (host, port) or IPv6 (host, port[, flowinfo[, scope_id]]): 1 with *ss,
+   or 0 for anything else, which goes to the socket's own method (names,
+   '', '<broadcast>', Unix paths, errors: its resolution and messages). */
+int al__udp_numeric_sockaddr(int fam, PyObject *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
-    if (addr == self->peer_obj && addr != NULL) {
-        memcpy(ss, &self->peer, self->peer_len);
-        *len = self->peer_len;
-        return 1;
-    }
     if (!PyTuple_CheckExact(addr)) {
         return 0;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(addr);
-    int fam = self->family;
     if (n < 2 || (fam == AF_INET && n != 2) || (fam == AF_INET6 && n > 4) ||
         (fam != AF_INET && fam != AF_INET6)) {
         return 0;
@@ -653,6 +646,18 @@ static int obj_to_sockaddr(UdpObject *self, PyObject *addr, struct sockaddr_stor
     a->sin6_scope_id = (uint32_t)scope;
     *len = sizeof(*a);
     return 1;
+}
+
+/* addr as a sockaddr: the last peer's, or al__udp_numeric_sockaddr's. */
+static int obj_to_sockaddr(UdpObject *self, PyObject *addr, struct sockaddr_storage *ss,
+                           socklen_t *len)
+{
+    if (addr == self->peer_obj && addr != NULL) {
+        memcpy(ss, &self->peer, self->peer_len);
+        *len = self->peer_len;
+        return 1;
+    }
+    return al__udp_numeric_sockaddr(self->family, addr, ss, len);
 }
 
 /* --- sending ----------------------------------------------------------------- */
