@@ -203,11 +203,15 @@ def test_lateness_of_cancelled_and_nan_timers(loop):
 # -------------------------------------------------------------- transports --
 
 async def _echo_exchange(loop, payloads):
+    handled = loop.create_future()
+
     async def handle(reader, writer):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
         writer.close()
+        await writer.wait_closed()
+        handled.set_result(None)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -225,6 +229,9 @@ async def _echo_exchange(loop, payloads):
     await writer.wait_closed()
     server.close()
     await server.wait_closed()
+    # The server's side closes after it sees the client's EOF; 3.10's
+    # Server.wait_closed() does not wait for its connections.
+    await handled
     return during, open_now, got
 
 
