@@ -9,8 +9,10 @@ asyncio's loop and on ours (the ``loop`` fixture of conftest.py).
 
 import asyncio
 import os
+import signal
 import socket
 import ssl
+import sys
 import threading
 
 import pytest
@@ -278,3 +280,58 @@ def test_tls_call_soon_queued_before_data_runs_first(loop):
         go.set()
         th.join(GUARD)
         lsock.close()
+
+
+# --- call_soon_threadsafe from another thread during the poll -------------------
+
+
+def test_call_soon_threadsafe_during_poll_runs_before_that_polls_io(loop):
+    """Another thread's call_soon_threadsafe while the loop blocks in its
+    poll, with a read event of that poll: asyncio appends the handle to
+    _ready at once, and its loop thread, waiting for the GIL after select(),
+    appends the reader's behind it."""
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    log, failed = [], []
+    polling = threading.Event()
+
+    async def main():
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=rsock)
+        for _ in range(3):  # reading has started
+            await asyncio.sleep(0)
+        polling.set()  # nothing queued: the loop blocks in its poll next
+        await proto.got
+        tr.close()
+
+    def in_thread():
+        try:
+            run(loop, main())
+        except BaseException as exc:  # noqa: B902 - reported below
+            failed.append(exc)
+
+    old_handler = signal.signal(signal.SIGUSR1, lambda *args: None)
+    old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    old_interval = sys.getswitchinterval()
+    # The GIL changes hands only where a thread waits: this thread gets it
+    # when the loop thread releases it to poll, and keeps it from the byte's
+    # arrival to the call below.
+    sys.setswitchinterval(GUARD)
+    th = threading.Thread(target=in_thread)
+    try:
+        th.start()
+        assert polling.wait(GUARD)
+        # The signal's C handler writes a byte to the wakeup fd (wsock):
+        # rsock is readable, and os.kill keeps the GIL, so the loop thread
+        # cannot handle that event before the handle is queued.
+        os.kill(os.getpid(), signal.SIGUSR1)
+        loop.call_soon_threadsafe(log.append, "threadsafe")
+    finally:
+        th.join(GUARD)
+        sys.setswitchinterval(old_interval)
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGUSR1, old_handler)
+        wsock.close()
+    assert not th.is_alive()
+    assert not failed, failed
+    assert log == ["threadsafe", "data"]
