@@ -9,6 +9,7 @@ asyncio's loop and on ours (the ``loop`` fixture of conftest.py).
 
 import asyncio
 import os
+import select
 import signal
 import socket
 import ssl
@@ -335,3 +336,105 @@ def test_call_soon_threadsafe_during_poll_runs_before_that_polls_io(loop):
     assert not th.is_alive()
     assert not failed, failed
     assert log == ["threadsafe", "data"]
+
+
+# --- error events (POLLERR) behind queued handles --------------------------------
+
+
+def test_reset_behind_queued_handle(loop):
+    # The reader's handle takes the error (recv: ConnectionResetError) after
+    # the queued callback; connection_lost comes after what that scheduled.
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(Log):
+            def connection_lost(self, exc):
+                log.append(("lost", type(exc).__name__))
+                lost.set_result(None)
+
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: P(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tr.write(b"unread")
+        b.close()  # with unread data: our end gets ECONNRESET (POLLERR)
+
+        def soon():
+            log.append(("soon", tr.is_closing()))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await lost
+        return log
+
+    assert run(loop, main()) == [("soon", False), "later", ("lost", "ConnectionResetError")]
+
+
+def test_sendfile_error_behind_queued_handle(loop, tmp_path):
+    # A sendfile waiting for writability: the writer's handle (asyncio's
+    # _sock_sendfile_native_impl) takes the error after the queued callback.
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * (16 << 20))
+
+    async def main():
+        log = []
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with open(path, "rb") as f:
+
+            async def send():
+                try:
+                    await loop.sendfile(tr, f)
+                except OSError:
+                    log.append("failed")
+
+            task = loop.create_task(send())
+            await asyncio.sleep(0)
+            while select.select([], [a], [], 0)[1]:  # until it waits for room
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            b.close()  # unread data: ECONNRESET, POLLERR
+
+            def soon():
+                log.append("soon")
+                loop.call_soon(log.append, "later")
+
+            loop.call_soon(soon)
+            await task
+        tr.abort()
+        return log
+
+    assert run(loop, main()) == ["soon", "later", "failed"]
+
+
+def test_write_pipe_reader_gone_behind_queued_handle(loop):
+    # The write end of a pipe whose reader closed reports POLLERR: asyncio's
+    # _read_ready (the peer-close watch) runs as a handle behind the queued one.
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                log.append(("lost", exc))
+                lost.set_result(None)
+
+        r, w = os.pipe()
+        f = os.fdopen(w, "wb", buffering=0)
+        tr, _ = await loop.connect_write_pipe(P, f)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        os.close(r)
+
+        def soon():
+            log.append(("soon", tr.is_closing()))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await lost
+        return log
+
+    assert run(loop, main()) == [("soon", False), "later", ("lost", None)]
