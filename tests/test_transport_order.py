@@ -438,3 +438,111 @@ def test_write_pipe_reader_gone_behind_queued_handle(loop):
         return log
 
     assert run(loop, main()) == [("soon", False), "later", ("lost", None)]
+
+
+# --- TLS: writes made during a read ------------------------------------------------
+
+
+class _BioClient:
+    """A TLS client over a blocking socket and memory BIOs: what it sends
+    after the handshake goes out in one send()."""
+
+    def __init__(self, ctx, addr):
+        self.sock = socket.create_connection(addr, timeout=GUARD)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self.fill()
+        self.flush()
+
+    def flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+
+    def read(self, n=None):
+        """Decrypted bytes: n of them, or all until the server is gone."""
+        got = b""
+        while n is None or len(got) < n:
+            try:
+                chunk = self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self.fill()
+                continue
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_tls_write_in_data_received_before_eof_that_aborts(loop):
+    """One read brings a record and the peer's close_notify: data_received
+    writes, then eof_received aborts. asyncio (3.11+) encrypts and sends
+    each write at once, so the reply is out before the abort (3.10's
+    sslproto sends it at once too, and shuts down without eof_received)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server_ctx.num_tickets = 0
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    got = []
+
+    def client(addr):
+        c = _BioClient(client_ctx, addr)
+        try:
+            got.append(c.read(5))  # the server's handshake is over
+            c.obj.write(b"ping")
+            try:
+                c.obj.unwrap()  # close_notify, behind the record
+            except ssl.SSLWantReadError:
+                pass
+            c.flush()  # both in one send
+            got.append(c.read())
+        finally:
+            c.sock.close()
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"hello")
+
+        def data_received(self, data):
+            self.transport.write(b"reply:" + data)
+
+        def eof_received(self):
+            self.transport.abort()
+
+    async def main():
+        server = await loop.create_server(P, "127.0.0.1", 0, ssl=server_ctx)
+        addr = server.sockets[0].getsockname()
+        th = threading.Thread(target=client, args=(addr,))
+        th.start()
+        try:
+            while th.is_alive():
+                await asyncio.sleep(0.01)
+        finally:
+            th.join(GUARD)
+            server.close()
+
+    run(loop, main())
+    assert got == [b"hello", b"reply:ping"]
