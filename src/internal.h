@@ -401,8 +401,10 @@ struct al_loop {
     al_ring ready;
     al_heap timers;
     uint64_t timer_seq;
-    /* ready.len when the poll started: transports queue their I/O behind
-       those handles, as asyncio's _run_once appends its events to _ready. */
+    /* ready.len when the poll started, or when another thread queued a
+       handle during a blocking poll (call_soon_threadsafe): transports queue
+       their I/O behind those handles, as asyncio's _run_once appends its
+       events to _ready. */
     size_t ready_at_poll;
     /* Untracked handles queued while not running that no collection start
        has looked at yet (handle.c): the last gc_unscanned_ready of the

@@ -400,6 +400,10 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
         loop_gc_queued_ready(self);
     }
     if (threadsafe && self->polling && self->uv_ready) {
+        /* The loop thread is in the poll and has not taken the GIL back:
+           as asyncio appends this handle to _ready before it processes the
+           poll's events, the transports queue their I/O behind it. */
+        self->ready_at_poll = self->ready.len;
         uv_async_send(&self->async);
     }
     return (PyObject *)h;
@@ -686,7 +690,6 @@ static int loop_poll(LoopObject *self)
     self->ready_at_poll = self->ready.len;
     self->released_tstate = PyEval_SaveThread();
     uv_run(&self->uv, UV_RUN_ONCE);
-    self->ready_at_poll = 0;
     if (self->released_tstate != NULL) {
         /* No callback took the GIL back (and none called uv_stop, whose
            flag would otherwise outlive this uv_run). */
@@ -694,6 +697,8 @@ static int loop_poll(LoopObject *self)
         self->released_tstate = NULL;
         PyEval_RestoreThread(ts);
     }
+    /* with the GIL: call_soon_threadsafe sets it while polling is set */
+    self->ready_at_poll = 0;
     self->polling = 0;
     al__metrics_poll_end(self); /* metrics: no I/O callback ended it */
     if (timeout_ms > 0) {

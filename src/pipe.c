@@ -704,11 +704,12 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     int rc = 0;
     if (status < 0) {
         /* libuv stopped the handle (POLLERR: for a pipe's write end, the
-           read end closed): what selectors report as readable and writable. */
+           read end closed): what selectors report as readable and writable,
+           handled (or queued behind queued handles) as those events. */
         events = self->tp.events;
         self->tp.events = 0;
     }
-    else if (loop->ready_at_poll > 0) {
+    if (loop->ready_at_poll > 0) {
         if ((events & UV_READABLE) && self->reading) {
             rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_read_ready, self->rctx,
                                 &self->read_deferred);

@@ -87,9 +87,9 @@ typedef struct {
     int state, app_state;
     char server_side, is_buffer, ssl_writing_paused, app_reading_paused, ssl_reading_paused,
         eof_received, app_writing_paused, app_transport_created;
-    /* Writes batched per loop iteration: app writes only fill the backlog;
-       one flush (the end of do_read, or a call_soon'd _flush_cb) encrypts
-       them together. */
+    /* Writes batched per loop iteration: app writes outside a read only
+       fill the backlog; one call_soon'd _flush_cb encrypts them together.
+       Those made during a read (in_read) go through at once, as asyncio's. */
     char flush_scheduled;
     /* cobj is a plain SSLObject's _ssl object: a read that could only raise
        SSLWantReadError is skipped (may_read) */
@@ -394,12 +394,10 @@ static Py_ssize_t write_buffer_size(SSLProto *self)
     return p < 0 ? -1 : p + self->write_buffer_size;
 }
 
-static int control_app_writing(SSLProto *self)
+/* asyncio's _control_app_writing, the outgoing BIO holding pending bytes */
+static int control_app_writing_at(SSLProto *self, Py_ssize_t pending)
 {
-    Py_ssize_t size = write_buffer_size(self);
-    if (size < 0) {
-        return -1;
-    }
+    Py_ssize_t size = pending + self->write_buffer_size;
     PyObject *name;
     const char *msg;
     if (size >= self->out_high && !self->app_writing_paused) {
@@ -450,6 +448,12 @@ static int control_ssl_reading(SSLProto *self)
     return 0;
 }
 
+static int control_app_writing(SSLProto *self)
+{
+    Py_ssize_t p = bio_pending(self, self->outgoing);
+    return p < 0 ? -1 : control_app_writing_at(self, p);
+}
+
 /* --- outgoing ------------------------------------------------------------ */
 
 /* The ciphertext so far to the socket transport, unless it is paused. */
@@ -477,6 +481,25 @@ static int process_outgoing(SSLProto *self)
         return -1;
     }
     return control_app_writing(self);
+}
+
+/* process_outgoing where the BIO is likely empty (the end of a read whose
+   writes went out at once): an empty BIO's read() gives b'' and sends
+   nothing, so its size is asked first (cheaper than the read; the flow
+   control needs it anyway). */
+static int process_outgoing_if_any(SSLProto *self)
+{
+    Py_ssize_t p = bio_pending(self, self->outgoing);
+    if (p < 0) {
+        return -1;
+    }
+    if (p > 0 && !self->ssl_writing_paused) {
+        if (send_outgoing(self) < 0) {
+            return -1;
+        }
+        return control_app_writing(self);
+    }
+    return control_app_writing_at(self, p);
 }
 
 /* A batch is handed to the socket transport in pieces of this much
@@ -877,7 +900,7 @@ static int do_read(SSLProto *self)
         rc = self->is_buffer ? read_buffered(self) : read_copied(self);
         self->in_read--;
         if (rc == 0 && self->transport != NULL) {
-            rc = PyList_GET_SIZE(self->backlog) ? do_write(self) : process_outgoing(self);
+            rc = PyList_GET_SIZE(self->backlog) ? do_write(self) : process_outgoing_if_any(self);
         }
     }
     if (rc == 0 && self->transport != NULL) {
@@ -1162,8 +1185,14 @@ static int write_appdata(SSLProto *self, PyObject *list_of_data)
     if (PyErr_Occurred()) {
         return -1;
     }
-    if (self->state != WRAPPED || self->in_read) {
-        return 0; /* the handshake's end or do_read's tail flushes */
+    if (self->state != WRAPPED) {
+        return 0; /* the handshake's end flushes */
+    }
+    if (self->in_read) {
+        /* asyncio's _write_appdata: encrypted and sent at once, so that
+           what data_received wrote is out before the rest of the read (an
+           eof_received that aborts) runs */
+        return do_write(self) < 0 ? fatal_current(self, "Fatal error on SSL protocol") : 0;
     }
     if (!self->flush_scheduled) {
         if (call_soon_meth(self, (PyObject *)self, NAME(self->st, _flush_cb)) < 0) {

@@ -932,7 +932,25 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     al__loop_hold_gil(loop);
     Py_INCREF(self);
     int rc = 0;
-    if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
+    if (status < 0 && loop->ready_at_poll > 0) {
+        /* POLLERR behind queued handles: selectors report the fd readable
+           and writable, and asyncio runs the reader's and the writer's
+           (a sendfile's too) as handles, whose recv/send/sendfile take the
+           error. libuv stopped the handle: it polls again meanwhile. */
+        self->tp.events = 0;
+        if (self->reading) {
+            rc = al__loop_defer(self->loop, (PyObject *)self, loop->state->str_read_ready,
+                                self->rctx, &self->read_deferred);
+        }
+        if (rc == 0 && self->writing) {
+            rc = al__loop_defer(self->loop, (PyObject *)self, loop->state->str_write_ready,
+                                self->wctx, &self->write_deferred);
+        }
+        if (rc == 0 && self->tp.box != NULL) {
+            rc = poll_update(self);
+        }
+    }
+    else if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;

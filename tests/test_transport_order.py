@@ -9,8 +9,11 @@ asyncio's loop and on ours (the ``loop`` fixture of conftest.py).
 
 import asyncio
 import os
+import select
+import signal
 import socket
 import ssl
+import sys
 import threading
 
 import pytest
@@ -278,3 +281,268 @@ def test_tls_call_soon_queued_before_data_runs_first(loop):
         go.set()
         th.join(GUARD)
         lsock.close()
+
+
+# --- call_soon_threadsafe from another thread during the poll -------------------
+
+
+def test_call_soon_threadsafe_during_poll_runs_before_that_polls_io(loop):
+    """Another thread's call_soon_threadsafe while the loop blocks in its
+    poll, with a read event of that poll: asyncio appends the handle to
+    _ready at once, and its loop thread, waiting for the GIL after select(),
+    appends the reader's behind it."""
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    log, failed = [], []
+    polling = threading.Event()
+
+    async def main():
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=rsock)
+        for _ in range(3):  # reading has started
+            await asyncio.sleep(0)
+        polling.set()  # nothing queued: the loop blocks in its poll next
+        await proto.got
+        tr.close()
+
+    def in_thread():
+        try:
+            run(loop, main())
+        except BaseException as exc:  # noqa: B902 - reported below
+            failed.append(exc)
+
+    old_handler = signal.signal(signal.SIGUSR1, lambda *args: None)
+    old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    old_interval = sys.getswitchinterval()
+    # The GIL changes hands only where a thread waits: this thread gets it
+    # when the loop thread releases it to poll, and keeps it from the byte's
+    # arrival to the call below.
+    sys.setswitchinterval(GUARD)
+    th = threading.Thread(target=in_thread)
+    try:
+        th.start()
+        assert polling.wait(GUARD)
+        # The signal's C handler writes a byte to the wakeup fd (wsock):
+        # rsock is readable, and os.kill keeps the GIL, so the loop thread
+        # cannot handle that event before the handle is queued.
+        os.kill(os.getpid(), signal.SIGUSR1)
+        loop.call_soon_threadsafe(log.append, "threadsafe")
+    finally:
+        th.join(GUARD)
+        sys.setswitchinterval(old_interval)
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGUSR1, old_handler)
+        wsock.close()
+    assert not th.is_alive()
+    assert not failed, failed
+    assert log == ["threadsafe", "data"]
+
+
+# --- error events (POLLERR) behind queued handles --------------------------------
+
+
+def test_reset_behind_queued_handle(loop):
+    # The reader's handle takes the error (recv: ConnectionResetError) after
+    # the queued callback; connection_lost comes after what that scheduled.
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(Log):
+            def connection_lost(self, exc):
+                log.append(("lost", type(exc).__name__))
+                lost.set_result(None)
+
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: P(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tr.write(b"unread")
+        b.close()  # with unread data: our end gets ECONNRESET (POLLERR)
+
+        def soon():
+            log.append(("soon", tr.is_closing()))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await lost
+        return log
+
+    assert run(loop, main()) == [("soon", False), "later", ("lost", "ConnectionResetError")]
+
+
+def test_sendfile_error_behind_queued_handle(loop, tmp_path):
+    # A sendfile waiting for writability: the writer's handle (asyncio's
+    # _sock_sendfile_native_impl) takes the error after the queued callback.
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * (16 << 20))
+
+    async def main():
+        log = []
+        a, b = pair()
+        tr, proto = await loop.create_connection(lambda: Log(log), sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with open(path, "rb") as f:
+
+            async def send():
+                try:
+                    await loop.sendfile(tr, f)
+                except OSError:
+                    log.append("failed")
+
+            task = loop.create_task(send())
+            await asyncio.sleep(0)
+            while select.select([], [a], [], 0)[1]:  # until it waits for room
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            b.close()  # unread data: ECONNRESET, POLLERR
+
+            def soon():
+                log.append("soon")
+                loop.call_soon(log.append, "later")
+
+            loop.call_soon(soon)
+            await task
+        tr.abort()
+        return log
+
+    assert run(loop, main()) == ["soon", "later", "failed"]
+
+
+def test_write_pipe_reader_gone_behind_queued_handle(loop):
+    # The write end of a pipe whose reader closed reports POLLERR: asyncio's
+    # _read_ready (the peer-close watch) runs as a handle behind the queued one.
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                log.append(("lost", exc))
+                lost.set_result(None)
+
+        r, w = os.pipe()
+        f = os.fdopen(w, "wb", buffering=0)
+        tr, _ = await loop.connect_write_pipe(P, f)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        os.close(r)
+
+        def soon():
+            log.append(("soon", tr.is_closing()))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await lost
+        return log
+
+    assert run(loop, main()) == [("soon", False), "later", ("lost", None)]
+
+
+# --- TLS: writes made during a read ------------------------------------------------
+
+
+class _BioClient:
+    """A TLS client over a blocking socket and memory BIOs: what it sends
+    after the handshake goes out in one send()."""
+
+    def __init__(self, ctx, addr):
+        self.sock = socket.create_connection(addr, timeout=GUARD)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self.fill()
+        self.flush()
+
+    def flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+
+    def read(self, n=None):
+        """Decrypted bytes: n of them, or all until the server is gone."""
+        got = b""
+        while n is None or len(got) < n:
+            try:
+                chunk = self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self.fill()
+                continue
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_tls_write_in_data_received_before_eof_that_aborts(loop):
+    """One read brings a record and the peer's close_notify: data_received
+    writes, then eof_received aborts. asyncio (3.11+) encrypts and sends
+    each write at once, so the reply is out before the abort (3.10's
+    sslproto sends it at once too, and shuts down without eof_received)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server_ctx.num_tickets = 0
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    got = []
+
+    def client(addr):
+        c = _BioClient(client_ctx, addr)
+        try:
+            got.append(c.read(5))  # the server's handshake is over
+            c.obj.write(b"ping")
+            try:
+                c.obj.unwrap()  # close_notify, behind the record
+            except ssl.SSLWantReadError:
+                pass
+            c.flush()  # both in one send
+            got.append(c.read())
+        finally:
+            c.sock.close()
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"hello")
+
+        def data_received(self, data):
+            self.transport.write(b"reply:" + data)
+
+        def eof_received(self):
+            self.transport.abort()
+
+    async def main():
+        server = await loop.create_server(P, "127.0.0.1", 0, ssl=server_ctx)
+        addr = server.sockets[0].getsockname()
+        th = threading.Thread(target=client, args=(addr,))
+        th.start()
+        try:
+            while th.is_alive():
+                await asyncio.sleep(0.01)
+        finally:
+            th.join(GUARD)
+            server.close()
+
+    run(loop, main())
+    assert got == [b"hello", b"reply:ping"]
