@@ -399,16 +399,21 @@ static int log_connection(LoopObject *loop, const listener *l, PyObject *addr, P
 }
 
 static int connection_accepted(LoopObject *loop, listener *l, PyObject *conn, PyObject *addr,
-                               int fast)
+                               int fast, int ssl)
 {
     al_state *st = loop->state;
-    PyObject *extra = PyDict_New();
-    if (extra == NULL || PyDict_SetItem(extra, st->str_peername, addr) < 0) {
-        Py_XDECREF(extra);
-        return -1;
+    PyObject *extra;
+    if (PyBytes_CheckExact(addr)) { /* accept_plain's raw address: the transport keeps it */
+        extra = Py_NewRef(addr);
+    }
+    else {
+        extra = PyDict_New();
+        if (extra == NULL || PyDict_SetItem(extra, st->str_peername, addr) < 0) {
+            Py_XDECREF(extra);
+            return -1;
+        }
     }
     int rc;
-    int ssl = PyObject_IsTrue(l->args[2]); /* asyncio's `if sslcontext:` */
     if (ssl < 0) {
         rc = -1;
     }
@@ -494,10 +499,11 @@ static int out_of_resources_errno(int err)
 /* --- the accept loop -------------------------------------------------------- */
 
 /* socket.accept() of the plain socket.socket, with the connection made
-   non-blocking by accept4 itself: 1 and *conn, *addr on success; 0 when
+   non-blocking by accept4 itself (raw: *addr is the sockaddr's bytes, for
+   al__stream_accepted to keep): 1 and *conn, *addr on success; 0 when
    the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception;
    -3: a family al__sockaddr_to_py() does not know, for the generic path. */
-static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObject **addr)
+static int accept_plain(al_state *st, const listener *l, int raw, PyObject **conn, PyObject **addr)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
@@ -506,7 +512,11 @@ static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObje
     if (fd < 0) {
         return accept_done(errno) ? 0 : -1;
     }
-    PyObject *a = al__sockaddr_to_py(&ss, len);
+    if (len > sizeof(ss)) {
+        len = sizeof(ss);
+    }
+    PyObject *a = raw ? PyBytes_FromStringAndSize((const char *)&ss, (Py_ssize_t)len)
+                      : al__sockaddr_to_py(&ss, len);
     if (a == NULL) {
         if (PyErr_Occurred()) {
             close(fd);
@@ -674,10 +684,19 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
         return NULL;
     }
     int fast = plain ? inline_allowed(self) : 0;
+    int ssl = PyObject_IsTrue(full[2]); /* asyncio's `if sslcontext:` */
+    if (ssl < 0) {
+        listener_clear(&l);
+        return NULL;
+    }
+    /* the connection's own transport, made by al__stream_accepted: it keeps
+       the peer's address raw (debug mode logs it first) */
+    int raw = plain && !self->debug && (fast == 2 || (fast && !ssl));
     int retried = 0;
     for (Py_ssize_t i = 0; i < backlog; i++) {
         PyObject *conn = NULL, *addr = NULL;
-        int rc = plain ? accept_plain(st, &l, &conn, &addr) : accept_generic(st, &l, &conn, &addr);
+        int rc =
+            plain ? accept_plain(st, &l, raw, &conn, &addr) : accept_generic(st, &l, &conn, &addr);
         if (rc == 0) {
             break;
         }
@@ -712,7 +731,7 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
             Py_XDECREF(r);
         }
         if (rc >= 0) {
-            rc = connection_accepted(self, &l, conn, addr, fast);
+            rc = connection_accepted(self, &l, conn, addr, fast, ssl);
         }
         Py_DECREF(conn);
         Py_DECREF(addr);

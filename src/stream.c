@@ -35,10 +35,24 @@ typedef struct {
     Py_ssize_t off;
 } wentry;
 
+/* An accepted connection's extra info, kept raw until something asks for
+   it (most servers never do): asyncio's dict {'peername', 'socket',
+   'sockname'} is built from it on first use (extra_build), with the
+   addresses of the transport's creation, as asyncio captures them. */
+typedef struct {
+    PyObject *sock;       /* the socket once the transport dropped it, for 'socket' */
+    unsigned char llen;   /* getsockname()'s length, or NO_SOCKNAME (it failed: None) */
+    unsigned char plen;   /* accept()'s */
+    unsigned char addr[]; /* the local address, then the peer's */
+} lazy_extra;
+
+#define NO_SOCKNAME 255
+
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
     PyObject *weakreflist;
+    lazy_extra *lx;   /* extra NULL while set */
     al_state *st;     /* valid while the type (which holds the module) lives */
     LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
     PyObject *sock;   /* owns the fd; NULL once closed */
@@ -101,6 +115,103 @@ static PyObject *errno_error(int err)
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
     return al__err_fetch();
+}
+
+/* --- extra info of an accepted connection, built on first use ------------ */
+
+static void lazy_free(StreamObject *self)
+{
+    lazy_extra *lx = self->lx;
+    if (lx != NULL) {
+        self->lx = NULL;
+        Py_XDECREF(lx->sock);
+        PyMem_Free(lx);
+    }
+}
+
+/* The transport lets go of its (closed) socket: while the extra info is
+   not built, it keeps it for 'socket', as asyncio's dict would. Steals. */
+static void lazy_keep_sock(StreamObject *self, PyObject *sock)
+{
+    if (self->lx != NULL && self->lx->sock == NULL) {
+        self->lx->sock = sock;
+    }
+    else {
+        Py_DECREF(sock);
+    }
+}
+
+/* An address as the socket module gives it, from its raw bytes. */
+static PyObject *raw_to_py(const unsigned char *raw, unsigned int len)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, raw, len);
+    PyObject *v = al__sockaddr_to_py(&ss, len);
+    /* another family cannot come here (server.c's fast path) */
+    return v != NULL || PyErr_Occurred() ? v : Py_NewRef(Py_None);
+}
+
+/* The accepted connection's raw addresses (peer: accept()'s, as bytes) and
+   its getsockname(), kept for extra_build. */
+static int lazy_new(StreamObject *self, PyObject *peer, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    unsigned int llen = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        llen = len < sizeof(ss) ? (unsigned int)len : (unsigned int)sizeof(ss);
+    }
+    else {
+        len = 0;
+    }
+    Py_ssize_t plen = PyBytes_GET_SIZE(peer);
+    if (plen > (Py_ssize_t)sizeof(ss)) {
+        plen = (Py_ssize_t)sizeof(ss);
+    }
+    lazy_extra *lx = PyMem_Malloc(offsetof(lazy_extra, addr) + llen + (size_t)plen);
+    if (lx == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    lx->sock = NULL;
+    lx->llen = len == 0 ? NO_SOCKNAME : (unsigned char)llen;
+    lx->plen = (unsigned char)plen;
+    memcpy(lx->addr, &ss, llen);
+    memcpy(lx->addr + llen, PyBytes_AS_STRING(peer), (size_t)plen);
+    self->lx = lx;
+    return 0;
+}
+
+/* asyncio's extra dict, in its order: peername (accept()'s), socket (a
+   TransportSocket, the same object from now on), sockname. */
+static int extra_build(StreamObject *self)
+{
+    lazy_extra *lx = self->lx;
+    al_state *st = self->st;
+    unsigned int llen = lx->llen == NO_SOCKNAME ? 0 : lx->llen;
+    PyObject *sock = self->sock != NULL ? self->sock : lx->sock;
+    PyObject *d = PyDict_New();
+    PyObject *peer = d ? raw_to_py(lx->addr + llen, lx->plen) : NULL;
+    PyObject *tsock = peer ? PyObject_CallOneArg(st->TransportSocket, sock ? sock : Py_None) : NULL;
+    PyObject *local = !tsock                    ? NULL
+                      : lx->llen == NO_SOCKNAME ? Py_NewRef(Py_None)
+                                                : raw_to_py(lx->addr, llen);
+    int rc = local != NULL && PyDict_SetItem(d, st->str_peername, peer) == 0 &&
+                     PyDict_SetItem(d, st->str_socket, tsock) == 0 &&
+                     PyDict_SetItem(d, st->str_sockname, local) == 0
+                 ? 0
+                 : -1;
+    Py_XDECREF(peer);
+    Py_XDECREF(tsock);
+    Py_XDECREF(local);
+    if (rc < 0) {
+        Py_XDECREF(d);
+        return -1;
+    }
+    self->extra = d;
+    lazy_free(self);
+    return 0;
 }
 
 /* loop.call_soon(callback, arg) through the loop's own method (arg may be
@@ -562,7 +673,7 @@ static int connection_lost_cleanup(StreamObject *self)
             rc = -1;
         }
         Py_XDECREF(r);
-        Py_DECREF(sock);
+        lazy_keep_sock(self, sock);
     }
     Py_CLEAR(self->protocol);
     LoopObject *loop = self->loop;
@@ -1393,8 +1504,8 @@ static PyObject *Stream_get_extra_info(StreamObject *self, PyObject *const *args
         return NULL;
     }
     PyObject *dflt = a[1] ? a[1] : Py_None;
-    if (self->extra == NULL) {
-        return Py_NewRef(dflt);
+    if (self->extra == NULL && (self->lx == NULL || extra_build(self) < 0)) {
+        return self->lx ? NULL : Py_NewRef(dflt);
     }
     if (PyDict_CheckExact(self->extra)) {
         PyObject *v = PyDict_GetItemWithError(self->extra, a[0]); /* borrowed */
@@ -1472,6 +1583,32 @@ static PyObject *Stream_repr(StreamObject *self)
     return res;
 }
 
+/* _extra: BaseTransport's slot, built first if it is still raw. */
+static PyObject *Stream_get_extra(StreamObject *self, void *Py_UNUSED(c))
+{
+    if (self->extra == NULL && self->lx != NULL && extra_build(self) < 0) {
+        return NULL;
+    }
+    if (self->extra == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '_extra'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return Py_NewRef(self->extra);
+}
+
+static int Stream_set_extra(StreamObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL && self->extra == NULL && self->lx == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '_extra'",
+                     Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    lazy_free(self);
+    Py_XSETREF(self->extra, Py_XNewRef(v));
+    return 0;
+}
+
 static PyObject *Stream_get_sock(StreamObject *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->sock ? self->sock : Py_None);
@@ -1530,7 +1667,7 @@ static void Stream_finalize(StreamObject *self)
         PyErr_WriteUnraisable((PyObject *)self);
     }
     Py_XDECREF(r);
-    Py_DECREF(sock);
+    lazy_keep_sock(self, sock);
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13's __del__ also detaches from the server. */
     if (self->server != NULL && self->server != Py_None) {
@@ -1548,6 +1685,9 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
+    if (self->lx != NULL) {
+        Py_VISIT(self->lx->sock);
+    }
     Py_VISIT(self->loop);
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
@@ -1562,6 +1702,7 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
 static int Stream_clear(StreamObject *self)
 {
     Py_CLEAR(self->extra);
+    lazy_free(self);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
     Py_CLEAR(self->rctx);
@@ -1637,6 +1778,7 @@ static PyMethodDef Stream_methods[] = {
 };
 
 static PyGetSetDef Stream_getset[] = {
+    {"_extra", (getter)Stream_get_extra, (setter)Stream_set_extra, NULL, NULL},
     {"_sock", (getter)Stream_get_sock, NULL, NULL, NULL},
     {"_sock_fd", (getter)Stream_get_sock_fd, NULL, NULL, NULL},
     {"_loop", (getter)Stream_get_loop, NULL, NULL, NULL},
@@ -1710,33 +1852,47 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
                        PyObject *waiter, PyObject *extra, PyObject *server, int nodelay)
 {
     al_state *st = loop->state;
-    self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
-    if (self->extra == NULL) {
-        return -1;
+    /* server.c's plain accepted connection: extra is accept()'s raw peer
+       address, the dict is built on first use (lazy_extra) */
+    int lazy = nodelay >= 0 && PyBytes_CheckExact(extra);
+    if (!lazy) {
+        self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
+        if (self->extra == NULL) {
+            return -1;
+        }
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
     /* asyncio's reader handle: a copy of the creating task's context */
     if (al__ctx_copy(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
         return -1;
     }
-    PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
-    int rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
-    Py_XDECREF(v);
-    if (rc < 0) {
-        return -1;
+    PyObject *v;
+    int rc;
+    if (!lazy) {
+        v = PyObject_CallOneArg(st->TransportSocket, sock);
+        rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0) {
+            return -1;
+        }
     }
     /* an accepted socket's fd, asked once */
     int fd = nodelay < 0 ? -1 : PyObject_AsFileDescriptor(sock);
     if (nodelay >= 0 && fd < 0) {
         return -1;
     }
-    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
-    rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
-    Py_XDECREF(v);
+    if (lazy) {
+        rc = lazy_new(self, extra, fd);
+    }
+    else {
+        v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
+        rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
+        Py_XDECREF(v);
+    }
     if (rc < 0) {
         return -1;
     }
-    rc = PySequence_Contains(self->extra, st->str_peername);
+    rc = lazy ? 1 : PySequence_Contains(self->extra, st->str_peername);
     if (rc < 0) {
         return -1;
     }
