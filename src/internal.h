@@ -640,9 +640,11 @@ static inline void al__ctx_exit(PyObject *ctx, int *rc)
 }
 
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
-   whether asyncio's _set_nodelay would set TCP_NODELAY on it). */
+   whether asyncio's _set_nodelay would set TCP_NODELAY on it; ctx: the
+   connection's own context, current and entered by nothing else later,
+   which the reader takes instead of a copy, or NULL). */
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
-                              PyObject *server, int nodelay);
+                              PyObject *server, int nodelay, PyObject *ctx);
 /* server.c: the listening socket's reader (asyncio's _accept_connection)
    and the end of its pause after EMFILE & co. */
 PyObject *al__loop_accept_connection(LoopObject *self, PyObject *const *args, size_t nargsf,

@@ -1849,7 +1849,8 @@ static PyObject *accepted_sockname(PyObject *sock, int fd)
 /* nodelay: -1 asks asyncio's base_events._set_nodelay, 0/1 is its answer
    known by the caller (server.c, from the listening socket). */
 static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
-                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay)
+                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay,
+                       PyObject *ctx)
 {
     al_state *st = loop->state;
     /* server.c's plain accepted connection: extra is accept()'s raw peer
@@ -1862,8 +1863,16 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
         }
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    /* asyncio's reader handle: a copy of the creating task's context */
-    if (al__ctx_copy(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
+    /* asyncio's reader handle: a copy of the creating task's context (an
+       accepted connection's own context: that context itself, which no
+       one else enters from now on, so it holds what the copy would) */
+    if (ctx != NULL) {
+        self->rctx = Py_NewRef(ctx);
+    }
+    else if (al__ctx_copy(&self->rctx) < 0) {
+        return -1;
+    }
+    if (set_limits(self, NULL, NULL) < 0) {
         return -1;
     }
     PyObject *v;
@@ -1960,7 +1969,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
 }
 
 static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *waiter,
-                            PyObject *extra, PyObject *server, int nodelay)
+                            PyObject *extra, PyObject *server, int nodelay, PyObject *ctx)
 {
     al_state *st = loop->state;
     PyTypeObject *tp = st->SocketTransportType;
@@ -1972,7 +1981,7 @@ static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol
     t->fd = -1;
     t->io.loop_closing = stream_loop_closing;
     al__loop_io_link(loop, &t->io);
-    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay) < 0) {
+    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay, ctx) < 0) {
         Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
         return NULL;
     }
@@ -1996,13 +2005,13 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
         return NULL;
     }
     return stream_new(self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
-                      a[4] ? a[4] : Py_None, -1);
+                      a[4] ? a[4] : Py_None, -1, NULL);
 }
 
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
-                              PyObject *server, int nodelay)
+                              PyObject *server, int nodelay, PyObject *ctx)
 {
-    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay);
+    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay, ctx);
 }
 
 /* --- module state ------------------------------------------------------------ */
