@@ -48,6 +48,14 @@ typedef struct {
 
 #define NO_SOCKNAME 255
 
+/* A loop.sendfile's position (allocated by the first one: most transports
+   never send a file). */
+typedef struct {
+    long long offset, count, blocksize, total;
+    int fileno;
+    char waited; /* the sendfile waited for writability once */
+} sf_state;
+
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
@@ -62,34 +70,34 @@ typedef struct {
     PyObject *wctx; /* the writer's: copied when writes start waiting */
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
-    int fd;
     Py_ssize_t conn_lost;
     PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
     double high_water, low_water;
     wentry *q;
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t qbytes;
+    Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
+    uint64_t skip_iter;   /* the last poll whose event for it was skipped (maybe_cut) */
+    /* loop.sendfile (the section at the end of this file) */
+    PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
+    PyObject *sf_fut;       /* the sendfile's future while it sends */
+    sf_state *sf;           /* its position: set with sf_fut, kept from then on */
+    int fd;
+    /* The flags, together: no padding between them (an idle connection's
+       memory). */
     char buffered;
     char protocol_connected;
     char closing;
     char eof;
     char paused;
     char protocol_paused;
-    char reading;         /* asyncio's reader registered */
-    char writing;         /* asyncio's writer registered */
-    char detached;        /* the loop was closed: no libuv handle any more */
-    char big_reads;       /* the last read was >= BIG_READ: try the direct path */
-    Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
+    char reading;   /* asyncio's reader registered */
+    char writing;   /* asyncio's writer registered */
+    char detached;  /* the loop was closed: no libuv handle any more */
+    char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
     char read_deferred;  /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred; /* a _write_ready handle is queued */
-    uint64_t skip_iter;  /* the last poll whose event for it was skipped (maybe_cut) */
-    /* loop.sendfile (the section at the end of this file) */
-    char sf_waited;         /* the sendfile waited for writability once */
-    PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
-    PyObject *sf_fut;       /* the sendfile's future while it sends */
-    int sf_fileno;
-    long long sf_offset, sf_count, sf_blocksize, sf_total;
 } StreamObject;
 
 #define STREAM_FROM_IO(p) ((StreamObject *)((char *)(p)-offsetof(StreamObject, io)))
@@ -1730,6 +1738,7 @@ static void Stream_dealloc(StreamObject *self)
     Stream_clear(self);
     queue_clear(self);
     PyMem_Free(self->q);
+    PyMem_Free(self->sf);
     Py_CLEAR(self->sock);
     Py_CLEAR(self->high_obj);
     Py_CLEAR(self->low_obj);
@@ -2181,7 +2190,7 @@ static int empty_waiter_done(StreamObject *self, PyObject *exc)
         self->sf_fut = NULL;
         int done = future_done(st, fut);
         if (done == 0 &&
-            al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+            al__sendfile_update_filepos(self->sf->fileno, self->sf->offset, self->sf->total) < 0) {
             done = -1;
         }
         rc = done < 0 ? -1 : done ? 0 : future_complete(st, fut, Py_NewRef(exc), 1);
@@ -2206,10 +2215,10 @@ static int sendfile_ready(StreamObject *self)
         return self->writing ? remove_writer(self) : 0;
     }
     int err = 0;
-    int rc = al__sendfile_round(self->fd, self->sf_fileno, &self->sf_offset, self->sf_count,
-                                self->sf_blocksize, &self->sf_total, &err);
+    int rc = al__sendfile_round(self->fd, self->sf->fileno, &self->sf->offset, self->sf->count,
+                                self->sf->blocksize, &self->sf->total, &err);
     if (rc == 0) {
-        self->sf_waited = 1;
+        self->sf->waited = 1;
         if (al__ctx_copy(&self->wctx) < 0) {
             return -1;
         }
@@ -2217,22 +2226,22 @@ static int sendfile_ready(StreamObject *self)
     }
     PyObject *fut = self->sf_fut;
     self->sf_fut = NULL;
-    int midway = self->sf_waited || self->sf_total > 0;
+    int midway = self->sf->waited || self->sf->total > 0;
     if (self->writing && remove_writer(self) < 0) {
         Py_DECREF(fut);
         return -1;
     }
     PyObject *value;
     int is_exc = 1;
-    if (al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+    if (al__sendfile_update_filepos(self->sf->fileno, self->sf->offset, self->sf->total) < 0) {
         value = al__err_fetch();
     }
     else if (rc == 1) {
-        value = PyLong_FromLongLong(self->sf_total);
+        value = PyLong_FromLongLong(self->sf->total);
         is_exc = 0;
     }
     else {
-        value = al__sendfile_error(st, err, self->sf_total, midway);
+        value = al__sendfile_error(st, err, self->sf->total, midway);
     }
     rc = future_complete(st, fut, value, is_exc);
     Py_DECREF(fut);
@@ -2284,14 +2293,18 @@ static PyObject *Stream_sendfile_native(StreamObject *self, PyObject *const *arg
             st, fut,
             PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer"), 1);
     }
+    else if (self->sf == NULL && (self->sf = PyMem_Malloc(sizeof(sf_state))) == NULL) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
     else {
         self->sf_fut = Py_NewRef(fut);
-        self->sf_fileno = fileno;
-        self->sf_offset = offset;
-        self->sf_count = count;
-        self->sf_blocksize = blocksize;
-        self->sf_total = 0;
-        self->sf_waited = 0;
+        self->sf->fileno = fileno;
+        self->sf->offset = offset;
+        self->sf->count = count;
+        self->sf->blocksize = blocksize;
+        self->sf->total = 0;
+        self->sf->waited = 0;
         Py_INCREF(self);
         rc = sendfile_ready(self);
         if (rc < 0) {
