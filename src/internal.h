@@ -210,6 +210,7 @@ typedef struct {
     PyObject *TransportSocket;         /* asyncio.trsock.TransportSocket */
     PyObject *set_nodelay;             /* asyncio.base_events._set_nodelay */
     PyObject *minus_one;               /* get_buffer(-1) */
+    PyObject *write_high, *write_low;  /* the default write limits, shared */
     Py_ssize_t log_threshold_connlost; /* constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
     PyObject *str_call_soon;
     PyObject *str_connection_made;

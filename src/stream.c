@@ -513,6 +513,14 @@ static int maybe_resume_protocol(StreamObject *self)
 static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
 {
     PyObject *h = NULL, *l = NULL;
+    if ((high == NULL || high == Py_None) && (low == NULL || low == Py_None)) {
+        /* asyncio's 64 KiB and 16 KiB: the module's ints */
+        Py_XSETREF(self->high_obj, Py_NewRef(self->st->write_high));
+        Py_XSETREF(self->low_obj, Py_NewRef(self->st->write_low));
+        self->high_water = 64.0 * 1024;
+        self->low_water = 16.0 * 1024;
+        return 0;
+    }
     if (high == NULL || high == Py_None) {
         if (low == NULL || low == Py_None) {
             h = PyLong_FromLong(64L * 1024);
@@ -2046,6 +2054,8 @@ int al__stream_init(PyObject *module, al_state *st)
     INTERN(str_call_connection_lost, "_call_connection_lost");
     INTERN(str_write_ready, "_write_ready");
     if ((st->minus_one = PyLong_FromLong(-1)) == NULL ||
+        (st->write_high = PyLong_FromLong(64L * 1024)) == NULL ||
+        (st->write_low = PyLong_FromLong(16L * 1024)) == NULL ||
         (st->BufferedProtocol = al__import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
         (st->TransportSocket = al__import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
         (st->set_nodelay = al__import_attr("asyncio.base_events", "_set_nodelay")) == NULL) {
@@ -2100,6 +2110,8 @@ void al__stream_clear(al_state *st)
     Py_CLEAR(st->TransportSocket);
     Py_CLEAR(st->set_nodelay);
     Py_CLEAR(st->minus_one);
+    Py_CLEAR(st->write_high);
+    Py_CLEAR(st->write_low);
     PyObject **names[] = {
         &st->str_call_soon,
         &st->str_connection_made,
