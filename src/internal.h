@@ -210,6 +210,7 @@ typedef struct {
     PyObject *TransportSocket;         /* asyncio.trsock.TransportSocket */
     PyObject *set_nodelay;             /* asyncio.base_events._set_nodelay */
     PyObject *minus_one;               /* get_buffer(-1) */
+    PyObject *write_high, *write_low;  /* the default write limits, shared */
     Py_ssize_t log_threshold_connlost; /* constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
     PyObject *str_call_soon;
     PyObject *str_connection_made;
@@ -642,9 +643,11 @@ static inline void al__ctx_exit(PyObject *ctx, int *rc)
 }
 
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
-   whether asyncio's _set_nodelay would set TCP_NODELAY on it). */
+   whether asyncio's _set_nodelay would set TCP_NODELAY on it; ctx: the
+   connection's own context, current and entered by nothing else later,
+   which the reader takes instead of a copy, or NULL). */
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
-                              PyObject *server, int nodelay);
+                              PyObject *server, int nodelay, PyObject *ctx);
 /* server.c: the listening socket's reader (asyncio's _accept_connection)
    and the end of its pause after EMFILE & co. */
 PyObject *al__loop_accept_connection(LoopObject *self, PyObject *const *args, size_t nargsf,

@@ -239,7 +239,8 @@ static PyMethodDef ssl_waiter_done_def = {"_accept_ssl_waiter_done", ssl_waiter_
 /* asyncio's _make_ssl_transport for an accepted connection (the loop's
    _c_tls: the C SSLProtocol): the app transport, and the waiter watched
    as _accept_connection2 awaits it. */
-static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject *protocol)
+static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject *protocol,
+                               PyObject *ctx)
 {
     al_state *st = loop->state;
     PyObject *conn = args[1];
@@ -259,9 +260,9 @@ static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject
     PyObject *app = NULL;
     if (ssl_proto != NULL) {
         int nodelay = PyObject_IsTrue(args[4]);
-        PyObject *raw = nodelay < 0
-                            ? NULL
-                            : al__stream_accepted(loop, conn, ssl_proto, args[2], args[3], nodelay);
+        PyObject *raw = nodelay < 0 ? NULL
+                                    : al__stream_accepted(loop, conn, ssl_proto, args[2], args[3],
+                                                          nodelay, ctx);
         if (raw != NULL) {
             Py_DECREF(raw);
             app = PyObject_GetAttrString(ssl_proto, "_app_transport");
@@ -284,28 +285,32 @@ static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject
 }
 
 /* loop._accept_made(protocol_factory, conn, extra, server, nodelay,
-   sslcontext, ssl_handshake_timeout, ssl_shutdown_timeout): what asyncio's
+   sslcontext, ssl_handshake_timeout, ssl_shutdown_timeout[, context]),
+   called in `context` if given: what asyncio's
    _accept_connection2 task does, without the task: protocol_factory() and
    the transport (with sslcontext None, a plain one). */
 PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t nargsf,
                                PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "_accept_made() takes 8 positional arguments");
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if ((nargs != 8 && nargs != 9) || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "_accept_made() takes 8 or 9 positional arguments");
         return NULL;
     }
     PyObject *conn = args[1];
+    /* the context this call runs in (connection_made_soon's), for the reader */
+    PyObject *ctx = nargs == 9 && PyContext_CheckExact(args[8]) ? args[8] : NULL;
     PyObject *protocol = PyObject_CallNoArgs(args[0]);
     PyObject *transport = NULL;
     if (protocol != NULL) {
         if (args[5] != Py_None) {
-            transport = ssl_transport(self, args, protocol);
+            transport = ssl_transport(self, args, protocol, ctx);
         }
         else {
             int nodelay = PyObject_IsTrue(args[4]);
-            transport = nodelay < 0
-                            ? NULL
-                            : al__stream_accepted(self, conn, protocol, args[2], args[3], nodelay);
+            transport = nodelay < 0 ? NULL
+                                    : al__stream_accepted(self, conn, protocol, args[2], args[3],
+                                                          nodelay, ctx);
         }
     }
     int rc = 0;
@@ -342,7 +347,9 @@ static int connection_made_soon(LoopObject *loop, const listener *l, PyObject *c
     if (ctx == NULL) {
         return -1;
     }
-    PyObject *argv[11] = {
+    /* ctx twice: the Handle's context, and _accept_made's last argument
+       (the connection's reader takes it: nothing else enters it later) */
+    PyObject *argv[12] = {
         (PyObject *)loop,
         l->made,
         l->args[0],
@@ -357,9 +364,10 @@ static int connection_made_soon(LoopObject *loop, const listener *l, PyObject *c
 #else
         Py_None,
 #endif
+        ctx,
         ctx
     };
-    PyObject *r = PyObject_VectorcallMethod(st->str_call_soon, argv, 10, st->kw_context);
+    PyObject *r = PyObject_VectorcallMethod(st->str_call_soon, argv, 11, st->kw_context);
     Py_DECREF(ctx);
     Py_XDECREF(r);
     return r ? 0 : -1;
@@ -399,16 +407,21 @@ static int log_connection(LoopObject *loop, const listener *l, PyObject *addr, P
 }
 
 static int connection_accepted(LoopObject *loop, listener *l, PyObject *conn, PyObject *addr,
-                               int fast)
+                               int fast, int ssl)
 {
     al_state *st = loop->state;
-    PyObject *extra = PyDict_New();
-    if (extra == NULL || PyDict_SetItem(extra, st->str_peername, addr) < 0) {
-        Py_XDECREF(extra);
-        return -1;
+    PyObject *extra;
+    if (PyBytes_CheckExact(addr)) { /* accept_plain's raw address: the transport keeps it */
+        extra = Py_NewRef(addr);
+    }
+    else {
+        extra = PyDict_New();
+        if (extra == NULL || PyDict_SetItem(extra, st->str_peername, addr) < 0) {
+            Py_XDECREF(extra);
+            return -1;
+        }
     }
     int rc;
-    int ssl = PyObject_IsTrue(l->args[2]); /* asyncio's `if sslcontext:` */
     if (ssl < 0) {
         rc = -1;
     }
@@ -494,10 +507,11 @@ static int out_of_resources_errno(int err)
 /* --- the accept loop -------------------------------------------------------- */
 
 /* socket.accept() of the plain socket.socket, with the connection made
-   non-blocking by accept4 itself: 1 and *conn, *addr on success; 0 when
+   non-blocking by accept4 itself (raw: *addr is the sockaddr's bytes, for
+   al__stream_accepted to keep): 1 and *conn, *addr on success; 0 when
    the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception;
    -3: a family al__sockaddr_to_py() does not know, for the generic path. */
-static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObject **addr)
+static int accept_plain(al_state *st, const listener *l, int raw, PyObject **conn, PyObject **addr)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
@@ -506,7 +520,11 @@ static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObje
     if (fd < 0) {
         return accept_done(errno) ? 0 : -1;
     }
-    PyObject *a = al__sockaddr_to_py(&ss, len);
+    if (len > sizeof(ss)) {
+        len = sizeof(ss);
+    }
+    PyObject *a = raw ? PyBytes_FromStringAndSize((const char *)&ss, (Py_ssize_t)len)
+                      : al__sockaddr_to_py(&ss, len);
     if (a == NULL) {
         if (PyErr_Occurred()) {
             close(fd);
@@ -674,10 +692,19 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
         return NULL;
     }
     int fast = plain ? inline_allowed(self) : 0;
+    int ssl = PyObject_IsTrue(full[2]); /* asyncio's `if sslcontext:` */
+    if (ssl < 0) {
+        listener_clear(&l);
+        return NULL;
+    }
+    /* the connection's own transport, made by al__stream_accepted: it keeps
+       the peer's address raw (debug mode logs it first) */
+    int raw = plain && !self->debug && (fast == 2 || (fast && !ssl));
     int retried = 0;
     for (Py_ssize_t i = 0; i < backlog; i++) {
         PyObject *conn = NULL, *addr = NULL;
-        int rc = plain ? accept_plain(st, &l, &conn, &addr) : accept_generic(st, &l, &conn, &addr);
+        int rc =
+            plain ? accept_plain(st, &l, raw, &conn, &addr) : accept_generic(st, &l, &conn, &addr);
         if (rc == 0) {
             break;
         }
@@ -712,7 +739,7 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
             Py_XDECREF(r);
         }
         if (rc >= 0) {
-            rc = connection_accepted(self, &l, conn, addr, fast);
+            rc = connection_accepted(self, &l, conn, addr, fast, ssl);
         }
         Py_DECREF(conn);
         Py_DECREF(addr);

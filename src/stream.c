@@ -35,10 +35,32 @@ typedef struct {
     Py_ssize_t off;
 } wentry;
 
+/* An accepted connection's extra info, kept raw until something asks for
+   it (most servers never do): asyncio's dict {'peername', 'socket',
+   'sockname'} is built from it on first use (extra_build), with the
+   addresses of the transport's creation, as asyncio captures them. */
+typedef struct {
+    PyObject *sock;       /* the socket once the transport dropped it, for 'socket' */
+    unsigned char llen;   /* getsockname()'s length, or NO_SOCKNAME (it failed: None) */
+    unsigned char plen;   /* accept()'s */
+    unsigned char addr[]; /* the local address, then the peer's */
+} lazy_extra;
+
+#define NO_SOCKNAME 255
+
+/* A loop.sendfile's position (allocated by the first one: most transports
+   never send a file). */
+typedef struct {
+    long long offset, count, blocksize, total;
+    int fileno;
+    char waited; /* the sendfile waited for writability once */
+} sf_state;
+
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
     PyObject *weakreflist;
+    lazy_extra *lx;   /* extra NULL while set */
     al_state *st;     /* valid while the type (which holds the module) lives */
     LoopObject *loop; /* NULL once connection_lost ran (asyncio's _loop = None) */
     PyObject *sock;   /* owns the fd; NULL once closed */
@@ -48,34 +70,34 @@ typedef struct {
     PyObject *wctx; /* the writer's: copied when writes start waiting */
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
-    int fd;
     Py_ssize_t conn_lost;
     PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
     double high_water, low_water;
     wentry *q;
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t qbytes;
+    Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
+    uint64_t skip_iter;   /* the last poll whose event for it was skipped (maybe_cut) */
+    /* loop.sendfile (the section at the end of this file) */
+    PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
+    PyObject *sf_fut;       /* the sendfile's future while it sends */
+    sf_state *sf;           /* its position: set with sf_fut, kept from then on */
+    int fd;
+    /* The flags, together: no padding between them (an idle connection's
+       memory). */
     char buffered;
     char protocol_connected;
     char closing;
     char eof;
     char paused;
     char protocol_paused;
-    char reading;         /* asyncio's reader registered */
-    char writing;         /* asyncio's writer registered */
-    char detached;        /* the loop was closed: no libuv handle any more */
-    char big_reads;       /* the last read was >= BIG_READ: try the direct path */
-    Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
+    char reading;   /* asyncio's reader registered */
+    char writing;   /* asyncio's writer registered */
+    char detached;  /* the loop was closed: no libuv handle any more */
+    char big_reads; /* the last read was >= BIG_READ: try the direct path */
     char registered;
     char read_deferred;  /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred; /* a _write_ready handle is queued */
-    uint64_t skip_iter;  /* the last poll whose event for it was skipped (maybe_cut) */
-    /* loop.sendfile (the section at the end of this file) */
-    char sf_waited;         /* the sendfile waited for writability once */
-    PyObject *empty_waiter; /* asyncio's _empty_waiter: write() raises while set */
-    PyObject *sf_fut;       /* the sendfile's future while it sends */
-    int sf_fileno;
-    long long sf_offset, sf_count, sf_blocksize, sf_total;
 } StreamObject;
 
 #define STREAM_FROM_IO(p) ((StreamObject *)((char *)(p)-offsetof(StreamObject, io)))
@@ -101,6 +123,103 @@ static PyObject *errno_error(int err)
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
     return al__err_fetch();
+}
+
+/* --- extra info of an accepted connection, built on first use ------------ */
+
+static void lazy_free(StreamObject *self)
+{
+    lazy_extra *lx = self->lx;
+    if (lx != NULL) {
+        self->lx = NULL;
+        Py_XDECREF(lx->sock);
+        PyMem_Free(lx);
+    }
+}
+
+/* The transport lets go of its (closed) socket: while the extra info is
+   not built, it keeps it for 'socket', as asyncio's dict would. Steals. */
+static void lazy_keep_sock(StreamObject *self, PyObject *sock)
+{
+    if (self->lx != NULL && self->lx->sock == NULL) {
+        self->lx->sock = sock;
+    }
+    else {
+        Py_DECREF(sock);
+    }
+}
+
+/* An address as the socket module gives it, from its raw bytes. */
+static PyObject *raw_to_py(const unsigned char *raw, unsigned int len)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, raw, len);
+    PyObject *v = al__sockaddr_to_py(&ss, len);
+    /* another family cannot come here (server.c's fast path) */
+    return v != NULL || PyErr_Occurred() ? v : Py_NewRef(Py_None);
+}
+
+/* The accepted connection's raw addresses (peer: accept()'s, as bytes) and
+   its getsockname(), kept for extra_build. */
+static int lazy_new(StreamObject *self, PyObject *peer, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    unsigned int llen = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        llen = len < sizeof(ss) ? (unsigned int)len : (unsigned int)sizeof(ss);
+    }
+    else {
+        len = 0;
+    }
+    Py_ssize_t plen = PyBytes_GET_SIZE(peer);
+    if (plen > (Py_ssize_t)sizeof(ss)) {
+        plen = (Py_ssize_t)sizeof(ss);
+    }
+    lazy_extra *lx = PyMem_Malloc(offsetof(lazy_extra, addr) + llen + (size_t)plen);
+    if (lx == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    lx->sock = NULL;
+    lx->llen = len == 0 ? NO_SOCKNAME : (unsigned char)llen;
+    lx->plen = (unsigned char)plen;
+    memcpy(lx->addr, &ss, llen);
+    memcpy(lx->addr + llen, PyBytes_AS_STRING(peer), (size_t)plen);
+    self->lx = lx;
+    return 0;
+}
+
+/* asyncio's extra dict, in its order: peername (accept()'s), socket (a
+   TransportSocket, the same object from now on), sockname. */
+static int extra_build(StreamObject *self)
+{
+    lazy_extra *lx = self->lx;
+    al_state *st = self->st;
+    unsigned int llen = lx->llen == NO_SOCKNAME ? 0 : lx->llen;
+    PyObject *sock = self->sock != NULL ? self->sock : lx->sock;
+    PyObject *d = PyDict_New();
+    PyObject *peer = d ? raw_to_py(lx->addr + llen, lx->plen) : NULL;
+    PyObject *tsock = peer ? PyObject_CallOneArg(st->TransportSocket, sock ? sock : Py_None) : NULL;
+    PyObject *local = !tsock                    ? NULL
+                      : lx->llen == NO_SOCKNAME ? Py_NewRef(Py_None)
+                                                : raw_to_py(lx->addr, llen);
+    int rc = local != NULL && PyDict_SetItem(d, st->str_peername, peer) == 0 &&
+                     PyDict_SetItem(d, st->str_socket, tsock) == 0 &&
+                     PyDict_SetItem(d, st->str_sockname, local) == 0
+                 ? 0
+                 : -1;
+    Py_XDECREF(peer);
+    Py_XDECREF(tsock);
+    Py_XDECREF(local);
+    if (rc < 0) {
+        Py_XDECREF(d);
+        return -1;
+    }
+    self->extra = d;
+    lazy_free(self);
+    return 0;
 }
 
 /* loop.call_soon(callback, arg) through the loop's own method (arg may be
@@ -394,6 +513,14 @@ static int maybe_resume_protocol(StreamObject *self)
 static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
 {
     PyObject *h = NULL, *l = NULL;
+    if ((high == NULL || high == Py_None) && (low == NULL || low == Py_None)) {
+        /* asyncio's 64 KiB and 16 KiB: the module's ints */
+        Py_XSETREF(self->high_obj, Py_NewRef(self->st->write_high));
+        Py_XSETREF(self->low_obj, Py_NewRef(self->st->write_low));
+        self->high_water = 64.0 * 1024;
+        self->low_water = 16.0 * 1024;
+        return 0;
+    }
     if (high == NULL || high == Py_None) {
         if (low == NULL || low == Py_None) {
             h = PyLong_FromLong(64L * 1024);
@@ -562,7 +689,7 @@ static int connection_lost_cleanup(StreamObject *self)
             rc = -1;
         }
         Py_XDECREF(r);
-        Py_DECREF(sock);
+        lazy_keep_sock(self, sock);
     }
     Py_CLEAR(self->protocol);
     LoopObject *loop = self->loop;
@@ -1411,8 +1538,8 @@ static PyObject *Stream_get_extra_info(StreamObject *self, PyObject *const *args
         return NULL;
     }
     PyObject *dflt = a[1] ? a[1] : Py_None;
-    if (self->extra == NULL) {
-        return Py_NewRef(dflt);
+    if (self->extra == NULL && (self->lx == NULL || extra_build(self) < 0)) {
+        return self->lx ? NULL : Py_NewRef(dflt);
     }
     if (PyDict_CheckExact(self->extra)) {
         PyObject *v = PyDict_GetItemWithError(self->extra, a[0]); /* borrowed */
@@ -1490,6 +1617,32 @@ static PyObject *Stream_repr(StreamObject *self)
     return res;
 }
 
+/* _extra: BaseTransport's slot, built first if it is still raw. */
+static PyObject *Stream_get_extra(StreamObject *self, void *Py_UNUSED(c))
+{
+    if (self->extra == NULL && self->lx != NULL && extra_build(self) < 0) {
+        return NULL;
+    }
+    if (self->extra == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '_extra'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return Py_NewRef(self->extra);
+}
+
+static int Stream_set_extra(StreamObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL && self->extra == NULL && self->lx == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '_extra'",
+                     Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    lazy_free(self);
+    Py_XSETREF(self->extra, Py_XNewRef(v));
+    return 0;
+}
+
 static PyObject *Stream_get_sock(StreamObject *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->sock ? self->sock : Py_None);
@@ -1548,7 +1701,7 @@ static void Stream_finalize(StreamObject *self)
         PyErr_WriteUnraisable((PyObject *)self);
     }
     Py_XDECREF(r);
-    Py_DECREF(sock);
+    lazy_keep_sock(self, sock);
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13's __del__ also detaches from the server. */
     if (self->server != NULL && self->server != Py_None) {
@@ -1566,6 +1719,9 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
+    if (self->lx != NULL) {
+        Py_VISIT(self->lx->sock);
+    }
     Py_VISIT(self->loop);
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
@@ -1580,6 +1736,7 @@ static int Stream_traverse(StreamObject *self, visitproc visit, void *arg)
 static int Stream_clear(StreamObject *self)
 {
     Py_CLEAR(self->extra);
+    lazy_free(self);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
     Py_CLEAR(self->rctx);
@@ -1607,6 +1764,7 @@ static void Stream_dealloc(StreamObject *self)
     Stream_clear(self);
     queue_clear(self);
     PyMem_Free(self->q);
+    PyMem_Free(self->sf);
     Py_CLEAR(self->sock);
     Py_CLEAR(self->high_obj);
     Py_CLEAR(self->low_obj);
@@ -1655,6 +1813,7 @@ static PyMethodDef Stream_methods[] = {
 };
 
 static PyGetSetDef Stream_getset[] = {
+    {"_extra", (getter)Stream_get_extra, (setter)Stream_set_extra, NULL, NULL},
     {"_sock", (getter)Stream_get_sock, NULL, NULL, NULL},
     {"_sock_fd", (getter)Stream_get_sock_fd, NULL, NULL, NULL},
     {"_loop", (getter)Stream_get_loop, NULL, NULL, NULL},
@@ -1725,36 +1884,59 @@ static PyObject *accepted_sockname(PyObject *sock, int fd)
 /* nodelay: -1 asks asyncio's base_events._set_nodelay, 0/1 is its answer
    known by the caller (server.c, from the listening socket). */
 static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyObject *protocol,
-                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay)
+                       PyObject *waiter, PyObject *extra, PyObject *server, int nodelay,
+                       PyObject *ctx)
 {
     al_state *st = loop->state;
-    self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
-    if (self->extra == NULL) {
-        return -1;
+    /* server.c's plain accepted connection: extra is accept()'s raw peer
+       address, the dict is built on first use (lazy_extra) */
+    int lazy = nodelay >= 0 && PyBytes_CheckExact(extra);
+    if (!lazy) {
+        self->extra = extra != Py_None ? Py_NewRef(extra) : PyDict_New();
+        if (self->extra == NULL) {
+            return -1;
+        }
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    /* asyncio's reader handle: a copy of the creating task's context */
-    if (al__ctx_copy(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
+    /* asyncio's reader handle: a copy of the creating task's context (an
+       accepted connection's own context: that context itself, which no
+       one else enters from now on, so it holds what the copy would) */
+    if (ctx != NULL) {
+        self->rctx = Py_NewRef(ctx);
+    }
+    else if (al__ctx_copy(&self->rctx) < 0) {
         return -1;
     }
-    PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
-    int rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
-    Py_XDECREF(v);
-    if (rc < 0) {
+    if (set_limits(self, NULL, NULL) < 0) {
         return -1;
+    }
+    PyObject *v;
+    int rc;
+    if (!lazy) {
+        v = PyObject_CallOneArg(st->TransportSocket, sock);
+        rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0) {
+            return -1;
+        }
     }
     /* an accepted socket's fd, asked once */
     int fd = nodelay < 0 ? -1 : PyObject_AsFileDescriptor(sock);
     if (nodelay >= 0 && fd < 0) {
         return -1;
     }
-    v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
-    rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
-    Py_XDECREF(v);
+    if (lazy) {
+        rc = lazy_new(self, extra, fd);
+    }
+    else {
+        v = nodelay < 0 ? sock_call_or_none(sock, "getsockname") : accepted_sockname(sock, fd);
+        rc = v ? PyObject_SetItem(self->extra, st->str_sockname, v) : -1;
+        Py_XDECREF(v);
+    }
     if (rc < 0) {
         return -1;
     }
-    rc = PySequence_Contains(self->extra, st->str_peername);
+    rc = lazy ? 1 : PySequence_Contains(self->extra, st->str_peername);
     if (rc < 0) {
         return -1;
     }
@@ -1822,7 +2004,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
 }
 
 static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *waiter,
-                            PyObject *extra, PyObject *server, int nodelay)
+                            PyObject *extra, PyObject *server, int nodelay, PyObject *ctx)
 {
     al_state *st = loop->state;
     PyTypeObject *tp = st->SocketTransportType;
@@ -1834,7 +2016,7 @@ static PyObject *stream_new(LoopObject *loop, PyObject *sock, PyObject *protocol
     t->fd = -1;
     t->io.loop_closing = stream_loop_closing;
     al__loop_io_link(loop, &t->io);
-    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay) < 0) {
+    if (stream_init(t, loop, sock, protocol, waiter, extra, server, nodelay, ctx) < 0) {
         Py_DECREF(t); /* warns and closes the socket, as asyncio's __del__ */
         return NULL;
     }
@@ -1858,13 +2040,13 @@ PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args
         return NULL;
     }
     return stream_new(self, a[0], a[1], a[2] ? a[2] : Py_None, a[3] ? a[3] : Py_None,
-                      a[4] ? a[4] : Py_None, -1);
+                      a[4] ? a[4] : Py_None, -1, NULL);
 }
 
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,
-                              PyObject *server, int nodelay)
+                              PyObject *server, int nodelay, PyObject *ctx)
 {
-    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay);
+    return stream_new(loop, sock, protocol, Py_None, extra, server, nodelay, ctx);
 }
 
 /* --- module state ------------------------------------------------------------ */
@@ -1890,6 +2072,8 @@ int al__stream_init(PyObject *module, al_state *st)
     INTERN(str_call_connection_lost, "_call_connection_lost");
     INTERN(str_write_ready, "_write_ready");
     if ((st->minus_one = PyLong_FromLong(-1)) == NULL ||
+        (st->write_high = PyLong_FromLong(64L * 1024)) == NULL ||
+        (st->write_low = PyLong_FromLong(16L * 1024)) == NULL ||
         (st->BufferedProtocol = al__import_attr("asyncio.protocols", "BufferedProtocol")) == NULL ||
         (st->TransportSocket = al__import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
         (st->set_nodelay = al__import_attr("asyncio.base_events", "_set_nodelay")) == NULL) {
@@ -1944,6 +2128,8 @@ void al__stream_clear(al_state *st)
     Py_CLEAR(st->TransportSocket);
     Py_CLEAR(st->set_nodelay);
     Py_CLEAR(st->minus_one);
+    Py_CLEAR(st->write_high);
+    Py_CLEAR(st->write_low);
     PyObject **names[] = {
         &st->str_call_soon,
         &st->str_connection_made,
@@ -2034,7 +2220,7 @@ static int empty_waiter_done(StreamObject *self, PyObject *exc)
         self->sf_fut = NULL;
         int done = future_done(st, fut);
         if (done == 0 &&
-            al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+            al__sendfile_update_filepos(self->sf->fileno, self->sf->offset, self->sf->total) < 0) {
             done = -1;
         }
         rc = done < 0 ? -1 : done ? 0 : future_complete(st, fut, Py_NewRef(exc), 1);
@@ -2059,10 +2245,10 @@ static int sendfile_ready(StreamObject *self)
         return self->writing ? remove_writer(self) : 0;
     }
     int err = 0;
-    int rc = al__sendfile_round(self->fd, self->sf_fileno, &self->sf_offset, self->sf_count,
-                                self->sf_blocksize, &self->sf_total, &err);
+    int rc = al__sendfile_round(self->fd, self->sf->fileno, &self->sf->offset, self->sf->count,
+                                self->sf->blocksize, &self->sf->total, &err);
     if (rc == 0) {
-        self->sf_waited = 1;
+        self->sf->waited = 1;
         if (al__ctx_copy(&self->wctx) < 0) {
             return -1;
         }
@@ -2070,22 +2256,22 @@ static int sendfile_ready(StreamObject *self)
     }
     PyObject *fut = self->sf_fut;
     self->sf_fut = NULL;
-    int midway = self->sf_waited || self->sf_total > 0;
+    int midway = self->sf->waited || self->sf->total > 0;
     if (self->writing && remove_writer(self) < 0) {
         Py_DECREF(fut);
         return -1;
     }
     PyObject *value;
     int is_exc = 1;
-    if (al__sendfile_update_filepos(self->sf_fileno, self->sf_offset, self->sf_total) < 0) {
+    if (al__sendfile_update_filepos(self->sf->fileno, self->sf->offset, self->sf->total) < 0) {
         value = al__err_fetch();
     }
     else if (rc == 1) {
-        value = PyLong_FromLongLong(self->sf_total);
+        value = PyLong_FromLongLong(self->sf->total);
         is_exc = 0;
     }
     else {
-        value = al__sendfile_error(st, err, self->sf_total, midway);
+        value = al__sendfile_error(st, err, self->sf->total, midway);
     }
     rc = future_complete(st, fut, value, is_exc);
     Py_DECREF(fut);
@@ -2137,14 +2323,18 @@ static PyObject *Stream_sendfile_native(StreamObject *self, PyObject *const *arg
             st, fut,
             PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer"), 1);
     }
+    else if (self->sf == NULL && (self->sf = PyMem_Malloc(sizeof(sf_state))) == NULL) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
     else {
         self->sf_fut = Py_NewRef(fut);
-        self->sf_fileno = fileno;
-        self->sf_offset = offset;
-        self->sf_count = count;
-        self->sf_blocksize = blocksize;
-        self->sf_total = 0;
-        self->sf_waited = 0;
+        self->sf->fileno = fileno;
+        self->sf->offset = offset;
+        self->sf->count = count;
+        self->sf->blocksize = blocksize;
+        self->sf->total = 0;
+        self->sf->waited = 0;
         Py_INCREF(self);
         rc = sendfile_ready(self);
         if (rc < 0) {

@@ -685,3 +685,105 @@ def test_debug_mode_logs_each_new_connection(loop, caplog):
     server, addr, conn = rec.args
     assert isinstance(server, asyncio.base_events.Server)
     assert addr[0] == "127.0.0.1" and isinstance(conn, socket.socket)
+
+
+def _idle_server_extra(loop, family, where):
+    """An accepted connection nobody asks anything of until it is lost:
+    its extra info afterwards (the addresses of its creation)."""
+    made = []
+    lost = []
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+
+        def connection_lost(self, exc):
+            lost.append(exc)
+
+    async def main():
+        if family == socket.AF_UNIX:
+            server = await loop.create_unix_server(P, where)
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(where)
+            addr = where
+        else:
+            server = await loop.create_server(P, "127.0.0.1", 0)
+            addr = server.sockets[0].getsockname()
+            c = socket.create_connection(addr)
+        while not made:
+            await asyncio.sleep(0.001)
+        client = c.getsockname()
+        if family != socket.AF_UNIX:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()  # a reset: getpeername() on the server's side would fail
+        while not lost:
+            await asyncio.sleep(0.001)
+        t = made[0]
+        s1 = t.get_extra_info("socket")
+        s2 = t.get_extra_info("socket")
+        got = {
+            "peername": t.get_extra_info("peername"),
+            "sockname": t.get_extra_info("sockname"),
+            "same_socket": s1 is s2 and s1 is t._extra["socket"],
+            "socket_type": type(s1).__name__,
+            "socket_fileno": s1.fileno(),
+            "keys": list(t._extra),
+            "missing": t.get_extra_info("nope", 5),
+        }
+        with pytest.raises(TypeError):
+            t.get_extra_info([])
+        server.close()
+        await server.wait_closed()
+        return got, client, addr
+
+    return run(loop, main())
+
+
+def test_idle_connection_extra_info_of_its_creation(loop):
+    # The transport's extra info keeps the addresses of its creation, asked
+    # for only after the connection was reset and lost.
+    got, client, addr = _idle_server_extra(loop, socket.AF_INET, None)
+    assert got == {
+        "peername": client,
+        "sockname": addr,
+        "same_socket": True,
+        "socket_type": "TransportSocket",
+        "socket_fileno": -1,
+        "keys": ["peername", "socket", "sockname"],
+        "missing": 5,
+    }
+
+
+def test_idle_unix_connection_extra_info_of_its_creation(loop, tmp_path):
+    where = str(tmp_path / "s")
+    got, client, addr = _idle_server_extra(loop, socket.AF_UNIX, where)
+    assert client == "" and got["peername"] == ""
+    assert got["sockname"] == where
+    assert got["same_socket"] and got["socket_fileno"] == -1
+    assert got["keys"] == ["peername", "socket", "sockname"]
+
+
+def test_accepted_transport_extra_replaced(loop):
+    # transport._extra (asyncio.BaseTransport's slot) can be read and set
+    # before anything asked for the extra info.
+    seen = []
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            old = transport._extra
+            seen.append(list(old))
+            transport._extra = {"x": 1}
+            seen.append((transport.get_extra_info("x"), transport.get_extra_info("peername")))
+            transport.close()
+
+    async def main():
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        c = socket.create_connection(server.sockets[0].getsockname())
+        while len(seen) < 2:
+            await asyncio.sleep(0.001)
+        c.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+    assert seen == [["peername", "socket", "sockname"], (1, None)]

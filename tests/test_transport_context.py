@@ -106,6 +106,61 @@ def test_server_sees_protocol_factory_context(loop):
     assert VAR.get() == "unset"
 
 
+class ServerSetter(asyncio.Protocol):
+    """Server side: sets VAR in connection_made (its own Handle's context)
+    and in each data_received (the reader's); records what each read saw."""
+
+    def __init__(self, loop, name, n):
+        VAR.set("factory-" + name)
+        self.name = name
+        self.n = n
+        self.seen = []
+        self.done = loop.create_future()
+
+    def connection_made(self, transport):
+        VAR.set("made-" + self.name)
+
+    def data_received(self, data):
+        self.seen.append(VAR.get())
+        VAR.set("read-" + self.name)
+        if len(self.seen) == self.n and not self.done.done():
+            self.done.set_result(None)
+
+
+def test_accepted_reader_context_per_connection(loop):
+    # Each accepted connection's reads run in one context of its own: what
+    # its protocol_factory set, not what connection_made set; what a read
+    # sets stays for that connection's next reads only.
+    protos = []
+
+    def factory():
+        protos.append(ServerSetter(loop, str(len(protos)), 3))
+        return protos[-1]
+
+    async def main():
+        server, port = await serve(loop, factory)
+        a = socket.create_connection(("127.0.0.1", port))
+        b = socket.create_connection(("127.0.0.1", port))
+        while len(protos) < 2:
+            await asyncio.sleep(0.001)
+        for i in range(3):  # one read each time
+            a.send(b"?")
+            b.send(b"?")
+            while any(len(p.seen) <= i for p in protos):
+                await asyncio.sleep(0.001)
+        inside = VAR.get()
+        a.close()
+        b.close()
+        server.close()
+        await server.wait_closed()
+        return [p.seen for p in protos], inside
+
+    seen, inside = run(loop, main())
+    assert seen == [["factory-0", "read-0", "read-0"], ["factory-1", "read-1", "read-1"]], seen
+    assert inside == "unset"
+    assert VAR.get() == "unset"
+
+
 class Setter(asyncio.Protocol):
     """Sets VAR to its name in data_received; records what it saw before."""
 
