@@ -115,6 +115,10 @@ typedef struct {
 
     PyObject *str_context;
     PyObject *str_context_seen; /* the "context" object callers pass, learned */
+    /* al__loop_defer's callables: type.name per (type, name), strong refs */
+    struct {
+        PyObject *type, *name, *cb;
+    } defer_cbs[8];
     PyObject *str_loop;
     PyObject *str_name;
     PyObject *str_call_exception_handler;
@@ -551,6 +555,8 @@ void al__heap_clear(al_heap *heap);
 extern PyType_Spec al__loop_spec;
 int al__ring_push(al_ring *ring, HandleObject *h);
 int al__loop_defer(LoopObject *loop, PyObject *obj, PyObject *name, PyObject *ctx, char *flag);
+int al__loop_defer_traverse(al_state *st, visitproc visit, void *arg);
+void al__loop_defer_clear(al_state *st);
 int al__is_coroutine_like(al_state *st, PyObject *obj);
 PyObject *al__loop_call_exception_handler(LoopObject *loop, PyObject *context);
 PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls);

@@ -49,6 +49,49 @@ int al__ring_push(al_ring *ring, HandleObject *h)
     return 0;
 }
 
+/* type(obj).name, looked up once per (type, name): the transports' own
+   _read_ready/_write_ready (a type attribute lookup was ~195 instructions
+   per deferred event; asyncio binds its method once, when the reader is
+   added, not at each event either). A new reference. */
+static PyObject *defer_callback(al_state *st, PyObject *obj, PyObject *name)
+{
+    PyObject *tp = (PyObject *)Py_TYPE(obj);
+    size_t n = sizeof(st->defer_cbs) / sizeof(st->defer_cbs[0]);
+    for (size_t i = 0; i < n; i++) {
+        if (st->defer_cbs[i].type == tp && st->defer_cbs[i].name == name) {
+            return Py_NewRef(st->defer_cbs[i].cb);
+        }
+        if (st->defer_cbs[i].cb == NULL) {
+            PyObject *cb = PyObject_GetAttr(tp, name);
+            if (cb != NULL) {
+                st->defer_cbs[i].type = Py_NewRef(tp);
+                st->defer_cbs[i].name = Py_NewRef(name);
+                st->defer_cbs[i].cb = Py_NewRef(cb);
+            }
+            return cb;
+        }
+    }
+    return PyObject_GetAttr(tp, name); /* full: not kept */
+}
+
+int al__loop_defer_traverse(al_state *st, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < sizeof(st->defer_cbs) / sizeof(st->defer_cbs[0]); i++) {
+        Py_VISIT(st->defer_cbs[i].type);
+        Py_VISIT(st->defer_cbs[i].cb);
+    }
+    return 0;
+}
+
+void al__loop_defer_clear(al_state *st)
+{
+    for (size_t i = 0; i < sizeof(st->defer_cbs) / sizeof(st->defer_cbs[0]); i++) {
+        Py_CLEAR(st->defer_cbs[i].type);
+        Py_CLEAR(st->defer_cbs[i].name);
+        Py_CLEAR(st->defer_cbs[i].cb);
+    }
+}
+
 /* asyncio's _run_once appends the reader/writer handles of a poll behind
    the handles queued before it: a transport's poll callback with some
    queued (ready_at_poll) queues type(obj).name(obj) there, in ctx, as a
@@ -60,7 +103,7 @@ int al__loop_defer(LoopObject *loop, PyObject *obj, PyObject *name, PyObject *ct
         return 0;
     }
     al_state *st = loop->state;
-    PyObject *cb = PyObject_GetAttr((PyObject *)Py_TYPE(obj), name);
+    PyObject *cb = defer_callback(st, obj, name);
     if (cb == NULL) {
         return -1;
     }
@@ -69,12 +112,12 @@ int al__loop_defer(LoopObject *loop, PyObject *obj, PyObject *name, PyObject *ct
     if (h == NULL) {
         return -1;
     }
-    int rc = al__ring_push(&loop->ready, h);
-    Py_DECREF(h);
-    if (rc == 0) {
-        *flag = 1;
+    if (ring_push_steal(&loop->ready, h) < 0) {
+        Py_DECREF(h);
+        return -1;
     }
-    return rc;
+    *flag = 1;
+    return 0;
 }
 
 /* The reference passes to the caller. */

@@ -360,6 +360,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->sys_module);
     Py_VISIT(st->signal_module);
     Py_VISIT(st->debug_stack_depth);
+    if (al__loop_defer_traverse(st, visit, arg) != 0) {
+        return -1;
+    }
     /* dns.c */
     Py_VISIT(st->socket_gaierror);
     Py_VISIT(st->AddressFamily);
@@ -423,6 +426,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->sys_module);
     Py_CLEAR(st->signal_module);
     Py_CLEAR(st->debug_stack_depth);
+    al__loop_defer_clear(st);
     /* dns.c */
     Py_CLEAR(st->socket_gaierror);
     Py_CLEAR(st->AddressFamily);
