@@ -639,6 +639,57 @@ static inline void al__ctx_exit(PyObject *ctx, int *rc)
     Py_DECREF(ctx);
 }
 
+/* transport.c: asyncio's _FlowControlMixin, embedded in the socket, pipe
+   and datagram transports. */
+typedef struct {
+    PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
+    double high, low;             /* what the buffer size is compared with */
+    char paused;                  /* _protocol_paused */
+} al_flow;
+
+/* _set_write_buffer_limits(high, low) (NULL is None): asyncio's defaults
+   and ValueError. */
+int al__flow_set_limits(al_flow *f, PyObject *high, PyObject *low);
+/* protocol.pause_writing() (pause) or resume_writing() of *protocol, held
+   during the call. SystemExit and KeyboardInterrupt: -1; anything else
+   goes to the loop's exception handler ('protocol.pause_writing() failed',
+   with the transport and the protocol it has then). */
+int al__flow_notify(al_state *st, LoopObject *loop, PyObject *transport, PyObject **protocol,
+                    int pause);
+
+/* _maybe_pause_protocol / _maybe_resume_protocol, size being
+   get_write_buffer_size(). */
+static inline int al__flow_maybe_pause(al_flow *f, Py_ssize_t size, al_state *st, LoopObject *loop,
+                                       PyObject *transport, PyObject **protocol)
+{
+    if ((double)size <= f->high || f->paused) {
+        return 0;
+    }
+    f->paused = 1;
+    return al__flow_notify(st, loop, transport, protocol, 1);
+}
+
+static inline int al__flow_maybe_resume(al_flow *f, Py_ssize_t size, al_state *st, LoopObject *loop,
+                                        PyObject *transport, PyObject **protocol)
+{
+    if (!f->paused || (double)size > f->low) {
+        return 0;
+    }
+    f->paused = 0;
+    return al__flow_notify(st, loop, transport, protocol, 0);
+}
+
+static inline void al__flow_clear(al_flow *f)
+{
+    Py_CLEAR(f->high_obj);
+    Py_CLEAR(f->low_obj);
+}
+
+/* {'message', 'exception', 'transport', 'protocol' (None for NULL)} to
+   the loop's exception handler. */
+int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, PyObject *transport,
+                         PyObject *protocol);
+
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
    whether asyncio's _set_nodelay would set TCP_NODELAY on it). */
 PyObject *al__stream_accepted(LoopObject *loop, PyObject *sock, PyObject *protocol, PyObject *extra,

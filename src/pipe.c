@@ -63,12 +63,10 @@ typedef struct {
     pentry *q; /* the buffer: a ring-less FIFO of queued chunks */
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t blen; /* bytes queued (asyncio's len(self._buffer)) */
-    PyObject *high_obj, *low_obj;
-    double high_water, low_water;
+    al_flow flow;    /* _FlowControlMixin (the write side's) */
     char is_write;
     char closing;
     char paused;
-    char protocol_paused;
     char reading;         /* a reader registered (write side: the peer-close watch) */
     char writing;         /* a writer registered */
     char detached;        /* the loop was closed: no libuv handle any more */
@@ -172,12 +170,6 @@ static int report_to_handler(PipeObject *self, const char *message, PyObject *ex
     }
     Py_DECREF(r);
     return 0;
-}
-
-static inline int is_exit_error(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
 static PyObject *errno_error(int err)
@@ -322,101 +314,6 @@ static void buf_consume(PipeObject *self, Py_ssize_t n)
     if (self->qlen == 0) {
         self->qhead = 0;
     }
-}
-
-/* --- flow control (_FlowControlMixin) ---------------------------------------- */
-
-static int protocol_flow_call(PipeObject *self, PyObject *name, const char *message)
-{
-    PyObject *r = call_protocol(self, name, NULL);
-    if (r == NULL) {
-        if (is_exit_error()) {
-            return -1;
-        }
-        PyObject *exc = al__err_fetch();
-        int rc = report_to_handler(self, message, exc);
-        Py_DECREF(exc);
-        return rc;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-static int maybe_pause_protocol(PipeObject *self)
-{
-    if ((double)self->blen <= self->high_water || self->protocol_paused) {
-        return 0;
-    }
-    self->protocol_paused = 1;
-    return protocol_flow_call(self, self->st->str_pause_writing, "protocol.pause_writing() failed");
-}
-
-static int maybe_resume_protocol(PipeObject *self)
-{
-    if (!self->protocol_paused || (double)self->blen > self->low_water) {
-        return 0;
-    }
-    self->protocol_paused = 0;
-    return protocol_flow_call(self, self->st->str_resume_writing,
-                              "protocol.resume_writing() failed");
-}
-
-/* _FlowControlMixin._set_write_buffer_limits */
-static int set_limits(PipeObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h, *l;
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
-    return 0;
 }
 
 /* --- closing ------------------------------------------------------------------ */
@@ -672,7 +569,8 @@ static int write_ready(PipeObject *self)
            after this: a bulk writer refills from resume_writing below, and
            the watch then stays as it is (saving two epoll_ctl per refill). */
         self->writing = 0;
-        if (maybe_resume_protocol(self) < 0) { /* may append to the buffer */
+        if (al__flow_maybe_resume(&self->flow, self->blen, self->st, self->loop, (PyObject *)self,
+                                  &self->protocol) < 0) { /* may append to the buffer */
             return -1;
         }
         if (self->closing) {
@@ -873,7 +771,7 @@ static PyObject *Pipe_get_closing(PipeObject *self, void *Py_UNUSED(c))
 
 static PyObject *Pipe_get_paused(PipeObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->is_write ? self->protocol_paused : self->paused);
+    return PyBool_FromLong(self->is_write ? self->flow.paused : self->paused);
 }
 
 /* --- read side methods ------------------------------------------------------------- */
@@ -1017,7 +915,8 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
     }
     rc = buf_append(self, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->blen, self->st, self->loop, (PyObject *)self,
+                                  &self->protocol);
     }
 done:
     PyBuffer_Release(&view);
@@ -1085,7 +984,7 @@ static PyObject *Write_get_write_buffer_size(PipeObject *self, PyObject *Py_UNUS
 
 static PyObject *Write_get_write_buffer_limits(PipeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const *args,
@@ -1121,13 +1020,14 @@ static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const
         }
         a[i] = args[nargs + k];
     }
-    if (set_limits(self, a[0], a[1]) < 0) {
+    if (al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->blen, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 /* --- object lifetime ---------------------------------------------------------- */
@@ -1194,8 +1094,7 @@ static void Pipe_dealloc(PipeObject *self)
     buf_clear(self);
     PyMem_Free(self->q);
     Py_CLEAR(self->pipe);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1316,7 +1215,8 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
     /* the reader handle's context: a copy of the creating task's */
-    if (al__ctx_copy(&self->rctx) < 0 || (self->is_write && set_limits(self, NULL, NULL) < 0)) {
+    if (al__ctx_copy(&self->rctx) < 0 ||
+        (self->is_write && al__flow_set_limits(&self->flow, NULL, NULL) < 0)) {
         return -1;
     }
     PyObject *fdobj = PyObject_CallMethodNoArgs(pipe, st->str_fileno);

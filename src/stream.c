@@ -50,8 +50,7 @@ typedef struct {
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
     int fd;
     Py_ssize_t conn_lost;
-    PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
-    double high_water, low_water;
+    al_flow flow; /* _FlowControlMixin */
     wentry *q;
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t qbytes;
@@ -60,7 +59,6 @@ typedef struct {
     char closing;
     char eof;
     char paused;
-    char protocol_paused;
     char reading;         /* asyncio's reader registered */
     char writing;         /* asyncio's writer registered */
     char detached;        /* the loop was closed: no libuv handle any more */
@@ -346,107 +344,6 @@ static void queue_consume(StreamObject *self, Py_ssize_t n)
     if (self->qlen == 0) {
         self->qhead = 0;
     }
-}
-
-/* --- flow control (_FlowControlMixin) -------------------------------------- */
-
-static int maybe_pause_protocol(StreamObject *self)
-{
-    if ((double)self->qbytes <= self->high_water) {
-        return 0;
-    }
-    if (!self->protocol_paused) {
-        self->protocol_paused = 1;
-        PyObject *r = call_protocol(self, self->loop->state->str_pause_writing, NULL);
-        if (r == NULL) {
-            if (is_exit_error()) {
-                return -1;
-            }
-            PyObject *exc = al__err_fetch();
-            int rc = report_to_handler(self, "protocol.pause_writing() failed", exc);
-            Py_DECREF(exc);
-            return rc;
-        }
-        Py_DECREF(r);
-    }
-    return 0;
-}
-
-static int maybe_resume_protocol(StreamObject *self)
-{
-    if (self->protocol_paused && (double)self->qbytes <= self->low_water) {
-        self->protocol_paused = 0;
-        PyObject *r = call_protocol(self, self->loop->state->str_resume_writing, NULL);
-        if (r == NULL) {
-            if (is_exit_error()) {
-                return -1;
-            }
-            PyObject *exc = al__err_fetch();
-            int rc = report_to_handler(self, "protocol.resume_writing() failed", exc);
-            Py_DECREF(exc);
-            return rc;
-        }
-        Py_DECREF(r);
-    }
-    return 0;
-}
-
-static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h = NULL, *l = NULL;
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    /* not high >= low >= 0 */
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
-    return 0;
 }
 
 /* --- closing ----------------------------------------------------------------- */
@@ -894,7 +791,8 @@ static int write_ready(StreamObject *self)
         return self->empty_waiter ? empty_waiter_done(self, errno_error(err)) : 0;
     }
     queue_consume(self, n);
-    if (maybe_resume_protocol(self) < 0) { /* may queue more */
+    if (al__flow_maybe_resume(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                              &self->protocol) < 0) { /* may queue more */
         return -1;
     }
     if (self->qlen == 0) {
@@ -1135,7 +1033,8 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
     }
     rc = queue_data(self, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                                  &self->protocol);
     }
 done:
     if (!exact) {
@@ -1319,7 +1218,7 @@ static PyObject *Stream_get_write_buffer_size(StreamObject *self, PyObject *Py_U
 
 static PyObject *Stream_get_write_buffer_limits(StreamObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 /* Binds f(a=None, b=None, ...)-style arguments: positional, then keywords. */
@@ -1375,13 +1274,14 @@ static PyObject *Stream_set_write_buffer_limits(StreamObject *self, PyObject *co
     static const char *const names[] = {"high", "low"};
     PyObject *a[2];
     if (bind_args("set_write_buffer_limits", names, 2, 0, args, nargs, kwnames, a) < 0 ||
-        set_limits(self, a[0], a[1]) < 0) {
+        al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 static PyObject *Stream_get_extra_info(StreamObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1489,7 +1389,7 @@ static PyObject *Stream_get_loop(StreamObject *self, void *Py_UNUSED(c))
 
 static PyObject *Stream_get_protocol_paused(StreamObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->protocol_paused);
+    return PyBool_FromLong(self->flow.paused);
 }
 
 static PyObject *Stream_get_closing(StreamObject *self, void *Py_UNUSED(c))
@@ -1590,8 +1490,7 @@ static void Stream_dealloc(StreamObject *self)
     queue_clear(self);
     PyMem_Free(self->q);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1716,7 +1615,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
     /* asyncio's reader handle: a copy of the creating task's context */
-    if (al__ctx_copy(&self->rctx) < 0 || set_limits(self, NULL, NULL) < 0) {
+    if (al__ctx_copy(&self->rctx) < 0 || al__flow_set_limits(&self->flow, NULL, NULL) < 0) {
         return -1;
     }
     PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);

@@ -59,8 +59,7 @@ typedef struct {
     int fd;
     int family;
     Py_ssize_t conn_lost;
-    PyObject *high_obj, *low_obj;
-    double high_water, low_water;
+    al_flow flow; /* _FlowControlMixin */
     dentry *q;
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t qbytes;
@@ -80,7 +79,6 @@ typedef struct {
     char protocol_connected;
     char closing;
     char paused;
-    char protocol_paused;
     char reading;
     char writing;
     char detached;
@@ -312,99 +310,6 @@ static int queue_push(UdpObject *self, PyObject *data, PyObject *addr)
     self->q[self->qhead + self->qlen].addr = addr;
     self->qlen++;
     self->qbytes += PyBytes_GET_SIZE(data) + HEADER_BYTES;
-    return 0;
-}
-
-/* --- flow control (_FlowControlMixin) -------------------------------------- */
-
-static int flow_call(UdpObject *self, PyObject *name, const char *failed)
-{
-    PyObject *r = call_protocol(self, name, NULL, NULL);
-    if (r == NULL) {
-        if (is_exit_error()) {
-            return -1;
-        }
-        PyObject *exc = al__err_fetch();
-        int rc = report_to_handler(self, failed, exc);
-        Py_DECREF(exc);
-        return rc;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-static int maybe_pause_protocol(UdpObject *self)
-{
-    if ((double)self->qbytes <= self->high_water || self->protocol_paused) {
-        return 0;
-    }
-    self->protocol_paused = 1;
-    return flow_call(self, self->st->str_pause_writing, "protocol.pause_writing() failed");
-}
-
-static int maybe_resume_protocol(UdpObject *self)
-{
-    if (self->protocol_paused && (double)self->qbytes <= self->low_water) {
-        self->protocol_paused = 0;
-        return flow_call(self, self->st->str_resume_writing, "protocol.resume_writing() failed");
-    }
-    return 0;
-}
-
-static int set_limits(UdpObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h = NULL, *l = NULL;
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
     return 0;
 }
 
@@ -785,7 +690,8 @@ static int write_ready(UdpObject *self)
             return send_failed(self, how, exc);
         }
     }
-    if (maybe_resume_protocol(self) < 0) {
+    if (al__flow_maybe_resume(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                              &self->protocol) < 0) {
         return -1;
     }
     if (self->qlen == 0) {
@@ -922,7 +828,8 @@ static PyObject *Udp_sendto(UdpObject *self, PyObject *const *args, Py_ssize_t n
     }
     rc = queue_push(self, copy, Py_NewRef(addr ? addr : Py_None));
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                                  &self->protocol);
     }
 done:
     PyBuffer_Release(&view);
@@ -1352,7 +1259,7 @@ static PyObject *Udp_get_write_buffer_size(UdpObject *self, PyObject *Py_UNUSED(
 
 static PyObject *Udp_get_write_buffer_limits(UdpObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 /* f(a=None, b=None)-style arguments: positional, then keywords. */
@@ -1401,13 +1308,14 @@ static PyObject *Udp_set_write_buffer_limits(UdpObject *self, PyObject *const *a
 {
     PyObject *a[2];
     if (bind2("set_write_buffer_limits", "high", "low", 0, args, nargs, kwnames, a) < 0 ||
-        set_limits(self, a[0], a[1]) < 0) {
+        al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 static PyObject *Udp_get_extra_info(UdpObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1485,7 +1393,7 @@ static PyObject *Udp_get_address(UdpObject *self, void *Py_UNUSED(c))
 
 static PyObject *Udp_get_protocol_paused(UdpObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->protocol_paused);
+    return PyBool_FromLong(self->flow.paused);
 }
 
 static PyObject *Udp_get_closing(UdpObject *self, void *Py_UNUSED(c))
@@ -1577,8 +1485,7 @@ static void Udp_dealloc(UdpObject *self)
     pending_clear(self);
     PyMem_Free(self->q);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1670,7 +1577,7 @@ static int udp_init(UdpObject *self, LoopObject *loop, PyObject *sock, PyObject 
         return -1;
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    if (set_limits(self, NULL, NULL) < 0) {
+    if (al__flow_set_limits(&self->flow, NULL, NULL) < 0) {
         return -1;
     }
     PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);

@@ -1,0 +1,113 @@
+/* What the socket, pipe and datagram transports share: asyncio's
+   _FlowControlMixin (al_flow) and the reports made to the loop's exception
+   handler. */
+#include "internal.h"
+
+/* --- flow control (_FlowControlMixin) -------------------------------------- */
+
+int al__flow_set_limits(al_flow *f, PyObject *high, PyObject *low)
+{
+    PyObject *h = NULL, *l = NULL;
+    if (high == NULL || high == Py_None) {
+        if (low == NULL || low == Py_None) {
+            h = PyLong_FromLong(64L * 1024);
+        }
+        else {
+            PyObject *four = PyLong_FromLong(4);
+            h = four ? PyNumber_Multiply(four, low) : NULL;
+            Py_XDECREF(four);
+        }
+    }
+    else {
+        h = Py_NewRef(high);
+    }
+    if (h == NULL) {
+        return -1;
+    }
+    if (low == NULL || low == Py_None) {
+        PyObject *four = PyLong_FromLong(4);
+        l = four ? PyNumber_FloorDivide(h, four) : NULL;
+        Py_XDECREF(four);
+    }
+    else {
+        l = Py_NewRef(low);
+    }
+    if (l == NULL) {
+        Py_DECREF(h);
+        return -1;
+    }
+    /* not high >= low >= 0 */
+    PyObject *zero = PyLong_FromLong(0);
+    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
+    if (ok == 1) {
+        ok = PyObject_RichCompareBool(l, zero, Py_GE);
+    }
+    Py_XDECREF(zero);
+    double hd = 0, ld = 0;
+    if (ok == 0) {
+        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
+    }
+    else if (ok == 1) {
+        hd = PyFloat_AsDouble(h);
+        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
+    }
+    if (ok != 1 || PyErr_Occurred()) {
+        Py_DECREF(h);
+        Py_DECREF(l);
+        return -1;
+    }
+    Py_XSETREF(f->high_obj, h);
+    Py_XSETREF(f->low_obj, l);
+    f->high = hd;
+    f->low = ld;
+    return 0;
+}
+
+int al__flow_notify(al_state *st, LoopObject *loop, PyObject *transport, PyObject **protocol,
+                    int pause)
+{
+    PyObject *proto = Py_NewRef(*protocol); /* set_protocol may replace it */
+    PyObject *r = PyObject_VectorcallMethod(pause ? st->str_pause_writing : st->str_resume_writing,
+                                            &proto, 1, NULL);
+    Py_DECREF(proto);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    PyObject *exc = al__err_fetch();
+    int rc = al__transport_report(
+        loop, pause ? "protocol.pause_writing() failed" : "protocol.resume_writing() failed", exc,
+        transport, *protocol);
+    Py_DECREF(exc);
+    return rc;
+}
+
+/* --- reports ------------------------------------------------------------------ */
+
+int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, PyObject *transport,
+                         PyObject *protocol)
+{
+    al_state *st = loop->state;
+    PyObject *ctx = PyDict_New();
+    PyObject *msg = PyUnicode_FromString(message);
+    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
+        PyDict_SetItem(ctx, st->str_transport, transport) < 0 ||
+        PyDict_SetItem(ctx, st->str_protocol, protocol ? protocol : Py_None) < 0) {
+        Py_XDECREF(ctx);
+        Py_XDECREF(msg);
+        return -1;
+    }
+    Py_DECREF(msg);
+    PyObject *r = al__loop_call_exception_handler(loop, ctx);
+    Py_DECREF(ctx);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
