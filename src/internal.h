@@ -689,6 +689,11 @@ static inline void al__flow_clear(al_flow *f)
    the loop's exception handler. */
 int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, PyObject *transport,
                          PyObject *protocol);
+/* The end of a transport's poll callback that failed (an exception set):
+   SystemExit and KeyboardInterrupt are stashed (al__loop_stash_fatal_error),
+   anything else reported as asyncio's Handle._run would for _read_ready:
+   'Exception in transport callback'. */
+void al__transport_callback_failed(LoopObject *loop, PyObject *transport);
 
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
    whether asyncio's _set_nodelay would set TCP_NODELAY on it). */

@@ -111,3 +111,24 @@ int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, P
     Py_DECREF(r);
     return 0;
 }
+
+void al__transport_callback_failed(LoopObject *loop, PyObject *transport)
+{
+    if (al__loop_stash_fatal_error(loop)) {
+        return;
+    }
+    /* What asyncio's Handle._run would report for _read_ready. */
+    PyObject *exc = al__err_fetch();
+    if (exc == NULL) {
+        exc = Py_NewRef(Py_None);
+    }
+    PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
+                                  "exception", exc, "transport", transport);
+    PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
+    if (r == NULL && !al__loop_stash_fatal_error(loop)) {
+        PyErr_WriteUnraisable(transport);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(ctx);
+    Py_DECREF(exc);
+}

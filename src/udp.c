@@ -1147,20 +1147,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
             rc = poll_update(self);
         }
     }
-    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
-        PyObject *exc = al__err_fetch();
-        if (exc == NULL) {
-            exc = Py_NewRef(Py_None);
-        }
-        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
-                                      "exception", exc, "transport", (PyObject *)self);
-        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
-        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
-        Py_XDECREF(r);
-        Py_XDECREF(ctx);
-        Py_DECREF(exc);
+    if (rc < 0) {
+        al__transport_callback_failed(loop, (PyObject *)self);
     }
     Py_DECREF(self);
 }
