@@ -639,6 +639,13 @@ static inline void al__ctx_exit(PyObject *ctx, int *rc)
     Py_DECREF(ctx);
 }
 
+/* al__ctx_exit(ctx, &rc), returning rc. */
+static inline int al__ctx_leave(PyObject *ctx, int rc)
+{
+    al__ctx_exit(ctx, &rc);
+    return rc;
+}
+
 /* transport.c: asyncio's _FlowControlMixin, embedded in the socket, pipe
    and datagram transports. */
 typedef struct {

@@ -590,6 +590,14 @@ static int write_ready(PipeObject *self)
     return 0;
 }
 
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(PipeObject *self, PyObject *ctx, int (*f)(PipeObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     PipeObject *self = handle->data;
@@ -618,18 +626,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         events = 0;
     }
     if ((events & UV_READABLE) && self->reading) {
-        PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-        if (rc == 0) {
-            rc = self->is_write ? peer_closed(self) : read_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->rctx, self->is_write ? peer_closed : read_ready);
     }
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
-        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-        if (rc == 0) {
-            rc = write_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->wctx, write_ready);
     }
     /* Re-arm after POLLERR stopped the handle, or drop the writability
        watch once write_ready drained the buffer. */

@@ -815,6 +815,14 @@ static int write_ready(StreamObject *self)
     return 0;
 }
 
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(StreamObject *self, PyObject *ctx, int (*f)(StreamObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     StreamObject *self = handle->data;
@@ -834,11 +842,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;
-        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-        if (rc == 0) {
-            rc = sendfile_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->wctx, sendfile_ready);
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
@@ -862,18 +866,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         else {
             if (self->reading) {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_ready);
             }
             if (rc == 0 && self->writing) {
-                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-                if (rc == 0) {
-                    rc = write_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->wctx, write_ready);
             }
         }
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
@@ -892,18 +888,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else {
         if ((events & UV_READABLE) && self->reading) {
-            PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-            if (rc == 0) {
-                rc = read_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->rctx, read_ready);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-            if (rc == 0) {
-                rc = write_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->wctx, write_ready);
         }
     }
     if (rc < 0) {

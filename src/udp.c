@@ -1056,6 +1056,25 @@ static int read_ready(UdpObject *self, int from_poll)
     return rc < 0 || rc2 < 0 ? -1 : 0;
 }
 
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(UdpObject *self, PyObject *ctx, int (*f)(UdpObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
+}
+
+/* read_ready from the poll phase, or from the handle that deferred it */
+static int read_polled(UdpObject *self)
+{
+    return read_ready(self, 1);
+}
+
+static int read_queued(UdpObject *self)
+{
+    return read_ready(self, 0);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     UdpObject *self = handle->data;
@@ -1096,18 +1115,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         else if (err == 0) {
             if (self->reading) {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self, 1);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_polled);
             }
             if (rc == 0 && self->writing) {
-                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-                if (rc == 0) {
-                    rc = write_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->wctx, write_ready);
             }
         }
         if (rc == 0 && err != EBADF && self->tp.box != NULL && self->tp.events == 0) {
@@ -1129,19 +1140,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 }
             }
             else {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self, 1);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_polled);
             }
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
-            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-            if (rc == 0) {
-                rc = write_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->wctx, write_ready);
         }
         if (rc == 0 && kicked && !self->kick) {
             rc = poll_update(self);
@@ -1163,13 +1166,7 @@ static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     /* the reader's own context, not this handle's copy of it */
-    int rc = 0;
-    PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-    if (rc == 0) {
-        rc = read_ready(self, 0);
-    }
-    al__ctx_exit(ctx, &rc);
-    return none_or_null(rc);
+    return none_or_null(in_ctx(self, self->rctx, read_queued));
 }
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
