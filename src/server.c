@@ -141,29 +141,35 @@ PyObject *al__sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 
 /* --- one accepted connection -------------------------------------------- */
 
+/* asyncio's _accept_connection2 reporting the error of a connection (in
+   debug mode): protocol and transport are left out where NULL (None). */
+static int report_creation_error(LoopObject *loop, PyObject *exc, PyObject *protocol,
+                                 PyObject *transport)
+{
+    al_state *st = loop->state;
+    PyObject *ctx = PyDict_New();
+    PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
+    int rc = -1;
+    if (ctx != NULL && msg != NULL && PyDict_SetItem(ctx, st->str_message, msg) == 0 &&
+        PyDict_SetItem(ctx, st->str_exception, exc) == 0 &&
+        (protocol == NULL || PyDict_SetItem(ctx, st->str_protocol, protocol) == 0) &&
+        (transport == NULL || PyDict_SetItem(ctx, st->str_transport, transport) == 0)) {
+        PyObject *r = al__loop_call_exception_handler(loop, ctx);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(ctx);
+    Py_XDECREF(msg);
+    return rc;
+}
+
 /* asyncio's _accept_connection2 failing before the waiter: logged in debug
    mode only. The connection is closed (asyncio leaves it to the GC). */
 static int creation_failed(LoopObject *loop, PyObject *conn, PyObject *protocol)
 {
     al_state *st = loop->state;
     PyObject *exc = al__err_fetch();
-    int rc = 0;
-    if (loop->debug) {
-        PyObject *ctx = PyDict_New();
-        PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
-        if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-            PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-            (protocol != NULL && PyDict_SetItem(ctx, st->str_protocol, protocol) < 0)) {
-            rc = -1;
-        }
-        else {
-            PyObject *r = al__loop_call_exception_handler(loop, ctx);
-            rc = r ? 0 : -1;
-            Py_XDECREF(r);
-        }
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-    }
+    int rc = loop->debug ? report_creation_error(loop, exc, protocol, NULL) : 0;
     Py_DECREF(exc);
     if (rc == 0) {
         PyObject *r = PyObject_CallMethodNoArgs(conn, st->str_close);
@@ -212,24 +218,7 @@ static PyObject *ssl_waiter_done(PyObject *self, PyObject *fut)
         Py_SETREF(exc, al__err_fetch()); /* what the task would have caught */
     }
     Py_XDECREF(r);
-    int rc = 0;
-    if (loop->debug) {
-        PyObject *ctx = PyDict_New();
-        PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
-        if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-            PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-            PyDict_SetItem(ctx, st->str_protocol, protocol) < 0 ||
-            PyDict_SetItem(ctx, st->str_transport, transport) < 0) {
-            rc = -1;
-        }
-        else {
-            r = al__loop_call_exception_handler(loop, ctx);
-            rc = r ? 0 : -1;
-            Py_XDECREF(r);
-        }
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-    }
+    int rc = loop->debug ? report_creation_error(loop, exc, protocol, transport) : 0;
     Py_DECREF(exc);
     return rc < 0 ? NULL : Py_NewRef(Py_None);
 }
