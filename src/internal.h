@@ -692,6 +692,30 @@ static inline void al__flow_clear(al_flow *f)
     Py_CLEAR(f->low_obj);
 }
 
+/* transport.c: the write queue of the socket and pipe transports: owned
+   bytes objects, each with how much of it was sent, in a FIFO array. */
+typedef struct {
+    PyObject *data;
+    Py_ssize_t off;
+} al_wentry;
+
+typedef struct {
+    al_wentry *q;
+    Py_ssize_t head, len, cap;
+    Py_ssize_t bytes; /* what is left to send: get_write_buffer_size() */
+} al_wqueue;
+
+/* Queues buf[off:len] of obj: a reference to exact bytes, a copy of
+   anything else (it may change before it is sent). */
+int al__wqueue_append(al_wqueue *w, PyObject *obj, const char *buf, Py_ssize_t len, Py_ssize_t off);
+/* Drops everything queued (the array stays, for PyMem_Free). */
+void al__wqueue_clear(al_wqueue *w);
+/* n bytes were sent. */
+void al__wqueue_consume(al_wqueue *w, Py_ssize_t n);
+/* The first (at most max) chunks as iov entries; their count. */
+struct iovec;
+int al__wqueue_iov(const al_wqueue *w, struct iovec *iov, int max);
+
 /* {'message', 'exception', 'transport', 'protocol' (None for NULL)} to
    the loop's exception handler. */
 int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, PyObject *transport,

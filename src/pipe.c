@@ -37,13 +37,6 @@
 
 /* Allocated apart from the transport (see docs/architecture.md). */
 
-/* A queued chunk of the write buffer: bytes (a reference to the caller's
-   immutable bytes, or a copy of anything else) and how much of it is sent. */
-typedef struct {
-    PyObject *data;
-    Py_ssize_t off;
-} pentry;
-
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
@@ -60,10 +53,8 @@ typedef struct {
     int fd;
     Py_ssize_t conn_lost;
     /* write side: the buffer (asyncio's bytearray) and flow control */
-    pentry *q; /* the buffer: a ring-less FIFO of queued chunks */
-    Py_ssize_t qhead, qlen, qcap;
-    Py_ssize_t blen; /* bytes queued (asyncio's len(self._buffer)) */
-    al_flow flow;    /* _FlowControlMixin (the write side's) */
+    al_wqueue wq; /* the buffer (its bytes: asyncio's len(self._buffer)) */
+    al_flow flow; /* _FlowControlMixin (the write side's) */
     char is_write;
     char closing;
     char paused;
@@ -155,23 +146,6 @@ static int log_msg(PipeObject *self, const char *level, const char *fmt, const c
     return 0;
 }
 
-static int report_to_handler(PipeObject *self, const char *message, PyObject *exc)
-{
-    PyObject *ctx =
-        Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport",
-                      (PyObject *)self, "protocol", self->protocol ? self->protocol : Py_None);
-    if (ctx == NULL) {
-        return -1;
-    }
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 static PyObject *errno_error(int err)
 {
     errno = err;
@@ -241,81 +215,6 @@ static void pipe_loop_closing(al_io *io)
     poll_stop(self); /* may free self */
 }
 
-/* --- the write buffer -------------------------------------------------------- */
-
-/* Queues buf[off:len] of obj: a reference to exact bytes, a copy of
-   anything else (it may change before it is written; asyncio copies it
-   into its bytearray). */
-static int buf_append(PipeObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
-                      Py_ssize_t off)
-{
-    PyObject *data;
-    if (PyBytes_CheckExact(obj)) {
-        data = Py_NewRef(obj);
-    }
-    else {
-        data = PyBytes_FromStringAndSize(buf + off, len - off);
-        off = 0;
-        if (data == NULL) {
-            return -1;
-        }
-    }
-    if (self->qhead + self->qlen == self->qcap) {
-        if (self->qhead > 0) {
-            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(pentry));
-            self->qhead = 0;
-        }
-        else {
-            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
-            pentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(pentry));
-            if (q == NULL) {
-                Py_DECREF(data);
-                PyErr_NoMemory();
-                return -1;
-            }
-            self->q = q;
-            self->qcap = cap;
-        }
-    }
-    self->q[self->qhead + self->qlen].data = data;
-    self->q[self->qhead + self->qlen].off = off;
-    self->qlen++;
-    self->blen += PyBytes_GET_SIZE(data) - off;
-    return 0;
-}
-
-static void buf_clear(PipeObject *self)
-{
-    pentry *q = self->q;
-    Py_ssize_t head = self->qhead, len = self->qlen;
-    self->qhead = self->qlen = self->blen = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_DECREF(q[head + i].data);
-    }
-}
-
-static void buf_consume(PipeObject *self, Py_ssize_t n)
-{
-    self->blen -= n;
-    while (n > 0 && self->qlen > 0) {
-        pentry *e = &self->q[self->qhead];
-        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
-        if (left <= n) {
-            n -= left;
-            Py_DECREF(e->data);
-            self->qhead++;
-            self->qlen--;
-        }
-        else {
-            e->off += n;
-            n = 0;
-        }
-    }
-    if (self->qlen == 0) {
-        self->qhead = 0;
-    }
-}
-
 /* --- closing ------------------------------------------------------------------ */
 
 /* _close(exc): both sides (the write side also drops its buffer). */
@@ -323,10 +222,10 @@ static int pipe_close_exc(PipeObject *self, PyObject *exc)
 {
     self->closing = 1;
     if (self->is_write) {
-        if (self->blen > 0 && remove_interest(self, &self->writing) < 0) {
+        if (self->wq.bytes > 0 && remove_interest(self, &self->writing) < 0) {
             return -1;
         }
-        buf_clear(self);
+        al__wqueue_clear(&self->wq);
     }
     if (remove_interest(self, &self->reading) < 0) {
         return -1;
@@ -370,7 +269,7 @@ static int fatal_error(PipeObject *self, PyObject *exc, const char *message)
             return -1;
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return pipe_close_exc(self, exc);
@@ -525,7 +424,7 @@ static int peer_closed(PipeObject *self)
     if (self->loop->debug && log_msg(self, "info", "%r was closed by peer", NULL, NULL) < 0) {
         return -1;
     }
-    if (self->blen > 0) {
+    if (self->wq.bytes > 0) {
         PyObject *exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
         if (exc == NULL) {
             return -1;
@@ -539,16 +438,11 @@ static int peer_closed(PipeObject *self)
 
 static int write_ready(PipeObject *self)
 {
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         return remove_interest(self, &self->writing);
     }
     struct iovec iov[WRITE_IOV];
-    int cnt = self->qlen < WRITE_IOV ? (int)self->qlen : WRITE_IOV;
-    for (int i = 0; i < cnt; i++) {
-        pentry *e = &self->q[self->qhead + i];
-        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
-    }
+    int cnt = al__wqueue_iov(&self->wq, iov, WRITE_IOV);
     ssize_t n = writev(self->fd, iov, cnt);
     al__metrics_bytes_out(self->loop, n);
     if (n < 0) {
@@ -556,20 +450,21 @@ static int write_ready(PipeObject *self)
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
             return 0;
         }
-        buf_clear(self);
+        al__wqueue_clear(&self->wq);
         self->conn_lost++;
         if (remove_interest(self, &self->writing) < 0) {
             return -1;
         }
         return os_failed(self, err, WRITE_ERROR);
     }
-    if (n == self->blen) {
-        buf_clear(self);
+    if (n == self->wq.bytes) {
+        al__wqueue_clear(&self->wq);
         /* asyncio's _remove_writer. The watch itself is updated by on_poll
            after this: a bulk writer refills from resume_writing below, and
            the watch then stays as it is (saving two epoll_ctl per refill). */
         self->writing = 0;
-        if (al__flow_maybe_resume(&self->flow, self->blen, self->st, self->loop, (PyObject *)self,
+        if (al__flow_maybe_resume(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self,
                                   &self->protocol) < 0) { /* may append to the buffer */
             return -1;
         }
@@ -583,7 +478,7 @@ static int write_ready(PipeObject *self)
         }
         return 0;
     }
-    buf_consume(self, n);
+    al__wqueue_consume(&self->wq, n);
     if (self->pipe_size > 0) {
         note_transfer(self, self->pipe_size); /* it took less than offered: full */
     }
@@ -712,7 +607,7 @@ static PyObject *Pipe_repr(PipeObject *self)
         const char *poll = (self->is_write ? self->writing : self->reading) ? "polling" : "idle";
         if (self->is_write) {
             r = PyUnicode_FromFormat("<%U%s fd=%d %s bufsize=%zd>", name, state, self->fd, poll,
-                                     self->blen);
+                                     self->wq.bytes);
         }
         else {
             r = PyUnicode_FromFormat("<%U%s fd=%d %s>", name, state, self->fd, poll);
@@ -877,7 +772,7 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
         goto done;
     }
     Py_ssize_t sent = 0;
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         ssize_t n = write(self->fd, view.buf, (size_t)view.len);
         al__metrics_bytes_out(self->loop, n);
         if (n < 0) {
@@ -901,10 +796,10 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
             goto done;
         }
     }
-    rc = buf_append(self, data, view.buf, view.len, sent);
+    rc = al__wqueue_append(&self->wq, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = al__flow_maybe_pause(&self->flow, self->blen, self->st, self->loop, (PyObject *)self,
-                                  &self->protocol);
+        rc = al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self, &self->protocol);
     }
 done:
     PyBuffer_Release(&view);
@@ -922,7 +817,7 @@ static int write_eof(PipeObject *self)
         return 0;
     }
     self->closing = 1;
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         if (remove_interest(self, &self->reading) < 0) {
             return -1;
         }
@@ -967,7 +862,7 @@ static PyObject *Write_start_watching(PipeObject *self, PyObject *Py_UNUSED(igno
 
 static PyObject *Write_get_write_buffer_size(PipeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->blen);
+    return PyLong_FromSsize_t(self->wq.bytes);
 }
 
 static PyObject *Write_get_write_buffer_limits(PipeObject *self, PyObject *Py_UNUSED(ignored))
@@ -1014,7 +909,7 @@ static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(al__flow_maybe_pause(&self->flow, self->blen, self->st, self->loop,
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
                                              (PyObject *)self, &self->protocol));
 }
 
@@ -1079,8 +974,8 @@ static void Pipe_dealloc(PipeObject *self)
     poll_stop(self);
     al__loop_io_unlink(&self->io);
     Pipe_clear(self);
-    buf_clear(self);
-    PyMem_Free(self->q);
+    al__wqueue_clear(&self->wq);
+    PyMem_Free(self->wq.q);
     Py_CLEAR(self->pipe);
     al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);

@@ -29,12 +29,6 @@
 /* Allocated apart from the transport (see docs/architecture.md): libuv may
    still reference it after the transport is gone, until the close callback. */
 
-/* One queued chunk: an owned bytes object and how much of it was sent. */
-typedef struct {
-    PyObject *data;
-    Py_ssize_t off;
-} wentry;
-
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
@@ -51,9 +45,7 @@ typedef struct {
     int fd;
     Py_ssize_t conn_lost;
     al_flow flow; /* _FlowControlMixin */
-    wentry *q;
-    Py_ssize_t qhead, qlen, qcap;
-    Py_ssize_t qbytes;
+    al_wqueue wq; /* the write queue */
     char buffered;
     char protocol_connected;
     char closing;
@@ -163,30 +155,6 @@ static int log_debug(StreamObject *self, const char *fmt, PyObject *msg, PyObjec
     return 0;
 }
 
-/* {'message', 'exception', 'transport', 'protocol'} to the loop's handler. */
-static int report_to_handler(StreamObject *self, const char *message, PyObject *exc)
-{
-    al_state *st = self->loop->state;
-    PyObject *ctx = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-        PyDict_SetItem(ctx, st->str_transport, (PyObject *)self) < 0 ||
-        PyDict_SetItem(ctx, st->str_protocol, self->protocol ? self->protocol : Py_None) < 0) {
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-        return -1;
-    }
-    Py_DECREF(msg);
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 /* --- the libuv handle ------------------------------------------------------ */
 
 /* Stops watching and closes the handle (freed by its close callback), then
@@ -270,82 +238,6 @@ static void stream_loop_closing(al_io *io)
     poll_stop(self); /* may free self */
 }
 
-/* --- the write queue ------------------------------------------------------- */
-
-static void queue_clear(StreamObject *self)
-{
-    wentry *q = self->q;
-    Py_ssize_t head = self->qhead, len = self->qlen;
-    self->qhead = self->qlen = self->qbytes = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_DECREF(q[head + i].data);
-    }
-}
-
-/* Steals data; off: bytes of it already sent. */
-static int queue_push(StreamObject *self, PyObject *data, Py_ssize_t off)
-{
-    if (self->qhead + self->qlen == self->qcap) {
-        if (self->qhead > 0) {
-            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(wentry));
-            self->qhead = 0;
-        }
-        else {
-            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
-            wentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(wentry));
-            if (q == NULL) {
-                Py_DECREF(data);
-                PyErr_NoMemory();
-                return -1;
-            }
-            self->q = q;
-            self->qcap = cap;
-        }
-    }
-    self->q[self->qhead + self->qlen].data = data;
-    self->q[self->qhead + self->qlen].off = off;
-    self->qlen++;
-    self->qbytes += PyBytes_GET_SIZE(data) - off;
-    return 0;
-}
-
-/* Queues buf[off:] of obj: a reference to immutable bytes, a copy of
-   anything else (it may change before it is sent). */
-static int queue_data(StreamObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
-                      Py_ssize_t off)
-{
-    if (PyBytes_CheckExact(obj)) {
-        return queue_push(self, Py_NewRef(obj), off);
-    }
-    PyObject *copy = PyBytes_FromStringAndSize(buf + off, len - off);
-    if (copy == NULL) {
-        return -1;
-    }
-    return queue_push(self, copy, 0);
-}
-
-static void queue_consume(StreamObject *self, Py_ssize_t n)
-{
-    self->qbytes -= n;
-    while (n > 0 && self->qlen > 0) {
-        wentry *e = &self->q[self->qhead];
-        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
-        if (left <= n) {
-            n -= left;
-            Py_DECREF(e->data);
-            self->qhead++;
-            self->qlen--;
-        }
-        else {
-            e->off += n;
-            n = 0;
-        }
-    }
-    if (self->qlen == 0) {
-        self->qhead = 0;
-    }
-}
-
 /* --- closing ----------------------------------------------------------------- */
 
 static int force_close(StreamObject *self, PyObject *exc)
@@ -353,8 +245,8 @@ static int force_close(StreamObject *self, PyObject *exc)
     if (self->conn_lost) {
         return 0;
     }
-    if (self->qlen > 0) {
-        queue_clear(self);
+    if (self->wq.len > 0) {
+        al__wqueue_clear(&self->wq);
         if (remove_writer(self) < 0) {
             return -1;
         }
@@ -386,7 +278,7 @@ static int fatal_error(StreamObject *self, PyObject *exc, const char *message)
             }
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return force_close(self, exc);
@@ -428,7 +320,7 @@ static int stream_close(StreamObject *self)
     if (remove_reader(self) < 0) {
         return -1;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         self->conn_lost++;
         if (remove_writer(self) < 0) {
             return -1;
@@ -757,19 +649,14 @@ static int write_ready(StreamObject *self)
     if (self->conn_lost) {
         return 0;
     }
-    if (self->sf_fut != NULL && self->qlen == 0) {
+    if (self->sf_fut != NULL && self->wq.len == 0) {
         return sendfile_ready(self);
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         return remove_writer(self);
     }
     struct iovec iov[IOV_MAX];
-    int cnt = self->qlen < IOV_MAX ? (int)self->qlen : IOV_MAX;
-    for (int i = 0; i < cnt; i++) {
-        wentry *e = &self->q[self->qhead + i];
-        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
-    }
+    int cnt = al__wqueue_iov(&self->wq, iov, IOV_MAX);
     struct msghdr msg;
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -784,18 +671,18 @@ static int write_ready(StreamObject *self)
         if (remove_writer(self) < 0) {
             return -1;
         }
-        queue_clear(self);
+        al__wqueue_clear(&self->wq);
         if (os_failed(self, err, WRITE_ERROR) < 0) {
             return -1;
         }
         return self->empty_waiter ? empty_waiter_done(self, errno_error(err)) : 0;
     }
-    queue_consume(self, n);
-    if (al__flow_maybe_resume(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+    al__wqueue_consume(&self->wq, n);
+    if (al__flow_maybe_resume(&self->flow, self->wq.bytes, self->st, self->loop, (PyObject *)self,
                               &self->protocol) < 0) { /* may queue more */
         return -1;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         if (remove_writer(self) < 0) {
             return -1;
         }
@@ -838,7 +725,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     al__loop_hold_gil(loop);
     Py_INCREF(self);
     int rc = 0;
-    if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
+    if (status < 0 && self->sf_fut != NULL && self->wq.len == 0) {
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;
@@ -985,7 +872,7 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         goto done;
     }
     Py_ssize_t sent = 0;
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         /* Try to send now; only the rest is queued. */
         ssize_t n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
         al__metrics_bytes_out(self->loop, n); /* metrics */
@@ -1006,10 +893,10 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
             goto done;
         }
     }
-    rc = queue_data(self, data, view.buf, view.len, sent);
+    rc = al__wqueue_append(&self->wq, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
-                                  &self->protocol);
+        rc = al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self, &self->protocol);
     }
 done:
     if (!exact) {
@@ -1062,7 +949,7 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
             break;
         }
         if (view.len > 0) {
-            rc = queue_data(self, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
+            rc = al__wqueue_append(&self->wq, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
         }
         PyBuffer_Release(&view);
     }
@@ -1071,14 +958,14 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     if (rc < 0) {
         return NULL;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         Py_RETURN_NONE;
     }
     if (write_ready(self) < 0) {
         return NULL;
     }
     /* asyncio makes a new writer handle whenever some is left */
-    if (self->qlen > 0 &&
+    if (self->wq.len > 0 &&
         (al__ctx_copy(&self->wctx) < 0 || (!self->writing && add_writer(self) < 0))) {
         return NULL;
     }
@@ -1103,7 +990,7 @@ static PyObject *Stream_write_eof(StreamObject *self, PyObject *Py_UNUSED(ignore
         Py_RETURN_NONE;
     }
     self->eof = 1;
-    if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0) {
+    if (self->wq.len == 0 && shutdown(self->fd, SHUT_WR) < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     Py_RETURN_NONE;
@@ -1188,7 +1075,7 @@ static PyObject *Stream_start_reading(StreamObject *self, PyObject *Py_UNUSED(ig
 
 static PyObject *Stream_get_write_buffer_size(StreamObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->qbytes);
+    return PyLong_FromSsize_t(self->wq.bytes);
 }
 
 static PyObject *Stream_get_write_buffer_limits(StreamObject *self, PyObject *Py_UNUSED(ignored))
@@ -1255,7 +1142,7 @@ static PyObject *Stream_set_write_buffer_limits(StreamObject *self, PyObject *co
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop,
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
                                              (PyObject *)self, &self->protocol));
 }
 
@@ -1328,7 +1215,7 @@ static PyObject *Stream_repr(StreamObject *self)
         Py_XDECREF(item);
         if (rc == 0) {
             item = PyUnicode_FromFormat("write=<%s, bufsize=%zd>",
-                                        self->writing ? "polling" : "idle", self->qbytes);
+                                        self->writing ? "polling" : "idle", self->wq.bytes);
             rc = item ? PyList_Append(parts, item) : -1;
             Py_XDECREF(item);
         }
@@ -1462,8 +1349,8 @@ static void Stream_dealloc(StreamObject *self)
     poll_stop(self); /* a stopped handle kept for the next start */
     al__loop_io_unlink(&self->io);
     Stream_clear(self);
-    queue_clear(self);
-    PyMem_Free(self->q);
+    al__wqueue_clear(&self->wq);
+    PyMem_Free(self->wq.q);
     Py_CLEAR(self->sock);
     al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
@@ -2028,7 +1915,7 @@ static PyObject *Stream_make_empty_waiter(StreamObject *self, PyObject *Py_UNUSE
     if (fut == NULL) {
         return NULL;
     }
-    if (self->qlen == 0 && future_complete(self->st, fut, Py_NewRef(Py_None), 0) < 0) {
+    if (self->wq.len == 0 && future_complete(self->st, fut, Py_NewRef(Py_None), 0) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -2042,7 +1929,7 @@ static PyObject *Stream_reset_empty_waiter(StreamObject *self, PyObject *Py_UNUS
     if (self->sf_fut != NULL) {
         /* The sendfile was cancelled while it waited: its writer goes. */
         Py_CLEAR(self->sf_fut);
-        if (self->writing && self->qlen == 0 && self->loop != NULL) {
+        if (self->writing && self->wq.len == 0 && self->loop != NULL) {
             Py_INCREF(self);
             int rc = remove_writer(self);
             Py_DECREF(self);

@@ -3,6 +3,9 @@
    handler. */
 #include "internal.h"
 
+#include <string.h>
+#include <sys/uio.h>
+
 /* --- flow control (_FlowControlMixin) -------------------------------------- */
 
 int al__flow_set_limits(al_flow *f, PyObject *high, PyObject *low)
@@ -84,6 +87,88 @@ int al__flow_notify(al_state *st, LoopObject *loop, PyObject *transport, PyObjec
         transport, *protocol);
     Py_DECREF(exc);
     return rc;
+}
+
+/* --- the write queue ----------------------------------------------------------- */
+
+int al__wqueue_append(al_wqueue *w, PyObject *obj, const char *buf, Py_ssize_t len, Py_ssize_t off)
+{
+    PyObject *data;
+    if (PyBytes_CheckExact(obj)) {
+        data = Py_NewRef(obj);
+    }
+    else {
+        data = PyBytes_FromStringAndSize(buf + off, len - off);
+        off = 0;
+        if (data == NULL) {
+            return -1;
+        }
+    }
+    if (w->head + w->len == w->cap) {
+        if (w->head > 0) {
+            memmove(w->q, w->q + w->head, (size_t)w->len * sizeof(al_wentry));
+            w->head = 0;
+        }
+        else {
+            Py_ssize_t cap = w->cap ? w->cap * 2 : 8;
+            al_wentry *q = PyMem_Realloc(w->q, (size_t)cap * sizeof(al_wentry));
+            if (q == NULL) {
+                Py_DECREF(data);
+                PyErr_NoMemory();
+                return -1;
+            }
+            w->q = q;
+            w->cap = cap;
+        }
+    }
+    w->q[w->head + w->len].data = data;
+    w->q[w->head + w->len].off = off;
+    w->len++;
+    w->bytes += PyBytes_GET_SIZE(data) - off;
+    return 0;
+}
+
+void al__wqueue_clear(al_wqueue *w)
+{
+    al_wentry *q = w->q;
+    Py_ssize_t head = w->head, len = w->len;
+    w->head = w->len = w->bytes = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_DECREF(q[head + i].data);
+    }
+}
+
+void al__wqueue_consume(al_wqueue *w, Py_ssize_t n)
+{
+    w->bytes -= n;
+    while (n > 0 && w->len > 0) {
+        al_wentry *e = &w->q[w->head];
+        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
+        if (left <= n) {
+            n -= left;
+            Py_DECREF(e->data);
+            w->head++;
+            w->len--;
+        }
+        else {
+            e->off += n;
+            n = 0;
+        }
+    }
+    if (w->len == 0) {
+        w->head = 0;
+    }
+}
+
+int al__wqueue_iov(const al_wqueue *w, struct iovec *iov, int max)
+{
+    int cnt = w->len < max ? (int)w->len : max;
+    for (int i = 0; i < cnt; i++) {
+        const al_wentry *e = &w->q[w->head + i];
+        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
+        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
+    }
+    return cnt;
 }
 
 /* --- reports ------------------------------------------------------------------ */

@@ -150,29 +150,6 @@ static PyObject *call_protocol(UdpObject *self, PyObject *name, PyObject *a1, Py
     return r;
 }
 
-static int report_to_handler(UdpObject *self, const char *message, PyObject *exc)
-{
-    al_state *st = self->loop->state;
-    PyObject *ctx = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-        PyDict_SetItem(ctx, st->str_transport, (PyObject *)self) < 0 ||
-        PyDict_SetItem(ctx, st->str_protocol, self->protocol ? self->protocol : Py_None) < 0) {
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-        return -1;
-    }
-    Py_DECREF(msg);
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 /* logger.debug(fmt, self[, message], exc_info=exc), as asyncio logs. */
 static int log_debug(UdpObject *self, const char *fmt, const char *message, PyObject *exc)
 {
@@ -354,7 +331,7 @@ static int fatal_error(UdpObject *self, PyObject *exc, const char *message)
             return -1;
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return force_close(self, exc);
