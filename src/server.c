@@ -231,7 +231,7 @@ static PyMethodDef ssl_waiter_done_def = {"_accept_ssl_waiter_done", ssl_waiter_
 static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject *protocol)
 {
     al_state *st = loop->state;
-    PyObject *conn = args[1];
+    PyObject *conn = args[1]; /* borrowed */
     int fd = PyObject_AsFileDescriptor(conn);
     if (fd < 0 || al__loop_ensure_fd_no_transport(loop, fd, conn) < 0) {
         return NULL;
@@ -283,7 +283,7 @@ PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t n
         PyErr_SetString(PyExc_TypeError, "_accept_made() takes 8 positional arguments");
         return NULL;
     }
-    PyObject *conn = args[1];
+    PyObject *conn = args[1]; /* borrowed */
     PyObject *protocol = PyObject_CallNoArgs(args[0]);
     PyObject *transport = NULL;
     if (protocol != NULL) {
@@ -484,8 +484,7 @@ static int out_of_resources_errno(int err)
 
 /* socket.accept() of the plain socket.socket, with the connection made
    non-blocking by accept4 itself: 1 and *conn, *addr on success; 0 when
-   the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception;
-   -3: a family al__sockaddr_to_py() does not know, for the generic path. */
+   the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception. */
 static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObject **addr)
 {
     struct sockaddr_storage ss;
@@ -497,12 +496,12 @@ static int accept_plain(al_state *st, const listener *l, PyObject **conn, PyObje
     }
     PyObject *a = al__sockaddr_to_py(&ss, len);
     if (a == NULL) {
-        if (PyErr_Occurred()) {
-            close(fd);
-            return -2;
+        if (!PyErr_Occurred()) { /* not reached: the families checked before the loop */
+            PyErr_Format(PyExc_SystemError, "accept4() gave an address of family %d",
+                         (int)ss.ss_family);
         }
-        close(fd); /* not reached: the families checked before the loop */
-        return -3;
+        close(fd);
+        return -2;
     }
     /* socket(family, type | SOCK_NONBLOCK, proto, fileno=fd): the object
        then has timeout 0 without a FIONBIO of its own. As socket.accept(),
@@ -558,7 +557,7 @@ static int listener_init(LoopObject *loop, listener *l, PyObject *const *args, P
                          int *plain)
 {
     al_state *st = loop->state;
-    PyObject *sock = args[1];
+    PyObject *sock = args[1]; /* borrowed, as l->args */
     l->args = args;
     l->nargs = nargs;
     l->fd = -1;
@@ -683,8 +682,14 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
             if (!out_of_resources_errno(err)) {
                 goto fail;
             }
-            if (l.fd < 0 && (l.fd = PyObject_AsFileDescriptor(full[1])) < 0) {
-                goto fail;
+            if (l.fd < 0) {
+                /* sock.fileno() must not run with the error raised */
+                PyObject *exc = al__err_fetch();
+                if ((l.fd = PyObject_AsFileDescriptor(full[1])) < 0) {
+                    Py_DECREF(exc);
+                    goto fail;
+                }
+                al__err_restore(exc);
             }
             if (out_of_resources(self, &l, !retried) < 0) {
                 goto fail;
