@@ -765,6 +765,20 @@ int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj)
    through call_exception_handler and a fatal close, as asyncio does). */
 int al__loop_stash_fatal_error(LoopObject *loop);
 
+/* self.name(*args) by vectorcall, for up to AL_CALL_METHOD_MAX arguments. */
+#define AL_CALL_METHOD_MAX 11
+static inline PyObject *al__call_method(PyObject *name, PyObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs)
+{
+    PyObject *argv[AL_CALL_METHOD_MAX + 1];
+    assert(nargs <= AL_CALL_METHOD_MAX);
+    argv[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        argv[i + 1] = args[i];
+    }
+    return PyObject_VectorcallMethod(name, argv, (size_t)nargs + 1, NULL);
+}
+
 /* Save and restore the raised exception around cleanup code. */
 static inline PyObject *al__err_fetch(void)
 {

@@ -47,20 +47,9 @@ static const char *const param_names[] = {
 
 /* --- helpers ------------------------------------------------------------- */
 
-static PyObject *call_method(PyObject *name, PyObject *self, PyObject *const *args, size_t nargs)
+static int call_method_void(PyObject *name, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *stack[NPARAMS + 3];
-    stack[0] = self;
-    for (size_t i = 0; i < nargs; i++) {
-        stack[i + 1] = args[i];
-    }
-    return PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                     NULL);
-}
-
-static int call_method_void(PyObject *name, PyObject *self, PyObject *const *args, size_t nargs)
-{
-    PyObject *r = call_method(name, self, args, nargs);
+    PyObject *r = al__call_method(name, self, args, nargs);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -368,7 +357,7 @@ static int connection_task(LoopObject *loop, const listener *l, PyObject *conn, 
             a[i < 4 ? i + 1 : i] = l->args[i];
         }
     }
-    PyObject *coro = call_method(st->str_accept_connection2, (PyObject *)loop, a, (size_t)l->nargs);
+    PyObject *coro = al__call_method(st->str_accept_connection2, (PyObject *)loop, a, l->nargs);
     if (coro == NULL) {
         return -1;
     }
@@ -457,7 +446,7 @@ static int out_of_resources(LoopObject *loop, const listener *l, int retry)
         for (Py_ssize_t i = 0; i < l->nargs; i++) {
             a[i + 2] = l->args[i];
         }
-        rc = call_method_void(st->str_call_later, (PyObject *)loop, a, (size_t)l->nargs + 2);
+        rc = call_method_void(st->str_call_later, (PyObject *)loop, a, l->nargs + 2);
         Py_DECREF(resume);
     }
 done:
@@ -835,7 +824,7 @@ PyObject *al__loop_accept_resume(LoopObject *self, PyObject *const *args, size_t
     for (Py_ssize_t i = 0; i < NPARAMS; i++) {
         a[i + 2] = full[i];
     }
-    PyObject *r = call_method(st->str_add_reader_, (PyObject *)self, a, NPARAMS + 2);
+    PyObject *r = al__call_method(st->str_add_reader_, (PyObject *)self, a, NPARAMS + 2);
     Py_DECREF(a[0]);
     Py_DECREF(a[1]);
     return r;
