@@ -648,6 +648,95 @@ static inline void al__ctx_exit(PyObject *ctx, int *rc)
     Py_DECREF(ctx);
 }
 
+/* al__ctx_exit(ctx, &rc), returning rc. */
+static inline int al__ctx_leave(PyObject *ctx, int rc)
+{
+    al__ctx_exit(ctx, &rc);
+    return rc;
+}
+
+/* transport.c: asyncio's _FlowControlMixin, embedded in the socket, pipe
+   and datagram transports. */
+typedef struct {
+    PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
+    double high, low;             /* what the buffer size is compared with */
+    char paused;                  /* _protocol_paused */
+} al_flow;
+
+/* _set_write_buffer_limits(high, low) (NULL is None): asyncio's defaults
+   and ValueError. */
+int al__flow_set_limits(al_flow *f, PyObject *high, PyObject *low);
+/* asyncio's default limits (64 KiB, 16 KiB) as the module's two shared ints */
+void al__flow_set_default(al_flow *f, al_state *st);
+/* protocol.pause_writing() (pause) or resume_writing() of *protocol, held
+   during the call. SystemExit and KeyboardInterrupt: -1; anything else
+   goes to the loop's exception handler ('protocol.pause_writing() failed',
+   with the transport and the protocol it has then). */
+int al__flow_notify(al_state *st, LoopObject *loop, PyObject *transport, PyObject **protocol,
+                    int pause);
+
+/* _maybe_pause_protocol / _maybe_resume_protocol, size being
+   get_write_buffer_size(). */
+static inline int al__flow_maybe_pause(al_flow *f, Py_ssize_t size, al_state *st, LoopObject *loop,
+                                       PyObject *transport, PyObject **protocol)
+{
+    if ((double)size <= f->high || f->paused) {
+        return 0;
+    }
+    f->paused = 1;
+    return al__flow_notify(st, loop, transport, protocol, 1);
+}
+
+static inline int al__flow_maybe_resume(al_flow *f, Py_ssize_t size, al_state *st, LoopObject *loop,
+                                        PyObject *transport, PyObject **protocol)
+{
+    if (!f->paused || (double)size > f->low) {
+        return 0;
+    }
+    f->paused = 0;
+    return al__flow_notify(st, loop, transport, protocol, 0);
+}
+
+static inline void al__flow_clear(al_flow *f)
+{
+    Py_CLEAR(f->high_obj);
+    Py_CLEAR(f->low_obj);
+}
+
+/* transport.c: the write queue of the socket and pipe transports: owned
+   bytes objects, each with how much of it was sent, in a FIFO array. */
+typedef struct {
+    PyObject *data;
+    Py_ssize_t off;
+} al_wentry;
+
+typedef struct {
+    al_wentry *q;
+    Py_ssize_t head, len, cap;
+    Py_ssize_t bytes; /* what is left to send: get_write_buffer_size() */
+} al_wqueue;
+
+/* Queues buf[off:len] of obj: a reference to exact bytes, a copy of
+   anything else (it may change before it is sent). */
+int al__wqueue_append(al_wqueue *w, PyObject *obj, const char *buf, Py_ssize_t len, Py_ssize_t off);
+/* Drops everything queued (the array stays, for PyMem_Free). */
+void al__wqueue_clear(al_wqueue *w);
+/* n bytes were sent. */
+void al__wqueue_consume(al_wqueue *w, Py_ssize_t n);
+/* The first (at most max) chunks as iov entries; their count. */
+struct iovec;
+int al__wqueue_iov(const al_wqueue *w, struct iovec *iov, int max);
+
+/* {'message', 'exception', 'transport', 'protocol' (None for NULL)} to
+   the loop's exception handler. */
+int al__transport_report(LoopObject *loop, const char *message, PyObject *exc, PyObject *transport,
+                         PyObject *protocol);
+/* The end of a transport's poll callback that failed (an exception set):
+   SystemExit and KeyboardInterrupt are stashed (al__loop_stash_fatal_error),
+   anything else reported as asyncio's Handle._run would for _read_ready:
+   'Exception in transport callback'. */
+void al__transport_callback_failed(LoopObject *loop, PyObject *transport);
+
 /* stream.c: the transport of a connection accepted by server.c (nodelay:
    whether asyncio's _set_nodelay would set TCP_NODELAY on it; ctx: the
    connection's own context, current and entered by nothing else later,
@@ -688,6 +777,20 @@ int al__loop_ensure_fd_no_transport(LoopObject *loop, int fd, PyObject *fileobj)
    for an ordinary exception, which the caller reports (for a transport,
    through call_exception_handler and a fatal close, as asyncio does). */
 int al__loop_stash_fatal_error(LoopObject *loop);
+
+/* self.name(*args) by vectorcall, for up to AL_CALL_METHOD_MAX arguments. */
+#define AL_CALL_METHOD_MAX 11
+static inline PyObject *al__call_method(PyObject *name, PyObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs)
+{
+    PyObject *argv[AL_CALL_METHOD_MAX + 1];
+    assert(nargs <= AL_CALL_METHOD_MAX);
+    argv[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        argv[i + 1] = args[i];
+    }
+    return PyObject_VectorcallMethod(name, argv, (size_t)nargs + 1, NULL);
+}
 
 /* Save and restore the raised exception around cleanup code. */
 static inline PyObject *al__err_fetch(void)

@@ -37,13 +37,6 @@
 
 /* Allocated apart from the transport (see docs/architecture.md). */
 
-/* A queued chunk of the write buffer: bytes (a reference to the caller's
-   immutable bytes, or a copy of anything else) and how much of it is sent. */
-typedef struct {
-    PyObject *data;
-    Py_ssize_t off;
-} pentry;
-
 typedef struct {
     PyObject_HEAD
     PyObject *extra; /* asyncio.BaseTransport's `_extra` slot: must be first */
@@ -60,15 +53,11 @@ typedef struct {
     int fd;
     Py_ssize_t conn_lost;
     /* write side: the buffer (asyncio's bytearray) and flow control */
-    pentry *q; /* the buffer: a ring-less FIFO of queued chunks */
-    Py_ssize_t qhead, qlen, qcap;
-    Py_ssize_t blen; /* bytes queued (asyncio's len(self._buffer)) */
-    PyObject *high_obj, *low_obj;
-    double high_water, low_water;
+    al_wqueue wq; /* the buffer (its bytes: asyncio's len(self._buffer)) */
+    al_flow flow; /* _FlowControlMixin (the write side's) */
     char is_write;
     char closing;
     char paused;
-    char protocol_paused;
     char reading;         /* a reader registered (write side: the peer-close watch) */
     char writing;         /* a writer registered */
     char detached;        /* the loop was closed: no libuv handle any more */
@@ -157,29 +146,6 @@ static int log_msg(PipeObject *self, const char *level, const char *fmt, const c
     return 0;
 }
 
-static int report_to_handler(PipeObject *self, const char *message, PyObject *exc)
-{
-    PyObject *ctx =
-        Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport",
-                      (PyObject *)self, "protocol", self->protocol ? self->protocol : Py_None);
-    if (ctx == NULL) {
-        return -1;
-    }
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-static inline int is_exit_error(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
 static PyObject *errno_error(int err)
 {
     errno = err;
@@ -249,176 +215,6 @@ static void pipe_loop_closing(al_io *io)
     poll_stop(self); /* may free self */
 }
 
-/* --- the write buffer -------------------------------------------------------- */
-
-/* Queues buf[off:len] of obj: a reference to exact bytes, a copy of
-   anything else (it may change before it is written; asyncio copies it
-   into its bytearray). */
-static int buf_append(PipeObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
-                      Py_ssize_t off)
-{
-    PyObject *data;
-    if (PyBytes_CheckExact(obj)) {
-        data = Py_NewRef(obj);
-    }
-    else {
-        data = PyBytes_FromStringAndSize(buf + off, len - off);
-        off = 0;
-        if (data == NULL) {
-            return -1;
-        }
-    }
-    if (self->qhead + self->qlen == self->qcap) {
-        if (self->qhead > 0) {
-            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(pentry));
-            self->qhead = 0;
-        }
-        else {
-            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
-            pentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(pentry));
-            if (q == NULL) {
-                Py_DECREF(data);
-                PyErr_NoMemory();
-                return -1;
-            }
-            self->q = q;
-            self->qcap = cap;
-        }
-    }
-    self->q[self->qhead + self->qlen].data = data;
-    self->q[self->qhead + self->qlen].off = off;
-    self->qlen++;
-    self->blen += PyBytes_GET_SIZE(data) - off;
-    return 0;
-}
-
-static void buf_clear(PipeObject *self)
-{
-    pentry *q = self->q;
-    Py_ssize_t head = self->qhead, len = self->qlen;
-    self->qhead = self->qlen = self->blen = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_DECREF(q[head + i].data);
-    }
-}
-
-static void buf_consume(PipeObject *self, Py_ssize_t n)
-{
-    self->blen -= n;
-    while (n > 0 && self->qlen > 0) {
-        pentry *e = &self->q[self->qhead];
-        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
-        if (left <= n) {
-            n -= left;
-            Py_DECREF(e->data);
-            self->qhead++;
-            self->qlen--;
-        }
-        else {
-            e->off += n;
-            n = 0;
-        }
-    }
-    if (self->qlen == 0) {
-        self->qhead = 0;
-    }
-}
-
-/* --- flow control (_FlowControlMixin) ---------------------------------------- */
-
-static int protocol_flow_call(PipeObject *self, PyObject *name, const char *message)
-{
-    PyObject *r = call_protocol(self, name, NULL);
-    if (r == NULL) {
-        if (is_exit_error()) {
-            return -1;
-        }
-        PyObject *exc = al__err_fetch();
-        int rc = report_to_handler(self, message, exc);
-        Py_DECREF(exc);
-        return rc;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-static int maybe_pause_protocol(PipeObject *self)
-{
-    if ((double)self->blen <= self->high_water || self->protocol_paused) {
-        return 0;
-    }
-    self->protocol_paused = 1;
-    return protocol_flow_call(self, self->st->str_pause_writing, "protocol.pause_writing() failed");
-}
-
-static int maybe_resume_protocol(PipeObject *self)
-{
-    if (!self->protocol_paused || (double)self->blen > self->low_water) {
-        return 0;
-    }
-    self->protocol_paused = 0;
-    return protocol_flow_call(self, self->st->str_resume_writing,
-                              "protocol.resume_writing() failed");
-}
-
-/* _FlowControlMixin._set_write_buffer_limits */
-static int set_limits(PipeObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h, *l;
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
-    return 0;
-}
-
 /* --- closing ------------------------------------------------------------------ */
 
 /* _close(exc): both sides (the write side also drops its buffer). */
@@ -426,10 +222,10 @@ static int pipe_close_exc(PipeObject *self, PyObject *exc)
 {
     self->closing = 1;
     if (self->is_write) {
-        if (self->blen > 0 && remove_interest(self, &self->writing) < 0) {
+        if (self->wq.bytes > 0 && remove_interest(self, &self->writing) < 0) {
             return -1;
         }
-        buf_clear(self);
+        al__wqueue_clear(&self->wq);
     }
     if (remove_interest(self, &self->reading) < 0) {
         return -1;
@@ -473,7 +269,7 @@ static int fatal_error(PipeObject *self, PyObject *exc, const char *message)
             return -1;
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return pipe_close_exc(self, exc);
@@ -628,7 +424,7 @@ static int peer_closed(PipeObject *self)
     if (self->loop->debug && log_msg(self, "info", "%r was closed by peer", NULL, NULL) < 0) {
         return -1;
     }
-    if (self->blen > 0) {
+    if (self->wq.bytes > 0) {
         PyObject *exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
         if (exc == NULL) {
             return -1;
@@ -642,16 +438,11 @@ static int peer_closed(PipeObject *self)
 
 static int write_ready(PipeObject *self)
 {
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         return remove_interest(self, &self->writing);
     }
     struct iovec iov[WRITE_IOV];
-    int cnt = self->qlen < WRITE_IOV ? (int)self->qlen : WRITE_IOV;
-    for (int i = 0; i < cnt; i++) {
-        pentry *e = &self->q[self->qhead + i];
-        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
-    }
+    int cnt = al__wqueue_iov(&self->wq, iov, WRITE_IOV);
     ssize_t n = writev(self->fd, iov, cnt);
     al__metrics_bytes_out(self->loop, n);
     if (n < 0) {
@@ -659,20 +450,22 @@ static int write_ready(PipeObject *self)
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
             return 0;
         }
-        buf_clear(self);
+        al__wqueue_clear(&self->wq);
         self->conn_lost++;
         if (remove_interest(self, &self->writing) < 0) {
             return -1;
         }
         return os_failed(self, err, WRITE_ERROR);
     }
-    if (n == self->blen) {
-        buf_clear(self);
+    if (n == self->wq.bytes) {
+        al__wqueue_clear(&self->wq);
         /* asyncio's _remove_writer. The watch itself is updated by on_poll
            after this: a bulk writer refills from resume_writing below, and
            the watch then stays as it is (saving two epoll_ctl per refill). */
         self->writing = 0;
-        if (maybe_resume_protocol(self) < 0) { /* may append to the buffer */
+        if (al__flow_maybe_resume(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self,
+                                  &self->protocol) < 0) { /* may append to the buffer */
             return -1;
         }
         if (self->closing) {
@@ -685,11 +478,19 @@ static int write_ready(PipeObject *self)
         }
         return 0;
     }
-    buf_consume(self, n);
+    al__wqueue_consume(&self->wq, n);
     if (self->pipe_size > 0) {
         note_transfer(self, self->pipe_size); /* it took less than offered: full */
     }
     return 0;
+}
+
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(PipeObject *self, PyObject *ctx, int (*f)(PipeObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -721,18 +522,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         events = 0;
     }
     if ((events & UV_READABLE) && self->reading) {
-        PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-        if (rc == 0) {
-            rc = self->is_write ? peer_closed(self) : read_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->rctx, self->is_write ? peer_closed : read_ready);
     }
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
-        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-        if (rc == 0) {
-            rc = write_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->wctx, write_ready);
     }
     /* Re-arm after POLLERR stopped the handle, or drop the writability
        watch once write_ready drained the buffer. */
@@ -741,20 +534,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (rc == 0 && rearm && self->tp.box != NULL && self->loop != NULL) {
         rc = poll_update(self);
     }
-    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
-        PyObject *exc = al__err_fetch();
-        if (exc == NULL) {
-            exc = Py_NewRef(Py_None);
-        }
-        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
-                                      "exception", exc, "transport", (PyObject *)self);
-        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
-        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
-        Py_XDECREF(r);
-        Py_XDECREF(ctx);
-        Py_DECREF(exc);
+    if (rc < 0) {
+        al__transport_callback_failed(loop, (PyObject *)self);
     }
     Py_DECREF(self);
 }
@@ -827,7 +608,7 @@ static PyObject *Pipe_repr(PipeObject *self)
         const char *poll = (self->is_write ? self->writing : self->reading) ? "polling" : "idle";
         if (self->is_write) {
             r = PyUnicode_FromFormat("<%U%s fd=%d %s bufsize=%zd>", name, state, self->fd, poll,
-                                     self->blen);
+                                     self->wq.bytes);
         }
         else {
             r = PyUnicode_FromFormat("<%U%s fd=%d %s>", name, state, self->fd, poll);
@@ -874,7 +655,7 @@ static PyObject *Pipe_get_closing(PipeObject *self, void *Py_UNUSED(c))
 
 static PyObject *Pipe_get_paused(PipeObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->is_write ? self->protocol_paused : self->paused);
+    return PyBool_FromLong(self->is_write ? self->flow.paused : self->paused);
 }
 
 /* --- read side methods ------------------------------------------------------------- */
@@ -992,7 +773,7 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
         goto done;
     }
     Py_ssize_t sent = 0;
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         ssize_t n = write(self->fd, view.buf, (size_t)view.len);
         al__metrics_bytes_out(self->loop, n);
         if (n < 0) {
@@ -1016,9 +797,10 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
             goto done;
         }
     }
-    rc = buf_append(self, data, view.buf, view.len, sent);
+    rc = al__wqueue_append(&self->wq, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self, &self->protocol);
     }
 done:
     PyBuffer_Release(&view);
@@ -1036,7 +818,7 @@ static int write_eof(PipeObject *self)
         return 0;
     }
     self->closing = 1;
-    if (self->blen == 0) {
+    if (self->wq.bytes == 0) {
         if (remove_interest(self, &self->reading) < 0) {
             return -1;
         }
@@ -1081,12 +863,12 @@ static PyObject *Write_start_watching(PipeObject *self, PyObject *Py_UNUSED(igno
 
 static PyObject *Write_get_write_buffer_size(PipeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->blen);
+    return PyLong_FromSsize_t(self->wq.bytes);
 }
 
 static PyObject *Write_get_write_buffer_limits(PipeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const *args,
@@ -1122,13 +904,14 @@ static PyObject *Write_set_write_buffer_limits(PipeObject *self, PyObject *const
         }
         a[i] = args[nargs + k];
     }
-    if (set_limits(self, a[0], a[1]) < 0) {
+    if (al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 /* --- object lifetime ---------------------------------------------------------- */
@@ -1192,11 +975,10 @@ static void Pipe_dealloc(PipeObject *self)
     poll_stop(self);
     al__loop_io_unlink(&self->io);
     Pipe_clear(self);
-    buf_clear(self);
-    PyMem_Free(self->q);
+    al__wqueue_clear(&self->wq);
+    PyMem_Free(self->wq.q);
     Py_CLEAR(self->pipe);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1317,8 +1099,11 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
     /* the reader handle's context: a copy of the creating task's */
-    if (al__ctx_copy(&self->rctx) < 0 || (self->is_write && set_limits(self, NULL, NULL) < 0)) {
+    if (al__ctx_copy(&self->rctx) < 0) {
         return -1;
+    }
+    if (self->is_write) {
+        al__flow_set_default(&self->flow, st);
     }
     PyObject *fdobj = PyObject_CallMethodNoArgs(pipe, st->str_fileno);
     if (fdobj == NULL) {

@@ -871,17 +871,6 @@ PyObject *al__loop_remove_writer(LoopObject *self, PyObject *const *args, size_t
 
 /* --- sock_* ---------------------------------------------------------------- */
 
-static PyObject *call_method(PyObject *name, PyObject *self, PyObject *const *args,
-                             Py_ssize_t nargs)
-{
-    PyObject *argv[4];
-    argv[0] = self;
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        argv[i + 1] = args[i];
-    }
-    return PyObject_VectorcallMethod(name, argv, (size_t)(nargs + 1), NULL);
-}
-
 /* The syscall would block: BlockingIOError or InterruptedError, cleared. */
 static int would_block(void)
 {
@@ -1099,7 +1088,7 @@ static int do_recv(al_state *st, PyObject *sock, PyObject *nobj, PyObject **out)
             return rc;
         }
     }
-    return method_result(call_method(st->str_recv, sock, &nobj, 1), out);
+    return method_result(al__call_method(st->str_recv, sock, &nobj, 1), out);
 }
 
 /* sock.recv_into(buf) */
@@ -1134,7 +1123,7 @@ static int do_recv_into(al_state *st, PyObject *sock, PyObject *buf, PyObject **
     else {
         PyErr_Clear(); /* the method raises its own error */
     }
-    return method_result(call_method(st->str_recv_into, sock, &buf, 1), out);
+    return method_result(al__call_method(st->str_recv_into, sock, &buf, 1), out);
 }
 
 /* n = sock.send(data) */
@@ -1170,7 +1159,7 @@ static int do_send(al_state *st, PyObject *sock, PyObject *data, Py_ssize_t *sen
     else {
         PyErr_Clear(); /* the method raises its own error */
     }
-    int rc = method_result(call_method(st->str_send, sock, &data, 1), &r);
+    int rc = method_result(al__call_method(st->str_send, sock, &data, 1), &r);
     if (rc == 1) {
         *sent = PyLong_AsSsize_t(r);
         Py_DECREF(r);
@@ -1196,7 +1185,7 @@ static int sock_check(LoopObject *self, PyObject *sock)
         }
     }
     if (self->debug) {
-        PyObject *t = call_method(st->str_gettimeout, sock, NULL, 0);
+        PyObject *t = al__call_method(st->str_gettimeout, sock, NULL, 0);
         if (t == NULL) {
             return -1;
         }
@@ -1229,7 +1218,7 @@ static PyObject *done_future(LoopObject *self, PyObject *result)
     if (fut == NULL) {
         return NULL;
     }
-    PyObject *r = call_method(self->state->str_set_result, fut, &result, 1);
+    PyObject *r = al__call_method(self->state->str_set_result, fut, &result, 1);
     if (r == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -1254,11 +1243,11 @@ static PyObject *complete(LoopObject *self, PyObject *fut, PyObject *res)
             return NULL;
         }
         PyObject *exc = al__err_fetch();
-        r = call_method(st->str_set_exception, fut, &exc, 1);
+        r = al__call_method(st->str_set_exception, fut, &exc, 1);
         Py_DECREF(exc);
     }
     else {
-        r = call_method(st->str_set_result, fut, &res, 1);
+        r = al__call_method(st->str_set_result, fut, &res, 1);
         Py_DECREF(res);
     }
     if (r == NULL) {
@@ -1270,7 +1259,7 @@ static PyObject *complete(LoopObject *self, PyObject *fut, PyObject *res)
 
 static int fut_done(LoopObject *self, PyObject *fut)
 {
-    PyObject *r = call_method(self->state->str_done, fut, NULL, 0);
+    PyObject *r = al__call_method(self->state->str_done, fut, NULL, 0);
     int done = r ? PyObject_IsTrue(r) : -1;
     Py_XDECREF(r);
     return done;
@@ -1377,7 +1366,7 @@ static int add_done(LoopObject *self, PyObject *fut, PyObject *fd, PyObject *han
     d->write = write;
     PyObject_GC_Track(d);
     PyObject *p = (PyObject *)d;
-    PyObject *r = call_method(st->str_add_done_callback, fut, &p, 1);
+    PyObject *r = al__call_method(st->str_add_done_callback, fut, &p, 1);
     Py_DECREF(p);
     Py_XDECREF(r);
     return r ? 0 : -1;
@@ -1390,7 +1379,7 @@ static int wait_ready(LoopObject *self, PyObject *sock, int write, PyObject *ret
                       PyObject *const *args, Py_ssize_t nargs)
 {
     al_state *st = self->state;
-    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    PyObject *fd = al__call_method(st->str_fileno, sock, NULL, 0);
     if (fd == NULL) {
         return -1;
     }
@@ -1669,13 +1658,13 @@ PyObject *al__loop_sock_connect(LoopObject *self, PyObject *const *args, size_t 
     if (fut == NULL) {
         return NULL;
     }
-    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    PyObject *fd = al__call_method(st->str_fileno, sock, NULL, 0);
     if (fd == NULL) {
         Py_DECREF(fut);
         return NULL;
     }
     Py_DECREF(fd);
-    PyObject *r = call_method(st->str_connect, sock, &address, 1);
+    PyObject *r = al__call_method(st->str_connect, sock, &address, 1);
     if (r == NULL && would_block()) {
         PyObject *cbargs[3] = {fut, sock, address};
         if (wait_ready(self, sock, 1, st->str_sock_connect_cb, cbargs, 3) < 0) {
@@ -1738,12 +1727,12 @@ PyObject *al__loop_sock_accept_cb(LoopObject *self, PyObject *const *args, size_
     NARGS("_sock_accept", 2);
     al_state *st = self->state;
     PyObject *fut = args[0], *sock = args[1];
-    PyObject *fd = call_method(st->str_fileno, sock, NULL, 0);
+    PyObject *fd = al__call_method(st->str_fileno, sock, NULL, 0);
     if (fd == NULL) {
         return NULL;
     }
     Py_DECREF(fd);
-    PyObject *pair = call_method(st->str_accept, sock, NULL, 0);
+    PyObject *pair = al__call_method(st->str_accept, sock, NULL, 0);
     if (pair != NULL) {
         PyObject *conn = PySequence_GetItem(pair, 0);
         PyObject *r = conn ? PyObject_CallMethod(conn, "setblocking", "O", Py_False) : NULL;
@@ -1804,7 +1793,7 @@ static PyObject *sock_op_done(LoopObject *self, PyObject *const *args, size_t na
         handle = args[2]; /* the keyword's value follows the positionals */
     }
     if (handle != Py_None) {
-        PyObject *c = call_method(self->state->str_cancelled, handle, NULL, 0);
+        PyObject *c = al__call_method(self->state->str_cancelled, handle, NULL, 0);
         int cancelled = c ? PyObject_IsTrue(c) : -1;
         Py_XDECREF(c);
         if (cancelled) {

@@ -179,17 +179,6 @@ int al__sendfile_update_filepos(int fileno, long long offset, long long total)
 
 /* --- loop._sock_sendfile_native ------------------------------------------ */
 
-static PyObject *call_method_args(PyObject *obj, PyObject *name, PyObject *const *args,
-                                  Py_ssize_t nargs)
-{
-    PyObject *argv[12];
-    argv[0] = obj;
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        argv[i + 1] = args[i];
-    }
-    return PyObject_VectorcallMethod(name, argv, (size_t)nargs + 1, NULL);
-}
-
 static int call_void(PyObject *obj, const char *name, PyObject *arg)
 {
     PyObject *r =
@@ -200,7 +189,7 @@ static int call_void(PyObject *obj, const char *name, PyObject *arg)
 
 static int sock_fileno(al_state *st, PyObject *sock, int *fd)
 {
-    PyObject *r = call_method_args(sock, st->str_fileno, NULL, 0);
+    PyObject *r = al__call_method(st->str_fileno, sock, NULL, 0);
     if (r == NULL) {
         return -1;
     }
@@ -216,7 +205,7 @@ static int fut_complete(al_state *st, PyObject *fut, PyObject *value, int is_exc
         return -1;
     }
     PyObject *r =
-        call_method_args(fut, is_exc ? st->str_set_exception : st->str_set_result, &value, 1);
+        al__call_method(is_exc ? st->str_set_exception : st->str_set_result, fut, &value, 1);
     Py_DECREF(value);
     Py_XDECREF(r);
     return r ? 0 : -1;
@@ -253,7 +242,7 @@ PyObject *al__loop_sock_sendfile_impl(LoopObject *self, PyObject *const *args, s
     if (sock_fileno(st, sock, &fd) < 0) {
         return NULL;
     }
-    PyObject *c = call_method_args(fut, st->str_cancelled, NULL, 0);
+    PyObject *c = al__call_method(st->str_cancelled, fut, NULL, 0);
     int cancelled = c ? PyObject_IsTrue(c) : -1;
     Py_XDECREF(c);
     if (cancelled < 0) {
@@ -336,7 +325,7 @@ PyObject *al__loop_sock_sendfile_cancel_cb(LoopObject *self, PyObject *const *ar
         return NULL;
     }
     al_state *st = self->state;
-    PyObject *c = call_method_args(args[1], st->str_cancelled, NULL, 0);
+    PyObject *c = al__call_method(st->str_cancelled, args[1], NULL, 0);
     int cancelled = c ? PyObject_IsTrue(c) : -1;
     Py_XDECREF(c);
     if (cancelled <= 0) {

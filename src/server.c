@@ -47,20 +47,9 @@ static const char *const param_names[] = {
 
 /* --- helpers ------------------------------------------------------------- */
 
-static PyObject *call_method(PyObject *name, PyObject *self, PyObject *const *args, size_t nargs)
+static int call_method_void(PyObject *name, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *stack[NPARAMS + 3];
-    stack[0] = self;
-    for (size_t i = 0; i < nargs; i++) {
-        stack[i + 1] = args[i];
-    }
-    return PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                     NULL);
-}
-
-static int call_method_void(PyObject *name, PyObject *self, PyObject *const *args, size_t nargs)
-{
-    PyObject *r = call_method(name, self, args, nargs);
+    PyObject *r = al__call_method(name, self, args, nargs);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -141,29 +130,35 @@ PyObject *al__sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 
 /* --- one accepted connection -------------------------------------------- */
 
+/* asyncio's _accept_connection2 reporting the error of a connection (in
+   debug mode): protocol and transport are left out where NULL (None). */
+static int report_creation_error(LoopObject *loop, PyObject *exc, PyObject *protocol,
+                                 PyObject *transport)
+{
+    al_state *st = loop->state;
+    PyObject *ctx = PyDict_New();
+    PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
+    int rc = -1;
+    if (ctx != NULL && msg != NULL && PyDict_SetItem(ctx, st->str_message, msg) == 0 &&
+        PyDict_SetItem(ctx, st->str_exception, exc) == 0 &&
+        (protocol == NULL || PyDict_SetItem(ctx, st->str_protocol, protocol) == 0) &&
+        (transport == NULL || PyDict_SetItem(ctx, st->str_transport, transport) == 0)) {
+        PyObject *r = al__loop_call_exception_handler(loop, ctx);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(ctx);
+    Py_XDECREF(msg);
+    return rc;
+}
+
 /* asyncio's _accept_connection2 failing before the waiter: logged in debug
    mode only. The connection is closed (asyncio leaves it to the GC). */
 static int creation_failed(LoopObject *loop, PyObject *conn, PyObject *protocol)
 {
     al_state *st = loop->state;
     PyObject *exc = al__err_fetch();
-    int rc = 0;
-    if (loop->debug) {
-        PyObject *ctx = PyDict_New();
-        PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
-        if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-            PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-            (protocol != NULL && PyDict_SetItem(ctx, st->str_protocol, protocol) < 0)) {
-            rc = -1;
-        }
-        else {
-            PyObject *r = al__loop_call_exception_handler(loop, ctx);
-            rc = r ? 0 : -1;
-            Py_XDECREF(r);
-        }
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-    }
+    int rc = loop->debug ? report_creation_error(loop, exc, protocol, NULL) : 0;
     Py_DECREF(exc);
     if (rc == 0) {
         PyObject *r = PyObject_CallMethodNoArgs(conn, st->str_close);
@@ -212,24 +207,7 @@ static PyObject *ssl_waiter_done(PyObject *self, PyObject *fut)
         Py_SETREF(exc, al__err_fetch()); /* what the task would have caught */
     }
     Py_XDECREF(r);
-    int rc = 0;
-    if (loop->debug) {
-        PyObject *ctx = PyDict_New();
-        PyObject *msg = PyUnicode_FromString("Error on transport creation for incoming connection");
-        if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-            PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-            PyDict_SetItem(ctx, st->str_protocol, protocol) < 0 ||
-            PyDict_SetItem(ctx, st->str_transport, transport) < 0) {
-            rc = -1;
-        }
-        else {
-            r = al__loop_call_exception_handler(loop, ctx);
-            rc = r ? 0 : -1;
-            Py_XDECREF(r);
-        }
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-    }
+    int rc = loop->debug ? report_creation_error(loop, exc, protocol, transport) : 0;
     Py_DECREF(exc);
     return rc < 0 ? NULL : Py_NewRef(Py_None);
 }
@@ -243,7 +221,7 @@ static PyObject *ssl_transport(LoopObject *loop, PyObject *const *args, PyObject
                                PyObject *ctx)
 {
     al_state *st = loop->state;
-    PyObject *conn = args[1];
+    PyObject *conn = args[1]; /* borrowed */
     int fd = PyObject_AsFileDescriptor(conn);
     if (fd < 0 || al__loop_ensure_fd_no_transport(loop, fd, conn) < 0) {
         return NULL;
@@ -297,7 +275,7 @@ PyObject *al__loop_accept_made(LoopObject *self, PyObject *const *args, size_t n
         PyErr_SetString(PyExc_TypeError, "_accept_made() takes 8 or 9 positional arguments");
         return NULL;
     }
-    PyObject *conn = args[1];
+    PyObject *conn = args[1]; /* borrowed */
     /* the context this call runs in (connection_made_soon's), for the reader */
     PyObject *ctx = nargs == 9 && PyContext_CheckExact(args[8]) ? args[8] : NULL;
     PyObject *protocol = PyObject_CallNoArgs(args[0]);
@@ -387,7 +365,7 @@ static int connection_task(LoopObject *loop, const listener *l, PyObject *conn, 
             a[i < 4 ? i + 1 : i] = l->args[i];
         }
     }
-    PyObject *coro = call_method(st->str_accept_connection2, (PyObject *)loop, a, (size_t)l->nargs);
+    PyObject *coro = al__call_method(st->str_accept_connection2, (PyObject *)loop, a, l->nargs);
     if (coro == NULL) {
         return -1;
     }
@@ -481,7 +459,7 @@ static int out_of_resources(LoopObject *loop, const listener *l, int retry)
         for (Py_ssize_t i = 0; i < l->nargs; i++) {
             a[i + 2] = l->args[i];
         }
-        rc = call_method_void(st->str_call_later, (PyObject *)loop, a, (size_t)l->nargs + 2);
+        rc = call_method_void(st->str_call_later, (PyObject *)loop, a, l->nargs + 2);
         Py_DECREF(resume);
     }
 done:
@@ -509,8 +487,7 @@ static int out_of_resources_errno(int err)
 /* socket.accept() of the plain socket.socket, with the connection made
    non-blocking by accept4 itself (raw: *addr is the sockaddr's bytes, for
    al__stream_accepted to keep): 1 and *conn, *addr on success; 0 when
-   the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception;
-   -3: a family al__sockaddr_to_py() does not know, for the generic path. */
+   the loop ends (EAGAIN & co); -1 with errno set; -2 with an exception. */
 static int accept_plain(al_state *st, const listener *l, int raw, PyObject **conn, PyObject **addr)
 {
     struct sockaddr_storage ss;
@@ -526,12 +503,12 @@ static int accept_plain(al_state *st, const listener *l, int raw, PyObject **con
     PyObject *a = raw ? PyBytes_FromStringAndSize((const char *)&ss, (Py_ssize_t)len)
                       : al__sockaddr_to_py(&ss, len);
     if (a == NULL) {
-        if (PyErr_Occurred()) {
-            close(fd);
-            return -2;
+        if (!PyErr_Occurred()) { /* not reached: the families checked before the loop */
+            PyErr_Format(PyExc_SystemError, "accept4() gave an address of family %d",
+                         (int)ss.ss_family);
         }
-        close(fd); /* not reached: the families checked before the loop */
-        return -3;
+        close(fd);
+        return -2;
     }
     /* socket(family, type | SOCK_NONBLOCK, proto, fileno=fd): the object
        then has timeout 0 without a FIONBIO of its own. As socket.accept(),
@@ -587,7 +564,7 @@ static int listener_init(LoopObject *loop, listener *l, PyObject *const *args, P
                          int *plain)
 {
     al_state *st = loop->state;
-    PyObject *sock = args[1];
+    PyObject *sock = args[1]; /* borrowed, as l->args */
     l->args = args;
     l->nargs = nargs;
     l->fd = -1;
@@ -721,8 +698,14 @@ static PyObject *accept_connection(LoopObject *self, PyObject *const *full)
             if (!out_of_resources_errno(err)) {
                 goto fail;
             }
-            if (l.fd < 0 && (l.fd = PyObject_AsFileDescriptor(full[1])) < 0) {
-                goto fail;
+            if (l.fd < 0) {
+                /* sock.fileno() must not run with the error raised */
+                PyObject *exc = al__err_fetch();
+                if ((l.fd = PyObject_AsFileDescriptor(full[1])) < 0) {
+                    Py_DECREF(exc);
+                    goto fail;
+                }
+                al__err_restore(exc);
             }
             if (out_of_resources(self, &l, !retried) < 0) {
                 goto fail;
@@ -868,7 +851,7 @@ PyObject *al__loop_accept_resume(LoopObject *self, PyObject *const *args, size_t
     for (Py_ssize_t i = 0; i < NPARAMS; i++) {
         a[i + 2] = full[i];
     }
-    PyObject *r = call_method(st->str_add_reader_, (PyObject *)self, a, NPARAMS + 2);
+    PyObject *r = al__call_method(st->str_add_reader_, (PyObject *)self, a, NPARAMS + 2);
     Py_DECREF(a[0]);
     Py_DECREF(a[1]);
     return r;

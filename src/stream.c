@@ -29,12 +29,6 @@
 /* Allocated apart from the transport (see docs/architecture.md): libuv may
    still reference it after the transport is gone, until the close callback. */
 
-/* One queued chunk: an owned bytes object and how much of it was sent. */
-typedef struct {
-    PyObject *data;
-    Py_ssize_t off;
-} wentry;
-
 /* An accepted connection's extra info, kept raw until something asks for
    it (most servers never do): asyncio's dict {'peername', 'socket',
    'sockname'} is built from it on first use (extra_build), with the
@@ -71,11 +65,8 @@ typedef struct {
     al_io io;
     al_tpoll tp; /* the poll handle (al__tpoll_*) */
     Py_ssize_t conn_lost;
-    PyObject *high_obj, *low_obj; /* as given, for get_write_buffer_limits */
-    double high_water, low_water;
-    wentry *q;
-    Py_ssize_t qhead, qlen, qcap;
-    Py_ssize_t qbytes;
+    al_flow flow;         /* _FlowControlMixin */
+    al_wqueue wq;         /* the write queue */
     Py_ssize_t read_hint; /* read_direct's size to try without FIONREAD, or 0 */
     uint64_t skip_iter;   /* the last poll whose event for it was skipped (maybe_cut) */
     /* loop.sendfile (the section at the end of this file) */
@@ -90,7 +81,6 @@ typedef struct {
     char closing;
     char eof;
     char paused;
-    char protocol_paused;
     char reading;   /* asyncio's reader registered */
     char writing;   /* asyncio's writer registered */
     char detached;  /* the loop was closed: no libuv handle any more */
@@ -284,30 +274,6 @@ static int log_debug(StreamObject *self, const char *fmt, PyObject *msg, PyObjec
     return 0;
 }
 
-/* {'message', 'exception', 'transport', 'protocol'} to the loop's handler. */
-static int report_to_handler(StreamObject *self, const char *message, PyObject *exc)
-{
-    al_state *st = self->loop->state;
-    PyObject *ctx = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-        PyDict_SetItem(ctx, st->str_transport, (PyObject *)self) < 0 ||
-        PyDict_SetItem(ctx, st->str_protocol, self->protocol ? self->protocol : Py_None) < 0) {
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-        return -1;
-    }
-    Py_DECREF(msg);
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 /* --- the libuv handle ------------------------------------------------------ */
 
 /* Stops watching and closes the handle (freed by its close callback), then
@@ -391,191 +357,6 @@ static void stream_loop_closing(al_io *io)
     poll_stop(self); /* may free self */
 }
 
-/* --- the write queue ------------------------------------------------------- */
-
-static void queue_clear(StreamObject *self)
-{
-    wentry *q = self->q;
-    Py_ssize_t head = self->qhead, len = self->qlen;
-    self->qhead = self->qlen = self->qbytes = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_DECREF(q[head + i].data);
-    }
-}
-
-/* Steals data; off: bytes of it already sent. */
-static int queue_push(StreamObject *self, PyObject *data, Py_ssize_t off)
-{
-    if (self->qhead + self->qlen == self->qcap) {
-        if (self->qhead > 0) {
-            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(wentry));
-            self->qhead = 0;
-        }
-        else {
-            Py_ssize_t cap = self->qcap ? self->qcap * 2 : 8;
-            wentry *q = PyMem_Realloc(self->q, (size_t)cap * sizeof(wentry));
-            if (q == NULL) {
-                Py_DECREF(data);
-                PyErr_NoMemory();
-                return -1;
-            }
-            self->q = q;
-            self->qcap = cap;
-        }
-    }
-    self->q[self->qhead + self->qlen].data = data;
-    self->q[self->qhead + self->qlen].off = off;
-    self->qlen++;
-    self->qbytes += PyBytes_GET_SIZE(data) - off;
-    return 0;
-}
-
-/* Queues buf[off:] of obj: a reference to immutable bytes, a copy of
-   anything else (it may change before it is sent). */
-static int queue_data(StreamObject *self, PyObject *obj, const char *buf, Py_ssize_t len,
-                      Py_ssize_t off)
-{
-    if (PyBytes_CheckExact(obj)) {
-        return queue_push(self, Py_NewRef(obj), off);
-    }
-    PyObject *copy = PyBytes_FromStringAndSize(buf + off, len - off);
-    if (copy == NULL) {
-        return -1;
-    }
-    return queue_push(self, copy, 0);
-}
-
-static void queue_consume(StreamObject *self, Py_ssize_t n)
-{
-    self->qbytes -= n;
-    while (n > 0 && self->qlen > 0) {
-        wentry *e = &self->q[self->qhead];
-        Py_ssize_t left = PyBytes_GET_SIZE(e->data) - e->off;
-        if (left <= n) {
-            n -= left;
-            Py_DECREF(e->data);
-            self->qhead++;
-            self->qlen--;
-        }
-        else {
-            e->off += n;
-            n = 0;
-        }
-    }
-    if (self->qlen == 0) {
-        self->qhead = 0;
-    }
-}
-
-/* --- flow control (_FlowControlMixin) -------------------------------------- */
-
-static int maybe_pause_protocol(StreamObject *self)
-{
-    if ((double)self->qbytes <= self->high_water) {
-        return 0;
-    }
-    if (!self->protocol_paused) {
-        self->protocol_paused = 1;
-        PyObject *r = call_protocol(self, self->loop->state->str_pause_writing, NULL);
-        if (r == NULL) {
-            if (is_exit_error()) {
-                return -1;
-            }
-            PyObject *exc = al__err_fetch();
-            int rc = report_to_handler(self, "protocol.pause_writing() failed", exc);
-            Py_DECREF(exc);
-            return rc;
-        }
-        Py_DECREF(r);
-    }
-    return 0;
-}
-
-static int maybe_resume_protocol(StreamObject *self)
-{
-    if (self->protocol_paused && (double)self->qbytes <= self->low_water) {
-        self->protocol_paused = 0;
-        PyObject *r = call_protocol(self, self->loop->state->str_resume_writing, NULL);
-        if (r == NULL) {
-            if (is_exit_error()) {
-                return -1;
-            }
-            PyObject *exc = al__err_fetch();
-            int rc = report_to_handler(self, "protocol.resume_writing() failed", exc);
-            Py_DECREF(exc);
-            return rc;
-        }
-        Py_DECREF(r);
-    }
-    return 0;
-}
-
-static int set_limits(StreamObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h = NULL, *l = NULL;
-    if ((high == NULL || high == Py_None) && (low == NULL || low == Py_None)) {
-        /* asyncio's 64 KiB and 16 KiB: the module's ints */
-        Py_XSETREF(self->high_obj, Py_NewRef(self->st->write_high));
-        Py_XSETREF(self->low_obj, Py_NewRef(self->st->write_low));
-        self->high_water = 64.0 * 1024;
-        self->low_water = 16.0 * 1024;
-        return 0;
-    }
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    /* not high >= low >= 0 */
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
-    return 0;
-}
-
 /* --- closing ----------------------------------------------------------------- */
 
 static int force_close(StreamObject *self, PyObject *exc)
@@ -583,8 +364,8 @@ static int force_close(StreamObject *self, PyObject *exc)
     if (self->conn_lost) {
         return 0;
     }
-    if (self->qlen > 0) {
-        queue_clear(self);
+    if (self->wq.len > 0) {
+        al__wqueue_clear(&self->wq);
         if (remove_writer(self) < 0) {
             return -1;
         }
@@ -616,7 +397,7 @@ static int fatal_error(StreamObject *self, PyObject *exc, const char *message)
             }
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return force_close(self, exc);
@@ -658,7 +439,7 @@ static int stream_close(StreamObject *self)
     if (remove_reader(self) < 0) {
         return -1;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         self->conn_lost++;
         if (remove_writer(self) < 0) {
             return -1;
@@ -987,19 +768,14 @@ static int write_ready(StreamObject *self)
     if (self->conn_lost) {
         return 0;
     }
-    if (self->sf_fut != NULL && self->qlen == 0) {
+    if (self->sf_fut != NULL && self->wq.len == 0) {
         return sendfile_ready(self);
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         return remove_writer(self);
     }
     struct iovec iov[IOV_MAX];
-    int cnt = self->qlen < IOV_MAX ? (int)self->qlen : IOV_MAX;
-    for (int i = 0; i < cnt; i++) {
-        wentry *e = &self->q[self->qhead + i];
-        iov[i].iov_base = PyBytes_AS_STRING(e->data) + e->off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(e->data) - e->off);
-    }
+    int cnt = al__wqueue_iov(&self->wq, iov, IOV_MAX);
     struct msghdr msg;
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -1014,17 +790,18 @@ static int write_ready(StreamObject *self)
         if (remove_writer(self) < 0) {
             return -1;
         }
-        queue_clear(self);
+        al__wqueue_clear(&self->wq);
         if (os_failed(self, err, WRITE_ERROR) < 0) {
             return -1;
         }
         return self->empty_waiter ? empty_waiter_done(self, errno_error(err)) : 0;
     }
-    queue_consume(self, n);
-    if (maybe_resume_protocol(self) < 0) { /* may queue more */
+    al__wqueue_consume(&self->wq, n);
+    if (al__flow_maybe_resume(&self->flow, self->wq.bytes, self->st, self->loop, (PyObject *)self,
+                              &self->protocol) < 0) { /* may queue more */
         return -1;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         if (remove_writer(self) < 0) {
             return -1;
         }
@@ -1042,6 +819,14 @@ static int write_ready(StreamObject *self)
         }
     }
     return 0;
+}
+
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(StreamObject *self, PyObject *ctx, int (*f)(StreamObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -1077,15 +862,11 @@ static void on_poll(uv_poll_t *handle, int status, int events)
             rc = poll_update(self);
         }
     }
-    else if (status < 0 && self->sf_fut != NULL && self->qlen == 0) {
+    else if (status < 0 && self->sf_fut != NULL && self->wq.len == 0) {
         /* A sendfile under way takes the socket's error from sendfile(2),
            as asyncio's writer callback does from os.sendfile. */
         self->tp.events = 0;
-        PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-        if (rc == 0) {
-            rc = sendfile_ready(self);
-        }
-        al__ctx_exit(ctx, &rc);
+        rc = in_ctx(self, self->wctx, sendfile_ready);
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
@@ -1109,18 +890,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         else {
             if (self->reading) {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_ready);
             }
             if (rc == 0 && self->writing) {
-                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-                if (rc == 0) {
-                    rc = write_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->wctx, write_ready);
             }
         }
         if (rc == 0 && self->tp.box != NULL && self->tp.events == 0) {
@@ -1139,35 +912,14 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     }
     else {
         if ((events & UV_READABLE) && self->reading) {
-            PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-            if (rc == 0) {
-                rc = read_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->rctx, read_ready);
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-            if (rc == 0) {
-                rc = write_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->wctx, write_ready);
         }
     }
-    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
-        /* What asyncio's Handle._run would report for _read_ready. */
-        PyObject *exc = al__err_fetch();
-        if (exc == NULL) {
-            exc = Py_NewRef(Py_None);
-        }
-        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
-                                      "exception", exc, "transport", (PyObject *)self);
-        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
-        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
-        Py_XDECREF(r);
-        Py_XDECREF(ctx);
-        Py_DECREF(exc);
+    if (rc < 0) {
+        al__transport_callback_failed(loop, (PyObject *)self);
     }
     Py_DECREF(self);
 }
@@ -1257,7 +1009,7 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
         goto done;
     }
     Py_ssize_t sent = 0;
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         /* Try to send now; only the rest is queued. */
         ssize_t n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
         al__metrics_bytes_out(self->loop, n); /* metrics */
@@ -1278,9 +1030,10 @@ static PyObject *Stream_write(StreamObject *self, PyObject *data)
             goto done;
         }
     }
-    rc = queue_data(self, data, view.buf, view.len, sent);
+    rc = al__wqueue_append(&self->wq, data, view.buf, view.len, sent);
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                  (PyObject *)self, &self->protocol);
     }
 done:
     if (!exact) {
@@ -1333,7 +1086,7 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
             break;
         }
         if (view.len > 0) {
-            rc = queue_data(self, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
+            rc = al__wqueue_append(&self->wq, PyList_GET_ITEM(items, i), view.buf, view.len, 0);
         }
         PyBuffer_Release(&view);
     }
@@ -1342,14 +1095,14 @@ static PyObject *Stream_writelines(StreamObject *self, PyObject *list_of_data)
     if (rc < 0) {
         return NULL;
     }
-    if (self->qlen == 0) {
+    if (self->wq.len == 0) {
         Py_RETURN_NONE;
     }
     if (write_ready(self) < 0) {
         return NULL;
     }
     /* asyncio makes a new writer handle whenever some is left */
-    if (self->qlen > 0 &&
+    if (self->wq.len > 0 &&
         (al__ctx_copy(&self->wctx) < 0 || (!self->writing && add_writer(self) < 0))) {
         return NULL;
     }
@@ -1374,7 +1127,7 @@ static PyObject *Stream_write_eof(StreamObject *self, PyObject *Py_UNUSED(ignore
         Py_RETURN_NONE;
     }
     self->eof = 1;
-    if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0) {
+    if (self->wq.len == 0 && shutdown(self->fd, SHUT_WR) < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     Py_RETURN_NONE;
@@ -1459,12 +1212,12 @@ static PyObject *Stream_start_reading(StreamObject *self, PyObject *Py_UNUSED(ig
 
 static PyObject *Stream_get_write_buffer_size(StreamObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->qbytes);
+    return PyLong_FromSsize_t(self->wq.bytes);
 }
 
 static PyObject *Stream_get_write_buffer_limits(StreamObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 /* Binds f(a=None, b=None, ...)-style arguments: positional, then keywords. */
@@ -1520,13 +1273,14 @@ static PyObject *Stream_set_write_buffer_limits(StreamObject *self, PyObject *co
     static const char *const names[] = {"high", "low"};
     PyObject *a[2];
     if (bind_args("set_write_buffer_limits", names, 2, 0, args, nargs, kwnames, a) < 0 ||
-        set_limits(self, a[0], a[1]) < 0) {
+        al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->wq.bytes, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 static PyObject *Stream_get_extra_info(StreamObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1598,7 +1352,7 @@ static PyObject *Stream_repr(StreamObject *self)
         Py_XDECREF(item);
         if (rc == 0) {
             item = PyUnicode_FromFormat("write=<%s, bufsize=%zd>",
-                                        self->writing ? "polling" : "idle", self->qbytes);
+                                        self->writing ? "polling" : "idle", self->wq.bytes);
             rc = item ? PyList_Append(parts, item) : -1;
             Py_XDECREF(item);
         }
@@ -1660,7 +1414,7 @@ static PyObject *Stream_get_loop(StreamObject *self, void *Py_UNUSED(c))
 
 static PyObject *Stream_get_protocol_paused(StreamObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->protocol_paused);
+    return PyBool_FromLong(self->flow.paused);
 }
 
 static PyObject *Stream_get_closing(StreamObject *self, void *Py_UNUSED(c))
@@ -1762,12 +1516,11 @@ static void Stream_dealloc(StreamObject *self)
     poll_stop(self); /* a stopped handle kept for the next start */
     al__loop_io_unlink(&self->io);
     Stream_clear(self);
-    queue_clear(self);
-    PyMem_Free(self->q);
+    al__wqueue_clear(&self->wq);
+    PyMem_Free(self->wq.q);
     PyMem_Free(self->sf);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1907,9 +1660,7 @@ static int stream_init(StreamObject *self, LoopObject *loop, PyObject *sock, PyO
     else if (al__ctx_copy(&self->rctx) < 0) {
         return -1;
     }
-    if (set_limits(self, NULL, NULL) < 0) {
-        return -1;
-    }
+    al__flow_set_default(&self->flow, st);
     PyObject *v;
     int rc;
     if (!lazy) {
@@ -2362,7 +2113,7 @@ static PyObject *Stream_make_empty_waiter(StreamObject *self, PyObject *Py_UNUSE
     if (fut == NULL) {
         return NULL;
     }
-    if (self->qlen == 0 && future_complete(self->st, fut, Py_NewRef(Py_None), 0) < 0) {
+    if (self->wq.len == 0 && future_complete(self->st, fut, Py_NewRef(Py_None), 0) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -2376,7 +2127,7 @@ static PyObject *Stream_reset_empty_waiter(StreamObject *self, PyObject *Py_UNUS
     if (self->sf_fut != NULL) {
         /* The sendfile was cancelled while it waited: its writer goes. */
         Py_CLEAR(self->sf_fut);
-        if (self->writing && self->qlen == 0 && self->loop != NULL) {
+        if (self->writing && self->wq.len == 0 && self->loop != NULL) {
             Py_INCREF(self);
             int rc = remove_writer(self);
             Py_DECREF(self);

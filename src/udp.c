@@ -59,8 +59,7 @@ typedef struct {
     int fd;
     int family;
     Py_ssize_t conn_lost;
-    PyObject *high_obj, *low_obj;
-    double high_water, low_water;
+    al_flow flow; /* _FlowControlMixin */
     dentry *q;
     Py_ssize_t qhead, qlen, qcap;
     Py_ssize_t qbytes;
@@ -80,7 +79,6 @@ typedef struct {
     char protocol_connected;
     char closing;
     char paused;
-    char protocol_paused;
     char reading;
     char writing;
     char detached;
@@ -150,29 +148,6 @@ static PyObject *call_protocol(UdpObject *self, PyObject *name, PyObject *a1, Py
         PyObject_VectorcallMethod(name, argv, a1 == NULL ? 1 : (a2 == NULL ? 2 : 3), NULL);
     Py_DECREF(proto);
     return r;
-}
-
-static int report_to_handler(UdpObject *self, const char *message, PyObject *exc)
-{
-    al_state *st = self->loop->state;
-    PyObject *ctx = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (ctx == NULL || msg == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-        PyDict_SetItem(ctx, st->str_transport, (PyObject *)self) < 0 ||
-        PyDict_SetItem(ctx, st->str_protocol, self->protocol ? self->protocol : Py_None) < 0) {
-        Py_XDECREF(ctx);
-        Py_XDECREF(msg);
-        return -1;
-    }
-    Py_DECREF(msg);
-    PyObject *r = al__loop_call_exception_handler(self->loop, ctx);
-    Py_DECREF(ctx);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
 }
 
 /* logger.debug(fmt, self[, message], exc_info=exc), as asyncio logs. */
@@ -315,99 +290,6 @@ static int queue_push(UdpObject *self, PyObject *data, PyObject *addr)
     return 0;
 }
 
-/* --- flow control (_FlowControlMixin) -------------------------------------- */
-
-static int flow_call(UdpObject *self, PyObject *name, const char *failed)
-{
-    PyObject *r = call_protocol(self, name, NULL, NULL);
-    if (r == NULL) {
-        if (is_exit_error()) {
-            return -1;
-        }
-        PyObject *exc = al__err_fetch();
-        int rc = report_to_handler(self, failed, exc);
-        Py_DECREF(exc);
-        return rc;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-static int maybe_pause_protocol(UdpObject *self)
-{
-    if ((double)self->qbytes <= self->high_water || self->protocol_paused) {
-        return 0;
-    }
-    self->protocol_paused = 1;
-    return flow_call(self, self->st->str_pause_writing, "protocol.pause_writing() failed");
-}
-
-static int maybe_resume_protocol(UdpObject *self)
-{
-    if (self->protocol_paused && (double)self->qbytes <= self->low_water) {
-        self->protocol_paused = 0;
-        return flow_call(self, self->st->str_resume_writing, "protocol.resume_writing() failed");
-    }
-    return 0;
-}
-
-static int set_limits(UdpObject *self, PyObject *high, PyObject *low)
-{
-    PyObject *h = NULL, *l = NULL;
-    if (high == NULL || high == Py_None) {
-        if (low == NULL || low == Py_None) {
-            h = PyLong_FromLong(64L * 1024);
-        }
-        else {
-            PyObject *four = PyLong_FromLong(4);
-            h = four ? PyNumber_Multiply(four, low) : NULL;
-            Py_XDECREF(four);
-        }
-    }
-    else {
-        h = Py_NewRef(high);
-    }
-    if (h == NULL) {
-        return -1;
-    }
-    if (low == NULL || low == Py_None) {
-        PyObject *four = PyLong_FromLong(4);
-        l = four ? PyNumber_FloorDivide(h, four) : NULL;
-        Py_XDECREF(four);
-    }
-    else {
-        l = Py_NewRef(low);
-    }
-    if (l == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    PyObject *zero = PyLong_FromLong(0);
-    int ok = zero ? PyObject_RichCompareBool(h, l, Py_GE) : -1;
-    if (ok == 1) {
-        ok = PyObject_RichCompareBool(l, zero, Py_GE);
-    }
-    Py_XDECREF(zero);
-    double hd = 0, ld = 0;
-    if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", h, l);
-    }
-    else if (ok == 1) {
-        hd = PyFloat_AsDouble(h);
-        ld = hd == -1.0 && PyErr_Occurred() ? -1.0 : PyFloat_AsDouble(l);
-    }
-    if (ok != 1 || PyErr_Occurred()) {
-        Py_DECREF(h);
-        Py_DECREF(l);
-        return -1;
-    }
-    Py_XSETREF(self->high_obj, h);
-    Py_XSETREF(self->low_obj, l);
-    self->high_water = hd;
-    self->low_water = ld;
-    return 0;
-}
-
 /* --- closing ----------------------------------------------------------------- */
 
 static int force_close(UdpObject *self, PyObject *exc)
@@ -449,7 +331,7 @@ static int fatal_error(UdpObject *self, PyObject *exc, const char *message)
             return -1;
         }
     }
-    else if (report_to_handler(self, message, exc) < 0) {
+    else if (al__transport_report(self->loop, message, exc, (PyObject *)self, self->protocol) < 0) {
         return -1;
     }
     return force_close(self, exc);
@@ -785,7 +667,8 @@ static int write_ready(UdpObject *self)
             return send_failed(self, how, exc);
         }
     }
-    if (maybe_resume_protocol(self) < 0) {
+    if (al__flow_maybe_resume(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                              &self->protocol) < 0) {
         return -1;
     }
     if (self->qlen == 0) {
@@ -922,7 +805,8 @@ static PyObject *Udp_sendto(UdpObject *self, PyObject *const *args, Py_ssize_t n
     }
     rc = queue_push(self, copy, Py_NewRef(addr ? addr : Py_None));
     if (rc == 0) {
-        rc = maybe_pause_protocol(self);
+        rc = al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop, (PyObject *)self,
+                                  &self->protocol);
     }
 done:
     PyBuffer_Release(&view);
@@ -1149,6 +1033,25 @@ static int read_ready(UdpObject *self, int from_poll)
     return rc < 0 || rc2 < 0 ? -1 : 0;
 }
 
+/* f(self) in ctx, as asyncio's reader or writer Handle runs it. */
+static inline int in_ctx(UdpObject *self, PyObject *ctx, int (*f)(UdpObject *))
+{
+    int rc = 0;
+    PyObject *entered = al__ctx_enter(ctx, &rc);
+    return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
+}
+
+/* read_ready from the poll phase, or from the handle that deferred it */
+static int read_polled(UdpObject *self)
+{
+    return read_ready(self, 1);
+}
+
+static int read_queued(UdpObject *self)
+{
+    return read_ready(self, 0);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     UdpObject *self = handle->data;
@@ -1189,18 +1092,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         }
         else if (err == 0) {
             if (self->reading) {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self, 1);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_polled);
             }
             if (rc == 0 && self->writing) {
-                PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-                if (rc == 0) {
-                    rc = write_ready(self);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->wctx, write_ready);
             }
         }
         if (rc == 0 && err != EBADF && self->tp.box != NULL && self->tp.events == 0) {
@@ -1222,38 +1117,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 }
             }
             else {
-                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-                if (rc == 0) {
-                    rc = read_ready(self, 1);
-                }
-                al__ctx_exit(ctx, &rc);
+                rc = in_ctx(self, self->rctx, read_polled);
             }
         }
         if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
-            PyObject *ctx = al__ctx_enter(self->wctx, &rc);
-            if (rc == 0) {
-                rc = write_ready(self);
-            }
-            al__ctx_exit(ctx, &rc);
+            rc = in_ctx(self, self->wctx, write_ready);
         }
         if (rc == 0 && kicked && !self->kick) {
             rc = poll_update(self);
         }
     }
-    if (rc < 0 && !al__loop_stash_fatal_error(loop)) {
-        PyObject *exc = al__err_fetch();
-        if (exc == NULL) {
-            exc = Py_NewRef(Py_None);
-        }
-        PyObject *ctx = Py_BuildValue("{sssOsO}", "message", "Exception in transport callback",
-                                      "exception", exc, "transport", (PyObject *)self);
-        PyObject *r = ctx ? al__loop_call_exception_handler(loop, ctx) : NULL;
-        if (r == NULL && !al__loop_stash_fatal_error(loop)) {
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
-        Py_XDECREF(r);
-        Py_XDECREF(ctx);
-        Py_DECREF(exc);
+    if (rc < 0) {
+        al__transport_callback_failed(loop, (PyObject *)self);
     }
     Py_DECREF(self);
 }
@@ -1268,13 +1143,7 @@ static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     /* the reader's own context, not this handle's copy of it */
-    int rc = 0;
-    PyObject *ctx = al__ctx_enter(self->rctx, &rc);
-    if (rc == 0) {
-        rc = read_ready(self, 0);
-    }
-    al__ctx_exit(ctx, &rc);
-    return none_or_null(rc);
+    return none_or_null(in_ctx(self, self->rctx, read_queued));
 }
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
@@ -1352,7 +1221,7 @@ static PyObject *Udp_get_write_buffer_size(UdpObject *self, PyObject *Py_UNUSED(
 
 static PyObject *Udp_get_write_buffer_limits(UdpObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyTuple_Pack(2, self->low_obj, self->high_obj);
+    return PyTuple_Pack(2, self->flow.low_obj, self->flow.high_obj);
 }
 
 /* f(a=None, b=None)-style arguments: positional, then keywords. */
@@ -1401,13 +1270,14 @@ static PyObject *Udp_set_write_buffer_limits(UdpObject *self, PyObject *const *a
 {
     PyObject *a[2];
     if (bind2("set_write_buffer_limits", "high", "low", 0, args, nargs, kwnames, a) < 0 ||
-        set_limits(self, a[0], a[1]) < 0) {
+        al__flow_set_limits(&self->flow, a[0], a[1]) < 0) {
         return NULL;
     }
     if (self->loop == NULL || self->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    return none_or_null(maybe_pause_protocol(self));
+    return none_or_null(al__flow_maybe_pause(&self->flow, self->qbytes, self->st, self->loop,
+                                             (PyObject *)self, &self->protocol));
 }
 
 static PyObject *Udp_get_extra_info(UdpObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1485,7 +1355,7 @@ static PyObject *Udp_get_address(UdpObject *self, void *Py_UNUSED(c))
 
 static PyObject *Udp_get_protocol_paused(UdpObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->protocol_paused);
+    return PyBool_FromLong(self->flow.paused);
 }
 
 static PyObject *Udp_get_closing(UdpObject *self, void *Py_UNUSED(c))
@@ -1577,8 +1447,7 @@ static void Udp_dealloc(UdpObject *self)
     pending_clear(self);
     PyMem_Free(self->q);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->high_obj);
-    Py_CLEAR(self->low_obj);
+    al__flow_clear(&self->flow);
     Py_CLEAR(self->loop);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -1670,9 +1539,7 @@ static int udp_init(UdpObject *self, LoopObject *loop, PyObject *sock, PyObject 
         return -1;
     }
     self->loop = (LoopObject *)Py_NewRef(loop);
-    if (set_limits(self, NULL, NULL) < 0) {
-        return -1;
-    }
+    al__flow_set_default(&self->flow, st);
     PyObject *v = PyObject_CallOneArg(st->TransportSocket, sock);
     int rc = v ? PyObject_SetItem(self->extra, st->str_socket, v) : -1;
     Py_XDECREF(v);

@@ -396,7 +396,10 @@ EMFILE_CHILD = """
 import errno, os, resource, socket
 contexts = []
 
-async def main(close_during_pause):
+class Sub(socket.socket):
+    pass
+
+async def main(close_during_pause, subclass):
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
     made = []
@@ -406,7 +409,13 @@ async def main(close_during_pause):
             made.append(1)
             transport.close()
 
-    server = await loop.create_server(Closer, "127.0.0.1", 0, backlog=3)
+    if subclass:
+        # not a plain socket.socket: accepted through its own accept()
+        lsock = Sub()
+        lsock.bind(("127.0.0.1", 0))
+        server = await loop.create_server(Closer, sock=lsock, backlog=3)
+    else:
+        server = await loop.create_server(Closer, "127.0.0.1", 0, backlog=3)
     port = server.sockets[0].getsockname()[1]
     client = socket.socket()
     # No fd left: the server's accept() fails with EMFILE.
@@ -448,12 +457,12 @@ async def main(close_during_pause):
     client.close()
 
 loop = new_loop()
-loop.run_until_complete(main(sys.argv[2] == "close"))
+loop.run_until_complete(main(sys.argv[2] == "close", sys.argv[2] == "subclass"))
 loop.close()
 """
 
 
-@pytest.mark.parametrize("mode", ["resume", "close"])
+@pytest.mark.parametrize("mode", ["resume", "close", "subclass"])
 def test_emfile_on_accept(loop_kind, mode):
     proc = run_child(EMFILE_CHILD, loop_kind, mode, timeout=60)
     assert proc.returncode == 0, describe(proc)
@@ -461,7 +470,7 @@ def test_emfile_on_accept(loop_kind, mode):
     # One report per accept tried in the event: `backlog` of them.
     assert out[:4] == ["reports 3", "message socket.accept() out of system resource",
                        "errno EMFILE", "socket TransportSocket"], describe(proc)
-    if mode == "resume":
+    if mode in ("resume", "subclass"):
         assert out[4] == "resumed 1 0", describe(proc)
     elif loop_kind == "asyncio":
         # asyncio's retry registers the closed socket's fd (-1) and fails.

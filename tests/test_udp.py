@@ -426,6 +426,54 @@ def test_flood_slow_receiver_flow_control(loop, tmp_path):
     assert p.pauses == 1 and p.resumes == 1
 
 
+def test_flow_control_callbacks_raising(loop, tmp_path):
+    """pause_writing() and resume_writing() raising: each error goes to the
+    exception handler (asyncio's _FlowControlMixin messages, the transport
+    and its protocol), and the transport carries on."""
+    spath = str(tmp_path / "raise.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(spath)
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    class Raising(asyncio.DatagramProtocol):
+        def pause_writing(self):
+            raise ZeroDivisionError("pause")
+
+        def resume_writing(self):
+            raise KeyError("resume")
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            Raising, remote_addr=spath, family=socket.AF_UNIX)
+        t.set_write_buffer_limits(high=4096, low=1024)
+        sent = 0
+        while not contexts:
+            t.sendto(b"f" * 1024)
+            sent += 1
+            assert sent < 100000, "pause_writing was never called"
+        srv.setblocking(False)
+        while len(contexts) < 2:
+            try:
+                srv.recv(2048)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+        t.sendto(b"still open")
+        t.close()
+        await asyncio.sleep(0.01)
+        return t, p
+
+    try:
+        t, p = run(loop, main())
+    finally:
+        srv.close()
+    assert [(c["message"], type(c["exception"]), c["transport"], c["protocol"])
+            for c in contexts] == [
+        ("protocol.pause_writing() failed", ZeroDivisionError, t, p),
+        ("protocol.resume_writing() failed", KeyError, t, p),
+    ]
+
+
 def test_flood_fast_sender_bounded(loop):
     """Many datagrams arrive faster than the server handles them: the kernel
     drops what does not fit, and the server reads the rest, one
