@@ -22,6 +22,9 @@
 /* From this size on a read goes straight into its bytes object (sized by
    FIONREAD) instead of being copied there from the loop's buffer. */
 #define BIG_READ ((ssize_t)16 * 1024)
+/* From this size a read as big as the last one goes straight into its bytes
+   object too (no FIONREAD: below BIG_READ a miss costs more than the copy). */
+#define HINT_READ ((ssize_t)8 * 1024)
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -715,6 +718,9 @@ static int read_direct(StreamObject *self)
     }
     int err = errno;
     self->read_hint = 0;
+    if (n >= HINT_READ && n < BIG_READ) {
+        self->read_hint = n;
+    }
     if (n > 0) {
         PyObject *part = PyBytes_FromStringAndSize(NULL, n);
         if (part == NULL) {
@@ -755,7 +761,7 @@ static int read_data(StreamObject *self)
 {
     LoopObject *loop = self->loop;
     int tls = Py_IS_TYPE(self->protocol, loop->state->SSLProtocolType);
-    if (self->big_reads && !tls) {
+    if ((self->big_reads || self->read_hint != 0) && !tls) {
         int rc = read_direct(self);
         if (rc != 0) {
             return rc < 0 ? -1 : 0;
@@ -783,7 +789,7 @@ static int read_data(StreamObject *self)
         return deliver_tls(self, loop->stream_read_buf, n);
     }
     self->big_reads = (char)(n >= BIG_READ);
-    self->read_hint = n >= BIG_READ ? n : 0;
+    self->read_hint = n >= HINT_READ ? n : 0;
     PyObject *data = PyBytes_FromStringAndSize(loop->stream_read_buf, n);
     if (data == NULL) {
         return -1;

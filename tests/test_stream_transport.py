@@ -234,10 +234,24 @@ def test_echo_big_reads_of_changing_sizes(loop, pair):
     # asyncloop sizes a big read by the last one's size: reads of the same
     # size, smaller, larger (beyond 256 KiB too), small ones in between.
     ours, peer = pair
-    proto = Proto(loop, echo=True)
-    loop._make_socket_transport(ours, proto)
     sizes = [100 * 1024, 100 * 1024, 40 * 1024, 200 * 1024, 17 * 1024, 300 * 1024,
              100 * 1024, 5, 100 * 1024, 100 * 1024 + 1, 16 * 1024, 16 * 1024 - 1]
+    echo_messages(loop, ours, peer, sizes)
+
+
+def test_echo_mid_reads_of_changing_sizes(loop, pair):
+    # From 8 KiB a read as big as the last one goes straight into its bytes
+    # object on asyncloop: the same size again, smaller, larger, below 8 KiB,
+    # one big read in between.
+    ours, peer = pair
+    sizes = [10 * 1024] * 3 + [9000, 12000, 12000, 8 * 1024, 8 * 1024 - 1, 8 * 1024,
+                               15000, 10 * 1024, 40 * 1024, 10 * 1024, 10 * 1024, 5]
+    echo_messages(loop, ours, peer, sizes)
+
+
+def echo_messages(loop, ours, peer, sizes):
+    proto = Proto(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
     messages = [os.urandom(n) for n in sizes]
     echoed = []
 
