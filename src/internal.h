@@ -473,6 +473,7 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+    PyObject *stream_held_read; /* stream.c: the last direct read (read_direct) */
     /* stream.c: the iteration (metrics.iterations) in which a big read cut
        the poll's stream events short, and the last one that skipped some */
     uint64_t cut_iter, skip_iter;

@@ -1985,6 +1985,7 @@ static void Loop_dealloc(LoopObject *self)
     PyObject *module = self->module;
     PyMem_Free(self->poll_started);
     PyMem_RawFree(self->stream_read_buf); /* stream.c */
+    Py_CLEAR(self->stream_held_read);     /* stream.c */
     PyMem_RawFree(self->ssl_read_buf);    /* ssl.c */
     PyMem_RawFree(self->dgram_buf);       /* udp.c */
     Py_CLEAR(self->stop_cache);           /* poll.c */

@@ -685,7 +685,14 @@ static int deliver_data(StreamObject *self, PyObject *data)
    usual case, cost no FIONREAD syscall), else what FIONREAD says. What comes
    beyond it lands in the loop's buffer, and a read of another size is copied
    into a bytes object of its own (1 if it handled the read, 0 to use the
-   loop's buffer, -1 on error). */
+   loop's buffer, -1 on error).
+   The loop keeps the last one (stream_held_read) until the next: freed just
+   before the next is allocated, its block is reused at once by the same size
+   (any transport's), so it is never split or handed to the protocol's own
+   allocations in between (StreamReader's bytearray, the bytes its read()
+   returns), which with many connections grew and trimmed glibc's heap:
+   a streams echo of 100 KiB, 10 connections: ~1.9 -> ~0.25 page faults per
+   round trip. It costs one block of at most 256 KiB per loop. */
 static int read_direct(StreamObject *self)
 {
     LoopObject *loop = self->loop;
@@ -704,6 +711,9 @@ static int read_direct(StreamObject *self)
             return -1;
         }
     }
+    /* Freed just before the new one is allocated, the last big read's
+       memory is taken again at once, by the same size: see held_read. */
+    Py_CLEAR(loop->stream_held_read);
     PyObject *data = PyBytes_FromStringAndSize(NULL, want);
     if (data == NULL) {
         return -1;
@@ -714,6 +724,7 @@ static int read_direct(StreamObject *self)
     al__metrics_bytes_in(loop, n); /* metrics */
     if (n == want) {
         self->read_hint = want;
+        loop->stream_held_read = Py_NewRef(data);
         return deliver_data(self, data) < 0 ? -1 : 1;
     }
     int err = errno;

@@ -18,6 +18,7 @@ import sys
 import threading
 import warnings
 import weakref
+import zlib
 
 import pytest
 
@@ -247,6 +248,39 @@ def test_echo_mid_reads_of_changing_sizes(loop, pair):
     sizes = [10 * 1024] * 3 + [9000, 12000, 12000, 8 * 1024, 8 * 1024 - 1, 8 * 1024,
                                15000, 10 * 1024, 40 * 1024, 10 * 1024, 10 * 1024, 5]
     echo_messages(loop, ours, peer, sizes)
+
+
+def test_big_reads_kept_by_the_protocol_stay_intact(loop, pair):
+    # asyncloop keeps its last big read until the next one: each bytes object
+    # data_received got, kept or dropped at once, is never written again.
+    ours, peer = pair
+    kept = []
+    crcs = []
+
+    class P(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            crcs.append(zlib.crc32(data))
+            if len(crcs) % 2:
+                kept.append(data)
+
+    proto = P(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
+    messages = [os.urandom(100 * 1024) for _ in range(8)]
+    echoed = []
+
+    def client():
+        for m in messages:
+            peer.sendall(m)
+            echoed.append(recv_exactly(peer, len(m)))
+        peer.shutdown(socket.SHUT_WR)
+
+    c = threading.Thread(target=client)
+    c.start()
+    assert wait(loop, proto.lost) is None
+    c.join(GUARD)
+    assert echoed == messages
+    assert [zlib.crc32(d) for d in kept] == crcs[::2]
 
 
 def echo_messages(loop, ours, peer, sizes):
