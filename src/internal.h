@@ -160,6 +160,7 @@ typedef struct {
     PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
+    PyObject *recv_spare;       /* sock_recv's bytes object of a read that would block */
     PyObject *sock_family;      /* _socket.socket's family member, on first use (poll.c) */
     PyObject *sock_timeout;     /* _socket.socket's timeout getset, on first use (poll.c) */
     al_recv_hint *recv_hints;   /* RawMalloc'd, by fd: sock_recv's sizing (poll.c) */
