@@ -478,6 +478,9 @@ struct al_loop {
     /* stream.c: the iteration (metrics.iterations) in which a big read cut
        the poll's stream events short, and the last one that skipped some */
     uint64_t cut_iter, skip_iter;
+    /* stream.c: the events a cut skipped, run next iteration without a poll */
+    struct al_skipped *skipped;
+    Py_ssize_t n_skipped, cap_skipped;
     /* ssl.c: what decrypted data is read into before its bytes object is
        made, on first use; ssl_read_buf_busy while lent (a nested read
        allocates) */
@@ -843,6 +846,9 @@ int al__one_arg(const char *method, const char *name, PyObject *const *args, Py_
 int al__stream_init(PyObject *module, al_state *st);
 int al__stream_traverse(al_state *st, visitproc visit, void *arg);
 void al__stream_clear(al_state *st);
+int al__stream_run_skipped(LoopObject *loop);
+void al__stream_skipped_clear(LoopObject *loop);
+int al__stream_skipped_traverse(LoopObject *loop, visitproc visit, void *arg);
 /* loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None,
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,

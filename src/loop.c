@@ -648,6 +648,15 @@ static int loop_poll(LoopObject *self)
             return loop_raise_pending(self);
         }
     }
+    if (self->n_skipped > 0) {
+        /* what a cut left of the last poll (stream.c) */
+        self->ready_at_poll = self->ready.len;
+        int ran = al__stream_run_skipped(self);
+        self->ready_at_poll = 0;
+        if (ran) {
+            return loop_raise_pending(self);
+        }
+    }
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
@@ -1302,6 +1311,7 @@ static void loop_check_poll_started(LoopObject *self)
 /* Closes every libuv handle of the loop, then the libuv loop itself. */
 static void loop_close_uv(LoopObject *self)
 {
+    al__stream_skipped_clear(self);
     if (!self->uv_ready) {
         return;
     }
@@ -1877,6 +1887,10 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->task_factory);
     Py_VISIT(self->exception_handler);
     Py_VISIT(self->debug_obj);
+    int vr = al__stream_skipped_traverse(self, visit, arg);
+    if (vr != 0) {
+        return vr;
+    }
     Py_VISIT(self->slow_obj);
     Py_VISIT(self->default_executor);
     Py_VISIT(self->current_handle);
@@ -1921,6 +1935,7 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 
 static int Loop_clear(LoopObject *self)
 {
+    al__stream_skipped_clear(self);
     Py_CLEAR(self->task_factory);
     Py_CLEAR(self->exception_handler);
     Py_CLEAR(self->debug_obj);

@@ -934,16 +934,105 @@ static int write_ready(StreamObject *self)
     return 0;
 }
 
+/* The events a cut skipped (maybe_cut) are kept with their transport: the
+   next iteration hands them over without polling again (readiness stays
+   until the transport itself reads or writes, and its callbacks check
+   again), instead of one more epoll_wait per big read. */
+typedef struct al_skipped {
+    PyObject *transport; /* strong */
+    int events;
+} al_skipped;
+
+static void skip_events(StreamObject *self, LoopObject *loop, int events)
+{
+    self->skip_iter = loop->skip_iter = loop->cut_iter;
+    if (loop->n_skipped == loop->cap_skipped) {
+        Py_ssize_t cap = loop->cap_skipped ? loop->cap_skipped * 2 : 16;
+        al_skipped *a = PyMem_RawRealloc(loop->skipped, (size_t)cap * sizeof(al_skipped));
+        if (a == NULL) {
+            return; /* level-triggered: the next poll reports it again */
+        }
+        loop->skipped = a;
+        loop->cap_skipped = cap;
+    }
+    loop->skipped[loop->n_skipped].transport = Py_NewRef((PyObject *)self);
+    loop->skipped[loop->n_skipped].events = events;
+    loop->n_skipped++;
+}
+
+static void poll_events(StreamObject *self, int status, int events);
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     StreamObject *self = handle->data;
     if (self == NULL) {
         return;
     }
+    poll_events(self, status, events);
+}
+
+/* Runs the events the last iteration skipped; 0 if there were none left to
+   run (the caller polls). Those skipped again are kept for the next. */
+int al__stream_run_skipped(LoopObject *loop)
+{
+    uint64_t it = loop->metrics.iterations;
+    Py_ssize_t ran = 0, i;
+    /* a release below may run code that clears the list (loop.close()) */
+    for (i = 0; i < loop->n_skipped; i++) {
+        if (loop->cut_iter == it) {
+            /* cut again: the rest stay for the next iteration, as skipped */
+            for (Py_ssize_t j = i; j < loop->n_skipped; j++) {
+                ((StreamObject *)loop->skipped[j].transport)->skip_iter = it;
+            }
+            loop->skip_iter = it;
+            break;
+        }
+        StreamObject *self = (StreamObject *)loop->skipped[i].transport;
+        if (self->loop == loop && !self->detached && self->tp.box != NULL) {
+            poll_events(self, 0, loop->skipped[i].events);
+            ran++;
+        }
+        if (i < loop->n_skipped) {
+            self = (StreamObject *)loop->skipped[i].transport;
+            loop->skipped[i].transport = NULL;
+            Py_DECREF(self);
+        }
+    }
+    if (i > loop->n_skipped) {
+        i = loop->n_skipped;
+    }
+    loop->n_skipped -= i;
+    if (loop->n_skipped > 0) {
+        memmove(loop->skipped, loop->skipped + i, (size_t)loop->n_skipped * sizeof(al_skipped));
+    }
+    return ran > 0;
+}
+
+void al__stream_skipped_clear(LoopObject *loop)
+{
+    al_skipped *a = loop->skipped;
+    Py_ssize_t n = loop->n_skipped;
+    loop->skipped = NULL;
+    loop->n_skipped = loop->cap_skipped = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(a[i].transport);
+    }
+    PyMem_RawFree(a);
+}
+
+int al__stream_skipped_traverse(LoopObject *loop, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < loop->n_skipped; i++) {
+        Py_VISIT(loop->skipped[i].transport);
+    }
+    return 0;
+}
+
+static void poll_events(StreamObject *self, int status, int events)
+{
     LoopObject *loop = self->loop;
     if (status == 0 && loop->cut_iter == loop->metrics.iterations && loop->cut_iter != 0) {
-        /* level-triggered: the next poll reports it again (maybe_cut) */
-        self->skip_iter = loop->skip_iter = loop->cut_iter;
+        skip_events(self, loop, events);
         return;
     }
     al__loop_hold_gil(loop);

@@ -1117,3 +1117,73 @@ def test_busy_big_reader_does_not_starve_others(loop):
             s.close()
     assert seen["busy_done"] == total
     assert seen["busy_at_quiet"] <= 1024 * 1024
+
+
+def idle(loop, delay=0.1):
+    fut = loop.create_future()
+    loop.call_later(delay, fut.set_result, None)
+    loop.run_until_complete(fut)
+
+
+def test_big_reads_after_a_cut_respect_close_and_pause(loop):
+    # Three connections with a big read ready at once; the first read's
+    # data_received schedules a callback that closes one of the others and
+    # pauses the third. On asyncloop the events a cut skipped run in the
+    # next iteration without a poll: a transport closed or paused meanwhile
+    # is not read (on asyncio all three are read before the callback).
+    pairs = [socket.socketpair() for _ in range(3)]
+    events = []
+    protos = {}
+
+    def act():
+        events.append(("act",))
+        others = [n for n in protos if n != first[0]]
+        protos[others[0]].transport.close()
+        protos[others[1]].transport.pause_reading()
+
+    first = []
+
+    class P(asyncio.Protocol):
+        def __init__(self, name):
+            self.name = name
+            self.size = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            events.append((self.name, "data"))
+            self.size += len(data)
+            if not first:
+                first.append(self.name)
+                loop.call_soon(act)
+
+        def connection_lost(self, exc):
+            events.append((self.name, "lost"))
+
+    try:
+        for i, (ours, peer) in enumerate(pairs):
+            ours.setblocking(False)
+            protos["abc"[i]] = P("abc"[i])
+            loop._make_socket_transport(ours, protos["abc"[i]])
+        run_briefly(loop)  # connection_made
+        for _, peer in pairs:
+            peer.sendall(b"x" * (100 * 1024))
+        # nothing queued when the loop polls: the events are handled there
+        idle(loop)
+        act_at = events.index(("act",))
+        closed, held = [n for n in protos if n != first[0]]
+        assert (closed, "data") not in events[act_at:]
+        assert (held, "data") not in events[act_at:]
+        assert (closed, "lost") in events[act_at:]
+        protos[held].transport.resume_reading()
+        idle(loop)
+        assert protos[held].size == 100 * 1024
+        assert protos[first[0]].size == 100 * 1024
+    finally:
+        for p in protos.values():
+            p.transport.close()
+        run_briefly(loop)
+        for a, b in pairs:
+            a.close()
+            b.close()
