@@ -471,7 +471,7 @@ def test_sock_recv_big_reads_that_wait(loop):
     # sockets of different message sizes, every message kept and intact.
     pairs = [socket.socketpair() for _ in range(2)]
     sizes = [40000, 30000]
-    for a, b in pairs:
+    for a, _ in pairs:
         a.setblocking(False)
 
     async def echo(i):

@@ -1162,7 +1162,7 @@ def test_big_reads_after_a_cut_respect_close_and_pause(loop):
             events.append((self.name, "lost"))
 
     try:
-        for i, (ours, peer) in enumerate(pairs):
+        for i, (ours, _) in enumerate(pairs):
             ours.setblocking(False)
             protos["abc"[i]] = P("abc"[i])
             loop._make_socket_transport(ours, protos["abc"[i]])
