@@ -164,6 +164,7 @@ typedef struct {
     PyObject *SSLSocket;        /* ssl.SSLSocket, or NULL without ssl */
     PyObject *socket_type;      /* socket.socket: its recv/send are made here */
     char *recv_scratch;         /* RawMalloc'd, for sock_recv's syscalls */
+    PyObject *recv_spare;       /* sock_recv's bytes object of a read that would block */
     PyObject *sock_family;      /* _socket.socket's family member, on first use (poll.c) */
     PyObject *sock_timeout;     /* _socket.socket's timeout getset, on first use (poll.c) */
     al_recv_hint *recv_hints;   /* RawMalloc'd, by fd: sock_recv's sizing (poll.c) */
@@ -480,9 +481,13 @@ struct al_loop {
     Py_ssize_t dns_pending; /* dns.c: lookups whose after_work has not run */
     /* stream.c: the one read buffer of the loop's transports, on first use */
     char *stream_read_buf;
+    PyObject *stream_held_read; /* stream.c: the last direct read (read_direct) */
     /* stream.c: the iteration (metrics.iterations) in which a big read cut
        the poll's stream events short, and the last one that skipped some */
     uint64_t cut_iter, skip_iter;
+    /* stream.c: the events a cut skipped, run next iteration without a poll */
+    struct al_skipped *skipped;
+    Py_ssize_t n_skipped, cap_skipped;
     /* ssl.c: what decrypted data is read into before its bytes object is
        made, on first use; ssl_read_buf_busy while lent (a nested read
        allocates) */
@@ -955,6 +960,9 @@ int al__one_arg(const char *method, const char *name, PyObject *const *args, Py_
 int al__stream_init(PyObject *module, al_state *st);
 int al__stream_traverse(al_state *st, visitproc visit, void *arg);
 void al__stream_clear(al_state *st);
+int al__stream_run_skipped(LoopObject *loop);
+void al__stream_skipped_clear(LoopObject *loop);
+int al__stream_skipped_traverse(LoopObject *loop, visitproc visit, void *arg);
 /* loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None,
    server=None), as asyncio's selector loop. */
 PyObject *al__loop_make_socket_transport(LoopObject *self, PyObject *const *args, size_t nargsf,

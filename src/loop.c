@@ -695,6 +695,15 @@ static int loop_poll(LoopObject *self)
             return loop_raise_pending(self);
         }
     }
+    if (self->n_skipped > 0) {
+        /* what a cut left of the last poll (stream.c) */
+        self->ready_at_poll = self->ready.len;
+        int ran = al__stream_run_skipped(self);
+        self->ready_at_poll = 0;
+        if (ran) {
+            return loop_raise_pending(self);
+        }
+    }
     int64_t timeout_ms = -1;
     if (self->ready.len > 0 || self->stopping) {
         timeout_ms = 0;
@@ -1350,6 +1359,7 @@ static void loop_check_poll_started(LoopObject *self)
 /* Closes every libuv handle of the loop, then the libuv loop itself. */
 static void loop_close_uv(LoopObject *self)
 {
+    al__stream_skipped_clear(self);
     if (!self->uv_ready) {
         return;
     }
@@ -1925,6 +1935,10 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->task_factory);
     Py_VISIT(self->exception_handler);
     Py_VISIT(self->debug_obj);
+    int vr = al__stream_skipped_traverse(self, visit, arg);
+    if (vr != 0) {
+        return vr;
+    }
     Py_VISIT(self->slow_obj);
     Py_VISIT(self->default_executor);
     Py_VISIT(self->current_handle);
@@ -1969,6 +1983,7 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 
 static int Loop_clear(LoopObject *self)
 {
+    al__stream_skipped_clear(self);
     Py_CLEAR(self->task_factory);
     Py_CLEAR(self->exception_handler);
     Py_CLEAR(self->debug_obj);
@@ -2033,6 +2048,7 @@ static void Loop_dealloc(LoopObject *self)
     PyObject *module = self->module;
     PyMem_Free(self->poll_started);
     PyMem_RawFree(self->stream_read_buf); /* stream.c */
+    Py_CLEAR(self->stream_held_read);     /* stream.c */
     PyMem_RawFree(self->ssl_read_buf);    /* ssl.c */
     PyMem_RawFree(self->dgram_buf);       /* udp.c */
     Py_CLEAR(self->stop_cache);           /* poll.c */

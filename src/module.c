@@ -461,6 +461,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->ChildType);
     PyMem_RawFree(st->recv_scratch);
     st->recv_scratch = NULL;
+    Py_CLEAR(st->recv_spare); /* poll.c */
     PyMem_RawFree(st->recv_hints);
     st->recv_hints = NULL;
     st->recv_hints_len = 0;

@@ -1004,9 +1004,20 @@ static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
         probed = 1;
         hint = ioctl(fd, FIONREAD, &avail) == 0 && avail >= RECV_BIG ? (avail < n ? avail : n) : 0;
     }
-    PyObject *data = hint > 0 ? PyBytes_FromStringAndSize(NULL, hint) : NULL;
-    if (hint > 0 && data == NULL) {
-        return 0; /* *out NULL: the error is set */
+    PyObject *data = NULL;
+    if (hint > 0) {
+        /* the bytes object of a try that would have blocked, never shown */
+        if (st->recv_spare != NULL && PyBytes_GET_SIZE(st->recv_spare) == hint) {
+            data = st->recv_spare;
+            st->recv_spare = NULL;
+        }
+        else {
+            Py_CLEAR(st->recv_spare);
+            data = PyBytes_FromStringAndSize(NULL, hint);
+            if (data == NULL) {
+                return 0; /* *out NULL: the error is set */
+            }
+        }
     }
     ssize_t got;
     if (data != NULL) {
@@ -1020,7 +1031,15 @@ static ssize_t recv_big(al_state *st, int fd, Py_ssize_t n, PyObject **out)
     }
     if (got < 0) {
         int err = errno;
-        Py_XDECREF(data);
+        if (data != NULL && st->recv_spare == NULL) {
+            /* kept for the retry once readable (or another fd's try): the
+               first try usually comes before the data, and a 100 KiB echo
+               then allocated and freed its block twice per message */
+            st->recv_spare = data;
+        }
+        else {
+            Py_XDECREF(data);
+        }
         errno = err;
         return -1;
     }

@@ -465,6 +465,40 @@ def test_sock_recv_big_messages_split(loop, pair):
     assert run(loop, main()) == b""
 
 
+def test_sock_recv_big_reads_that_wait(loop):
+    # Each sock_recv first tries at once and would block (asyncloop keeps the
+    # bytes object it read into for the retry, or another socket's try): two
+    # sockets of different message sizes, every message kept and intact.
+    pairs = [socket.socketpair() for _ in range(2)]
+    sizes = [40000, 30000]
+    for a, _ in pairs:
+        a.setblocking(False)
+
+    async def echo(i):
+        a, b = pairs[i]
+        kept = []
+        for j in range(6):
+            loop.call_soon(b.sendall, bytes([j * 2 + i]) * sizes[i])
+            data = b""
+            while len(data) < sizes[i]:
+                chunk = await loop.sock_recv(a, 256 * 1024)
+                kept.append(chunk)
+                data += chunk
+            assert data == bytes([j * 2 + i]) * sizes[i]
+        return b"".join(kept)
+
+    async def main():
+        return await asyncio.gather(echo(0), echo(1))
+
+    try:
+        got = run(loop, main())
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    assert got == [b"".join(bytes([j * 2 + i]) * sizes[i] for j in range(6)) for i in range(2)]
+
+
 def test_sock_recv_eof(loop, pair):
     a, b = pair
     b.close()

@@ -18,6 +18,7 @@ import sys
 import threading
 import warnings
 import weakref
+import zlib
 
 import pytest
 
@@ -234,10 +235,57 @@ def test_echo_big_reads_of_changing_sizes(loop, pair):
     # asyncloop sizes a big read by the last one's size: reads of the same
     # size, smaller, larger (beyond 256 KiB too), small ones in between.
     ours, peer = pair
-    proto = Proto(loop, echo=True)
-    loop._make_socket_transport(ours, proto)
     sizes = [100 * 1024, 100 * 1024, 40 * 1024, 200 * 1024, 17 * 1024, 300 * 1024,
              100 * 1024, 5, 100 * 1024, 100 * 1024 + 1, 16 * 1024, 16 * 1024 - 1]
+    echo_messages(loop, ours, peer, sizes)
+
+
+def test_echo_mid_reads_of_changing_sizes(loop, pair):
+    # From 8 KiB a read as big as the last one goes straight into its bytes
+    # object on asyncloop: the same size again, smaller, larger, below 8 KiB,
+    # one big read in between.
+    ours, peer = pair
+    sizes = [10 * 1024] * 3 + [9000, 12000, 12000, 8 * 1024, 8 * 1024 - 1, 8 * 1024,
+                               15000, 10 * 1024, 40 * 1024, 10 * 1024, 10 * 1024, 5]
+    echo_messages(loop, ours, peer, sizes)
+
+
+def test_big_reads_kept_by_the_protocol_stay_intact(loop, pair):
+    # asyncloop keeps its last big read until the next one: each bytes object
+    # data_received got, kept or dropped at once, is never written again.
+    ours, peer = pair
+    kept = []
+    crcs = []
+
+    class P(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            crcs.append(zlib.crc32(data))
+            if len(crcs) % 2:
+                kept.append(data)
+
+    proto = P(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
+    messages = [os.urandom(100 * 1024) for _ in range(8)]
+    echoed = []
+
+    def client():
+        for m in messages:
+            peer.sendall(m)
+            echoed.append(recv_exactly(peer, len(m)))
+        peer.shutdown(socket.SHUT_WR)
+
+    c = threading.Thread(target=client)
+    c.start()
+    assert wait(loop, proto.lost) is None
+    c.join(GUARD)
+    assert echoed == messages
+    assert [zlib.crc32(d) for d in kept] == crcs[::2]
+
+
+def echo_messages(loop, ours, peer, sizes):
+    proto = Proto(loop, echo=True)
+    loop._make_socket_transport(ours, proto)
     messages = [os.urandom(n) for n in sizes]
     echoed = []
 
@@ -1069,3 +1117,73 @@ def test_busy_big_reader_does_not_starve_others(loop):
             s.close()
     assert seen["busy_done"] == total
     assert seen["busy_at_quiet"] <= 1024 * 1024
+
+
+def idle(loop, delay=0.1):
+    fut = loop.create_future()
+    loop.call_later(delay, fut.set_result, None)
+    loop.run_until_complete(fut)
+
+
+def test_big_reads_after_a_cut_respect_close_and_pause(loop):
+    # Three connections with a big read ready at once; the first read's
+    # data_received schedules a callback that closes one of the others and
+    # pauses the third. On asyncloop the events a cut skipped run in the
+    # next iteration without a poll: a transport closed or paused meanwhile
+    # is not read (on asyncio all three are read before the callback).
+    pairs = [socket.socketpair() for _ in range(3)]
+    events = []
+    protos = {}
+
+    def act():
+        events.append(("act",))
+        others = [n for n in protos if n != first[0]]
+        protos[others[0]].transport.close()
+        protos[others[1]].transport.pause_reading()
+
+    first = []
+
+    class P(asyncio.Protocol):
+        def __init__(self, name):
+            self.name = name
+            self.size = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            events.append((self.name, "data"))
+            self.size += len(data)
+            if not first:
+                first.append(self.name)
+                loop.call_soon(act)
+
+        def connection_lost(self, exc):
+            events.append((self.name, "lost"))
+
+    try:
+        for i, (ours, _) in enumerate(pairs):
+            ours.setblocking(False)
+            protos["abc"[i]] = P("abc"[i])
+            loop._make_socket_transport(ours, protos["abc"[i]])
+        run_briefly(loop)  # connection_made
+        for _, peer in pairs:
+            peer.sendall(b"x" * (100 * 1024))
+        # nothing queued when the loop polls: the events are handled there
+        idle(loop)
+        act_at = events.index(("act",))
+        closed, held = [n for n in protos if n != first[0]]
+        assert (closed, "data") not in events[act_at:]
+        assert (held, "data") not in events[act_at:]
+        assert (closed, "lost") in events[act_at:]
+        protos[held].transport.resume_reading()
+        idle(loop)
+        assert protos[held].size == 100 * 1024
+        assert protos[first[0]].size == 100 * 1024
+    finally:
+        for p in protos.values():
+            p.transport.close()
+        run_briefly(loop)
+        for a, b in pairs:
+            a.close()
+            b.close()
