@@ -546,3 +546,100 @@ def test_tls_write_in_data_received_before_eof_that_aborts(loop):
 
     run(loop, main())
     assert got == [b"hello", b"reply:ping"]
+
+
+# --- datagram error and writable events behind queued handles ---------------
+
+
+def _wait_fd(fd, events):
+    # Blocks (the loop too) until the kernel reports the event, so that the
+    # next poll sees it with the callback below already queued.
+    p = select.poll()
+    p.register(fd, events)
+    assert p.poll(GUARD * 1000)
+
+
+def test_udp_icmp_error_behind_queued_handle(loop):
+    # A connected datagram socket's ICMP port unreachable: asyncio's reader
+    # handle, queued behind the callback, takes it from recvfrom()
+    # (ConnectionRefusedError -> error_received); what the callback
+    # scheduled runs at the next iteration.
+    async def main():
+        log = []
+        err = loop.create_future()
+
+        class D(asyncio.DatagramProtocol):
+            def error_received(self, exc):
+                log.append(("error", type(exc).__name__))
+                err.set_result(None)
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nobody listens there: ICMP port unreachable
+        tr, _ = await loop.create_datagram_endpoint(D, remote_addr=("127.0.0.1", port))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tr.sendto(b"x")
+        _wait_fd(tr.get_extra_info("socket").fileno(), 0)  # POLLERR
+
+        def soon():
+            log.append("soon")
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await err
+        await asyncio.sleep(0)
+        tr.close()
+        return log
+
+    assert run(loop, main()) == ["soon", ("error", "ConnectionRefusedError"), "later"]
+
+
+def test_udp_sendto_flush_behind_queued_handle(loop, tmp_path):
+    # sendto() queued after EAGAIN: asyncio's writer handle (_sendto_ready)
+    # flushes it and resumes the protocol behind the queued callback.
+    async def main():
+        log = []
+        resumed = loop.create_future()
+
+        class D(asyncio.DatagramProtocol):
+            def pause_writing(self):
+                log.append("paused")
+
+            def resume_writing(self):
+                log.append("resumed")
+                resumed.set_result(None)
+
+        a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        a.bind(str(tmp_path / "a"))
+        b.bind(str(tmp_path / "b"))
+        a.connect(str(tmp_path / "b"))  # b's queue full: a's send() blocks
+        a.setblocking(False)
+        b.setblocking(False)
+        tr, _ = await loop.create_datagram_endpoint(D, sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tr.set_write_buffer_limits(high=0)
+        while not tr.get_write_buffer_size():
+            tr.sendto(b"x" * 100)
+        while True:  # room again: the next poll reports a writable
+            try:
+                b.recv(4096)
+            except BlockingIOError:
+                break
+        _wait_fd(a.fileno(), select.POLLOUT)
+
+        def soon():
+            log.append(("soon", tr.get_write_buffer_size() > 0))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await resumed
+        await asyncio.sleep(0)
+        tr.close()
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["paused", ("soon", True), "resumed", "later"]
