@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 
@@ -643,3 +644,95 @@ def test_udp_sendto_flush_behind_queued_handle(loop, tmp_path):
         return log
 
     assert run(loop, main()) == ["paused", ("soon", True), "resumed", "later"]
+
+
+# --- a child's exit among the loop's handles ------------------------------------
+#
+# asyncio 3.12+ reaps through PidfdChildWatcher: the pidfd's reader handle
+# (_do_wait, queued behind the handles queued before the poll) reaps and
+# call_soon_threadsafe()s transport._process_exited, which call_soon()s
+# protocol.process_exited and, once every pipe is gone, connection_lost.
+# ThreadedChildWatcher (3.10, 3.11) takes the same two hops from its
+# thread, at a time the program cannot know: there only the orders every
+# run gives are fixed (process_exited, then connection_lost; the pipe's
+# pipe_connection_lost before connection_lost).
+
+CHILD = "import os; os.read(0, 1)"  # exits once its stdin has a byte
+
+
+def _pidfd():
+    # Whether both loops reap through a pidfd (ours without one: a thread).
+    if sys.version_info < (3, 12) or os.environ.get("ASYNCLOOP_NO_PIDFD"):
+        return False
+    from asyncio.unix_events import can_use_pidfd
+
+    return can_use_pidfd()
+
+
+def _exit_order(loop, stdout):
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(asyncio.SubprocessProtocol):
+            def pipe_connection_lost(self, fd, exc):
+                log.append(("pipe_lost", fd))
+
+            def process_exited(self):
+                log.append(("exited", tr.get_returncode()))
+
+            def connection_lost(self, exc):
+                log.append("lost")
+                lost.set_result(None)
+
+        r, w = os.pipe()
+        try:
+            tr, _ = await loop.subprocess_exec(
+                P, sys.executable, "-c", CHILD, stdin=r, stdout=stdout,
+                stderr=subprocess.DEVNULL)
+        finally:
+            os.close(r)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        os.write(w, b"x")
+        os.close(w)
+        # exited: its pidfd and its stdout's EOF are ready
+        try:
+            os.waitid(os.P_PID, tr.get_pid(), os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass  # a ThreadedChildWatcher's thread reaped it already
+
+        def hop(n):
+            log.append(("hop", n, tr.get_returncode()))
+            if n < 4:
+                loop.call_soon(hop, n + 1)
+
+        loop.call_soon(hop, 1)
+        await lost
+        while len([x for x in log if x[0] == "hop"]) < 4:
+            await asyncio.sleep(0)
+        tr.close()
+        return log
+
+    return run(loop, main())
+
+
+def test_process_exit_behind_queued_handles(loop):
+    log = _exit_order(loop, subprocess.DEVNULL)
+    if _pidfd():
+        assert log == [("hop", 1, None), ("hop", 2, None), ("hop", 3, 0), ("exited", 0),
+                       "lost", ("hop", 4, 0)]
+    else:
+        assert [x for x in log if x[0] != "hop"] == [("exited", 0), "lost"]
+        assert log[0] == ("hop", 1, None)
+
+
+def test_process_exit_and_stdout_eof_behind_queued_handles(loop):
+    log = _exit_order(loop, subprocess.PIPE)
+    if _pidfd():
+        assert log == [("hop", 1, None), ("hop", 2, None), ("hop", 3, 0), ("pipe_lost", 1),
+                       ("exited", 0), "lost", ("hop", 4, 0)]
+    else:
+        assert [x for x in log if x[0] != "hop"] in (
+            [("pipe_lost", 1), ("exited", 0), "lost"], [("exited", 0), ("pipe_lost", 1), "lost"])
+        assert log[0] == ("hop", 1, None)
