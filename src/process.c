@@ -284,16 +284,25 @@ static int exit_code(int status)
     return WEXITSTATUS(status);
 }
 
-/* loop.call_soon(cb, returncode), as asyncio's child watcher callback. */
+/* callback(returncode) two handles later, as asyncio: its child watcher's
+   callback (PidfdChildWatcher._do_wait, the pidfd reader's handle queued
+   behind those queued before the poll; ThreadedChildWatcher's
+   call_soon_threadsafe) call_soon_threadsafe()s transport._process_exited.
+   Here the first handle is loop.call_soon(cb, returncode) itself. */
 static int schedule_exit(LoopObject *loop, PyObject *cb, int rc)
 {
     PyObject *code = PyLong_FromLong(rc);
     if (code == NULL) {
         return -1;
     }
-    PyObject *argv[3] = {(PyObject *)loop, cb, code};
-    PyObject *res = PyObject_VectorcallMethod(loop->state->str_call_soon, argv,
-                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *soon = PyObject_GetAttr((PyObject *)loop, loop->state->str_call_soon);
+    PyObject *res = NULL;
+    if (soon != NULL) {
+        PyObject *argv[4] = {(PyObject *)loop, soon, cb, code};
+        res = PyObject_VectorcallMethod(loop->state->str_call_soon, argv,
+                                        4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(soon);
+    }
     Py_DECREF(code);
     Py_XDECREF(res);
     return res == NULL ? -1 : 0;

@@ -83,7 +83,8 @@ typedef struct {
     char writing;
     char detached;
     char registered;
-    char read_deferred; /* a _read_ready call is queued */
+    char read_deferred;  /* a _read_ready call is queued */
+    char write_deferred; /* a _write_ready handle is queued (al__loop_defer) */
 } UdpObject;
 
 #define UDP_FROM_IO(p) ((UdpObject *)((char *)(p)-offsetof(UdpObject, io)))
@@ -226,6 +227,7 @@ static int remove_reader(UdpObject *self)
 static int remove_writer(UdpObject *self)
 {
     self->writing = 0;
+    self->write_deferred = 0; /* asyncio cancels the queued handle */
     return poll_update(self);
 }
 
@@ -1063,42 +1065,57 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     Py_INCREF(self);
     int rc = 0;
     if (status < 0) {
-        /* libuv stopped the handle on POLLERR: the socket's pending error
-           (an ICMP error on a connected socket: ECONNREFUSED) is what the
-           next recvfrom() would raise, given to error_received. */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
-            err = errno;
-        }
+        /* libuv stopped the handle on POLLERR; started again below if still
+           wanted. Selectors report the fd readable and writable: asyncio
+           runs the reader's handle, whose recvfrom() raises the socket's
+           pending error (an ICMP error on a connected socket:
+           ECONNREFUSED) into error_received, then the writer's. */
         self->tp.events = 0;
-        if (err == EBADF) {
+        int closed = fcntl(self->fd, F_GETFD) < 0 && errno == EBADF;
+        if (closed) {
             /* The fd was closed under the transport: epoll would drop it
                and never report it again; so do we. */
             poll_release(self);
         }
-        else if (err != 0 && !self->conn_lost) {
-            /* what _read_ready's recvfrom() would give, if reading */
-            PyObject *ctx = al__ctx_enter(self->reading ? self->rctx : self->wctx, &rc);
-            PyObject *exc = rc == 0 ? errno_error(err) : NULL;
-            if (exc != NULL) {
-                rc = error_received(self, exc);
-                Py_DECREF(exc);
-            }
-            else {
-                rc = -1;
-            }
-            al__ctx_exit(ctx, &rc);
-        }
-        else if (err == 0) {
-            if (self->reading) {
-                rc = in_ctx(self, self->rctx, read_polled);
+        else if (loop->ready_at_poll > 0 && (self->reading || self->writing)) {
+            /* behind the handles queued before the poll, which see the
+               error still pending, as asyncio's do */
+            if (self->reading && !self->read_deferred) {
+                self->read_deferred = 1;
+                rc = call_soon_method(self, self->st->str_read_ready, NULL);
             }
             if (rc == 0 && self->writing) {
+                rc = al__loop_defer(loop, (PyObject *)self, self->st->str_write_ready, self->wctx,
+                                    &self->write_deferred);
+            }
+        }
+        else {
+            /* The pending error: what the reader's recvfrom() raises, or
+               the writer's send() when not reading (write_ready takes it). */
+            int err = 0;
+            if (self->reading || !self->writing) {
+                socklen_t len = sizeof(err);
+                if (getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+                    err = errno;
+                }
+            }
+            if (self->reading) {
+                PyObject *ctx = al__ctx_enter(self->rctx, &rc);
+                if (rc == 0 && err != 0) {
+                    PyObject *exc = errno_error(err);
+                    rc = error_received(self, exc);
+                    Py_DECREF(exc);
+                }
+                else if (rc == 0) {
+                    rc = read_ready(self, 1);
+                }
+                al__ctx_exit(ctx, &rc);
+            }
+            if (rc == 0 && self->writing && !self->conn_lost) {
                 rc = in_ctx(self, self->wctx, write_ready);
             }
         }
-        if (rc == 0 && err != EBADF && self->tp.box != NULL && self->tp.events == 0) {
+        if (rc == 0 && !closed && self->tp.box != NULL && self->tp.events == 0) {
             rc = poll_update(self);
         }
     }
@@ -1120,7 +1137,13 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 rc = in_ctx(self, self->rctx, read_polled);
             }
         }
-        if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
+        if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost &&
+            loop->ready_at_poll > 0) {
+            /* asyncio's _sendto_ready handle, behind the queued ones */
+            rc = al__loop_defer(loop, (PyObject *)self, self->st->str_write_ready, self->wctx,
+                                &self->write_deferred);
+        }
+        else if (rc == 0 && (events & UV_WRITABLE) && self->writing && !self->conn_lost) {
             rc = in_ctx(self, self->wctx, write_ready);
         }
         if (rc == 0 && kicked && !self->kick) {
@@ -1144,6 +1167,23 @@ static PyObject *Udp_read_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
     }
     /* the reader's own context, not this handle's copy of it */
     return none_or_null(in_ctx(self, self->rctx, read_queued));
+}
+
+/* The write on_poll deferred (al__loop_defer: run in the writer's context):
+   nothing once the writer was removed. */
+static PyObject *Udp_write_ready(UdpObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->write_deferred) {
+        Py_RETURN_NONE;
+    }
+    self->write_deferred = 0;
+    if (self->loop == NULL || !self->writing || self->conn_lost) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    int rc = write_ready(self);
+    Py_DECREF(self);
+    return none_or_null(rc);
 }
 
 static PyObject *Udp_close(UdpObject *self, PyObject *Py_UNUSED(ignored))
@@ -1477,6 +1517,7 @@ static PyMethodDef Udp_methods[] = {
     {"get_protocol", (PyCFunction)Udp_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)Udp_start_reading, METH_NOARGS, NULL},
     {"_read_ready", (PyCFunction)Udp_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)Udp_write_ready, METH_NOARGS, NULL},
     {"_call_connection_lost", (PyCFunction)Udp_call_connection_lost, METH_O, NULL},
     {NULL, NULL},
 };

@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 
@@ -546,3 +547,194 @@ def test_tls_write_in_data_received_before_eof_that_aborts(loop):
 
     run(loop, main())
     assert got == [b"hello", b"reply:ping"]
+
+
+# --- datagram error and writable events behind queued handles ---------------
+
+
+def _wait_fd(fd, events):
+    # Blocks (the loop too) until the kernel reports the event, so that the
+    # next poll sees it with the callback below already queued.
+    p = select.poll()
+    p.register(fd, events)
+    assert p.poll(GUARD * 1000)
+
+
+def test_udp_icmp_error_behind_queued_handle(loop):
+    # A connected datagram socket's ICMP port unreachable: asyncio's reader
+    # handle, queued behind the callback, takes it from recvfrom()
+    # (ConnectionRefusedError -> error_received); what the callback
+    # scheduled runs at the next iteration.
+    async def main():
+        log = []
+        err = loop.create_future()
+
+        class D(asyncio.DatagramProtocol):
+            def error_received(self, exc):
+                log.append(("error", type(exc).__name__))
+                err.set_result(None)
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nobody listens there: ICMP port unreachable
+        tr, _ = await loop.create_datagram_endpoint(D, remote_addr=("127.0.0.1", port))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tr.sendto(b"x")
+        _wait_fd(tr.get_extra_info("socket").fileno(), 0)  # POLLERR
+
+        def soon():
+            log.append("soon")
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await err
+        await asyncio.sleep(0)
+        tr.close()
+        return log
+
+    assert run(loop, main()) == ["soon", ("error", "ConnectionRefusedError"), "later"]
+
+
+def test_udp_sendto_flush_behind_queued_handle(loop, tmp_path):
+    # sendto() queued after EAGAIN: asyncio's writer handle (_sendto_ready)
+    # flushes it and resumes the protocol behind the queued callback.
+    async def main():
+        log = []
+        resumed = loop.create_future()
+
+        class D(asyncio.DatagramProtocol):
+            def pause_writing(self):
+                log.append("paused")
+
+            def resume_writing(self):
+                log.append("resumed")
+                resumed.set_result(None)
+
+        a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        a.bind(str(tmp_path / "a"))
+        b.bind(str(tmp_path / "b"))
+        a.connect(str(tmp_path / "b"))  # b's queue full: a's send() blocks
+        a.setblocking(False)
+        b.setblocking(False)
+        tr, _ = await loop.create_datagram_endpoint(D, sock=a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # paused by one queued datagram; resumed once it is sent (low=99:
+        # 3.13.0's _sendto_ready leaves its 8 header bytes counted)
+        tr.set_write_buffer_limits(high=99, low=99)
+        while not tr.get_write_buffer_size():
+            tr.sendto(b"x" * 100)
+        while True:  # room again: the next poll reports a writable
+            try:
+                b.recv(4096)
+            except BlockingIOError:
+                break
+        _wait_fd(a.fileno(), select.POLLOUT)
+
+        def soon():
+            log.append(("soon", tr.get_write_buffer_size() > 0))
+            loop.call_soon(log.append, "later")
+
+        loop.call_soon(soon)
+        await resumed
+        await asyncio.sleep(0)
+        tr.close()
+        b.close()
+        return log
+
+    assert run(loop, main()) == ["paused", ("soon", True), "resumed", "later"]
+
+
+# --- a child's exit among the loop's handles ------------------------------------
+#
+# asyncio 3.12+ reaps through PidfdChildWatcher: the pidfd's reader handle
+# (_do_wait, queued behind the handles queued before the poll) reaps and
+# call_soon_threadsafe()s transport._process_exited, which call_soon()s
+# protocol.process_exited and, once every pipe is gone, connection_lost.
+# ThreadedChildWatcher (3.10, 3.11) takes the same two hops from its
+# thread, at a time the program cannot know: there only the orders every
+# run gives are fixed (process_exited, then connection_lost; the pipe's
+# pipe_connection_lost before connection_lost).
+
+CHILD = "import os; os.read(0, 1)"  # exits once its stdin has a byte
+
+
+def _pidfd():
+    # Whether both loops reap through a pidfd (ours without one: a thread).
+    if sys.version_info < (3, 12) or os.environ.get("ASYNCLOOP_NO_PIDFD"):
+        return False
+    from asyncio.unix_events import can_use_pidfd
+
+    return can_use_pidfd()
+
+
+def _exit_order(loop, stdout):
+    async def main():
+        log = []
+        lost = loop.create_future()
+
+        class P(asyncio.SubprocessProtocol):
+            def pipe_connection_lost(self, fd, exc):
+                log.append(("pipe_lost", fd))
+
+            def process_exited(self):
+                log.append(("exited", tr.get_returncode()))
+
+            def connection_lost(self, exc):
+                log.append("lost")
+                lost.set_result(None)
+
+        r, w = os.pipe()
+        try:
+            tr, _ = await loop.subprocess_exec(
+                P, sys.executable, "-c", CHILD, stdin=r, stdout=stdout,
+                stderr=subprocess.DEVNULL)
+        finally:
+            os.close(r)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        os.write(w, b"x")
+        os.close(w)
+        # exited: its pidfd and its stdout's EOF are ready
+        try:
+            os.waitid(os.P_PID, tr.get_pid(), os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass  # a ThreadedChildWatcher's thread reaped it already
+
+        def hop(n):
+            log.append(("hop", n, tr.get_returncode()))
+            if n < 4:
+                loop.call_soon(hop, n + 1)
+
+        loop.call_soon(hop, 1)
+        await lost
+        while len([x for x in log if x[0] == "hop"]) < 4:
+            await asyncio.sleep(0)
+        tr.close()
+        return log
+
+    return run(loop, main())
+
+
+def test_process_exit_behind_queued_handles(loop):
+    log = _exit_order(loop, subprocess.DEVNULL)
+    if _pidfd():
+        assert log == [("hop", 1, None), ("hop", 2, None), ("hop", 3, 0), ("exited", 0),
+                       "lost", ("hop", 4, 0)]
+    else:
+        assert [x for x in log if x[0] != "hop"] == [("exited", 0), "lost"]
+        assert log[0] == ("hop", 1, None)
+
+
+def test_process_exit_and_stdout_eof_behind_queued_handles(loop):
+    log = _exit_order(loop, subprocess.PIPE)
+    if _pidfd():
+        assert log == [("hop", 1, None), ("hop", 2, None), ("hop", 3, 0), ("pipe_lost", 1),
+                       ("exited", 0), "lost", ("hop", 4, 0)]
+    else:
+        assert [x for x in log if x[0] != "hop"] in (
+            [("pipe_lost", 1), ("exited", 0), "lost"], [("exited", 0), ("pipe_lost", 1), "lost"])
+        assert log[0] == ("hop", 1, None)
