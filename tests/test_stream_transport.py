@@ -264,27 +264,13 @@ def test_big_reads_kept_by_the_protocol_stay_intact(loop, pair):
             if len(crcs) % 2:
                 kept.append(data)
 
-    proto = P(loop, echo=True)
-    loop._make_socket_transport(ours, proto)
-    messages = [os.urandom(100 * 1024) for _ in range(8)]
-    echoed = []
-
-    def client():
-        for m in messages:
-            peer.sendall(m)
-            echoed.append(recv_exactly(peer, len(m)))
-        peer.shutdown(socket.SHUT_WR)
-
-    c = threading.Thread(target=client)
-    c.start()
-    assert wait(loop, proto.lost) is None
-    c.join(GUARD)
-    assert echoed == messages
+    echo_messages(loop, ours, peer, [100 * 1024] * 8, P(loop, echo=True))
     assert [zlib.crc32(d) for d in kept] == crcs[::2]
 
 
-def echo_messages(loop, ours, peer, sizes):
-    proto = Proto(loop, echo=True)
+def echo_messages(loop, ours, peer, sizes, proto=None):
+    if proto is None:
+        proto = Proto(loop, echo=True)
     loop._make_socket_transport(ours, proto)
     messages = [os.urandom(n) for n in sizes]
     echoed = []
