@@ -23,6 +23,7 @@ producing a fast but meaningless number.
 """
 
 import asyncio
+import contextvars
 import faulthandler
 import gc
 import json
@@ -133,6 +134,35 @@ async def bench_call_soon_threadsafe(n):
         post = loop.call_soon_threadsafe
         for _ in range(n):
             post(cb)
+
+    t = threading.Thread(target=poster)
+    t.start()
+    await fut
+    t.join()
+    return n
+
+
+async def bench_call_soon_threadsafe_ctx(n):
+    """call_soon_threadsafe with context= given: the poster copies its context
+    once and passes it to every call, so no loop copies one per call.
+    asyncio's call_soon_threadsafe copies the caller's context for each
+    callback when none is given; a loop that skips that copy (rloop's
+    callbacks share the loop thread's context) is compared here with loops
+    that do the same work."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    ran = [0]
+
+    def cb():
+        ran[0] += 1
+        if ran[0] == n:
+            fut.set_result(None)
+
+    def poster():
+        post = loop.call_soon_threadsafe
+        ctx = contextvars.copy_context()
+        for _ in range(n):
+            post(cb, context=ctx)
 
     t = threading.Thread(target=poster)
     t.start()
@@ -486,6 +516,8 @@ BENCHMARKS = [
           "each callback schedules the next"),
     Bench("call_soon_threadsafe", "async", bench_call_soon_threadsafe, 60_000, 12_000,
           "callbacks", "posted from another thread"),
+    Bench("call_soon_threadsafe_ctx", "async", bench_call_soon_threadsafe_ctx, 60_000, 12_000,
+          "callbacks", "posted from another thread, context= given (no per-call copy)"),
     Bench("call_later_cancel", "async", bench_call_later_cancel, 150_000, 30_000, "timers",
           "create a timer, cancel it"),
     Bench("timers_firing", "async", bench_timers_firing, 30_000, 10_000, "sleeps",
