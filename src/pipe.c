@@ -24,16 +24,11 @@
    FIONREAD); smaller ones go through a stack buffer. */
 #define BIG_READ ((Py_ssize_t)16 * 1024)
 #define SMALL_READ ((Py_ssize_t)64 * 1024)
-/* A pipe that is found full this many times in a row (reads that drain all
-   of it, or writes that fill it) is a bulk stream: its capacity is raised
-   once to GROW_TO, which halves the syscalls and wakeups per byte on both
-   sides (measured: a C reader's CPU per GiB halves from a 64 KiB to a
-   256 KiB pipe). Bounded: one step per transport, to asyncio's max_size,
-   best effort (the kernel's pipe-max-size and per-user limits apply). */
 /* Chunks given to one writev(): a pipe takes at most 1 MiB anyway. */
 #define WRITE_IOV 64
-#define GROW_AFTER 8
-#define GROW_TO (256 * 1024)
+/* A pipe keeps the kernel's default capacity: F_SETPIPE_SZ beyond it counts
+   against the user's pipe-user-pages limits (pipes other processes of the
+   user create are then made smaller) and changes what the peer sees. */
 
 /* Allocated apart from the transport (see docs/architecture.md). */
 
@@ -63,8 +58,6 @@ typedef struct {
     char detached;        /* the loop was closed: no libuv handle any more */
     char read_deferred;   /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred;  /* a _write_ready handle is queued */
-    int pipe_size;        /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
-    int full_runs;        /* consecutive reads/writes that found it full */
     Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
     Py_ssize_t last_read; /* what the last read returned */
 } PipeObject;
@@ -321,29 +314,6 @@ static PyObject *Pipe_call_connection_lost(PipeObject *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-/* --- pipe capacity ------------------------------------------------------------- */
-
-static void pipe_grow(PipeObject *self)
-{
-#ifdef F_SETPIPE_SZ
-    /* Failure (limits) is fine: the pipe keeps its size. */
-    int got = fcntl(self->fd, F_SETPIPE_SZ, GROW_TO);
-    (void)got;
-#endif
-    self->pipe_size = 0;
-}
-
-/* n: what a read or write moved; the pipe was full if it moved all of it. */
-static inline void note_transfer(PipeObject *self, ssize_t n)
-{
-    if (n < self->pipe_size) {
-        self->full_runs = 0;
-    }
-    else if (++self->full_runs >= GROW_AFTER) {
-        pipe_grow(self);
-    }
-}
-
 /* --- read side ---------------------------------------------------------------- */
 
 static int read_ready(PipeObject *self)
@@ -387,9 +357,6 @@ static int read_ready(PipeObject *self)
         return os_failed(self, err, READ_ERROR);
     }
     if (n > 0) {
-        if (self->pipe_size > 0) {
-            note_transfer(self, n);
-        }
         self->last_read = n;
         PyObject *r = call_protocol(self, self->st->str_data_received, data);
         Py_DECREF(data);
@@ -479,9 +446,6 @@ static int write_ready(PipeObject *self)
         return 0;
     }
     al__wqueue_consume(&self->wq, n);
-    if (self->pipe_size > 0) {
-        note_transfer(self, self->pipe_size); /* it took less than offered: full */
-    }
     return 0;
 }
 
@@ -788,9 +752,6 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
         sent = n;
         if (sent == view.len) {
             goto done;
-        }
-        if (self->pipe_size > 0) {
-            note_transfer(self, self->pipe_size); /* partial: the pipe is full */
         }
         if (al__ctx_copy(&self->wctx) < 0 || add_interest(self, &self->writing) < 0) {
             rc = -1;
@@ -1126,12 +1087,6 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
         return -1;
     }
     int is_sock = S_ISSOCK(sb.st_mode), is_fifo = S_ISFIFO(sb.st_mode);
-#ifdef F_GETPIPE_SZ
-    if (is_fifo) {
-        int size = fcntl(self->fd, F_GETPIPE_SZ);
-        self->pipe_size = size > 0 && size < GROW_TO ? size : 0;
-    }
-#endif
     if (!(is_fifo || is_sock || S_ISCHR(sb.st_mode))) {
         PyErr_SetString(PyExc_ValueError, self->is_write
                                               ? "Pipe transport is only for "
