@@ -58,9 +58,18 @@ typedef struct {
     char detached;        /* the loop was closed: no libuv handle any more */
     char read_deferred;   /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred;  /* a _write_ready handle is queued */
+    char late_linked;     /* in loop->late_writes (a reference held there) */
+    char late;            /* a writable event waits there: LATE_RUN or LATE_QUEUE */
+    PyObject *late_next;  /* the next in loop->late_writes (borrowed) */
     Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
     Py_ssize_t last_read; /* what the last read returned */
 } PipeObject;
+
+/* How a writable event kept for after the poll's other events is handled
+   (al__pipe_run_late_writes): at once, or queued as a _write_ready Handle
+   (the poll found handles queued: its events go behind them). */
+#define LATE_RUN 1
+#define LATE_QUEUE 2
 
 #define PIPE_FROM_IO(p) ((PipeObject *)((char *)(p)-offsetof(PipeObject, io)))
 
@@ -194,6 +203,7 @@ static int remove_interest(PipeObject *self, char *flag)
     }
     else if (flag == &self->writing) {
         self->write_deferred = 0;
+        self->late = 0;
     }
     if (self->loop == NULL) {
         return 0;
@@ -457,6 +467,88 @@ static inline int in_ctx(PipeObject *self, PyObject *ctx, int (*f)(PipeObject *)
     return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
 }
 
+/* A writable event is handled after the poll's other events (reads of
+   other pipes): a child between two pipes (cat) then gets its next input
+   once its output was taken, and blocks once per pipeful, not twice (the
+   kernel lists its input pipe first: it read, then wrote). Which of two
+   descriptors' events is handled first is the kernel's order on asyncio
+   too, never one a program can count on. */
+static int late_write(PipeObject *self, char mode)
+{
+    if (!self->late_linked) {
+        self->late_next = self->loop->late_writes; /* the reference moves */
+        self->loop->late_writes = Py_NewRef((PyObject *)self);
+        self->late_linked = 1;
+    }
+    self->late = mode;
+    return 0;
+}
+
+static int write_ready_now(PipeObject *self)
+{
+    int rc = in_ctx(self, self->wctx, write_ready);
+    /* drop the writability watch once write_ready drained the buffer */
+    if (rc == 0 && (self->tp.events & UV_WRITABLE) && !self->writing && self->tp.box != NULL &&
+        self->loop != NULL) {
+        rc = poll_update(self);
+    }
+    return rc;
+}
+
+/* After the poll: loop_poll calls this while late_writes is not empty. */
+void al__pipe_run_late_writes(LoopObject *loop)
+{
+    PipeObject *list = NULL;
+    PipeObject *p = (PipeObject *)loop->late_writes;
+    loop->late_writes = NULL;
+    while (p != NULL) { /* linked newest first: back to the poll's order */
+        PipeObject *next = (PipeObject *)p->late_next;
+        p->late_next = (PyObject *)list;
+        list = p;
+        p = next;
+    }
+    while (list != NULL) {
+        p = list;
+        list = (PipeObject *)p->late_next;
+        p->late_next = NULL;
+        p->late_linked = 0;
+        char mode = p->late;
+        p->late = 0;
+        if (mode != 0 && p->writing && p->loop == loop && !p->detached) {
+            int rc = mode == LATE_QUEUE
+                         ? al__loop_defer(loop, (PyObject *)p, p->st->str_write_ready, p->wctx,
+                                          &p->write_deferred)
+                         : write_ready_now(p);
+            if (rc < 0) {
+                al__transport_callback_failed(loop, (PyObject *)p);
+            }
+        }
+        Py_DECREF(p); /* the list's reference */
+    }
+}
+
+void al__pipe_late_writes_clear(LoopObject *loop)
+{
+    PipeObject *p = (PipeObject *)loop->late_writes;
+    loop->late_writes = NULL;
+    while (p != NULL) {
+        PipeObject *next = (PipeObject *)p->late_next;
+        p->late_next = NULL;
+        p->late_linked = 0;
+        p->late = 0;
+        Py_DECREF(p);
+        p = next;
+    }
+}
+
+int al__pipe_late_writes_traverse(LoopObject *loop, visitproc visit, void *arg)
+{
+    for (PyObject *p = loop->late_writes; p != NULL; p = ((PipeObject *)p)->late_next) {
+        Py_VISIT(p);
+    }
+    return 0;
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     PipeObject *self = handle->data;
@@ -474,25 +566,23 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         events = self->tp.events;
         self->tp.events = 0;
     }
+    char late = LATE_RUN;
     if (loop->ready_at_poll > 0) {
         if ((events & UV_READABLE) && self->reading) {
             rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_read_ready, self->rctx,
                                 &self->read_deferred);
         }
-        if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_write_ready, self->wctx,
-                                &self->write_deferred);
-        }
-        events = 0;
+        late = LATE_QUEUE;
+        events &= ~UV_READABLE;
     }
     if ((events & UV_READABLE) && self->reading) {
         rc = in_ctx(self, self->rctx, self->is_write ? peer_closed : read_ready);
     }
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
-        rc = in_ctx(self, self->wctx, write_ready);
+        rc = late_write(self, late);
     }
-    /* Re-arm after POLLERR stopped the handle, or drop the writability
-       watch once write_ready drained the buffer. */
+    /* Re-arm after POLLERR stopped the handle, or drop a writability watch
+       left without a writer. */
     int rearm =
         status < 0 ? self->tp.events == 0 : (self->tp.events & UV_WRITABLE) && !self->writing;
     if (rc == 0 && rearm && self->tp.box != NULL && self->loop != NULL) {

@@ -788,6 +788,65 @@ def test_bulk_pipes_keep_their_capacity(loop):
     assert bytes(got) == block * 20
 
 
+@pytest.mark.parametrize("queued", [False, True], ids=["direct", "behind-queued"])
+def test_reads_of_a_poll_before_pipe_writes(loop, is_stock, queued):
+    """A poll that finds a write pipe writable and another pipe readable:
+    asyncloop reads first, then writes (so that a child between two pipes
+    gets its next input once its output was taken). On asyncio the order is
+    the kernel's, here the writable one first; either way both run in that
+    iteration."""
+    order = []
+
+    class Reader(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            order.append("read")
+
+    class Writer(Proto):
+        def resume_writing(self):
+            super().resume_writing()
+            order.append("resume")
+
+    import fcntl
+    ra, wa = os.pipe()
+    rb, wb = os.pipe()
+    size = fcntl.fcntl(wa, fcntl.F_GETPIPE_SZ)
+    try:
+        wt, wp = wait(loop, loop.connect_write_pipe(lambda: Writer(loop), open(wa, "wb", 0)))
+        rt, rp = wait(loop, loop.connect_read_pipe(lambda: Reader(loop), open(rb, "rb", 0)))
+        wt.set_write_buffer_limits(high=1)
+        wt.write(b"w" * (size + 1000))  # fills the pipe, 1000 bytes buffered
+        assert wp.events == ["made", "pause"]
+        run_briefly(loop)
+        assert order == []
+        # both ready before the next poll: pipe a writable, then b readable
+        assert len(read_all_blocking(ra, size)) == size
+        os.write(wb, b"r")
+        if queued:
+            loop.call_soon(loop.stop)  # a handle queued before the poll
+            loop.run_forever()
+        else:
+            loop.run_until_complete(rp.want(1))  # a blocking poll, nothing queued
+        if is_stock:
+            assert sorted(order) == ["read", "resume"]
+        else:
+            assert order == ["read", "resume"]
+        assert bytes(rp.data) == b"r"
+        wt.close()
+        rt.close()
+        run_briefly(loop)
+    finally:
+        os.close(wb)
+        os.close(ra)
+
+
+def read_all_blocking(fd, n):
+    out = b""
+    while len(out) < n:
+        out += os.read(fd, n - len(out))
+    return out
+
+
 def test_reads_shrink_for_a_pausing_protocol(loop, is_stock):
     """A protocol that pauses after a big read (asyncio's StreamReader does
     above twice its limit) still gets every byte in order after resuming;
