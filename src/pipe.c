@@ -62,6 +62,8 @@ typedef struct {
     char late;            /* a writable event waits there: LATE_RUN or LATE_QUEUE */
     PyObject *late_next;  /* the next in loop->late_writes (borrowed) */
     Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
+    Py_ssize_t pipe_size; /* a FIFO's capacity (F_GETPIPE_SZ at creation), or 0 */
+    Py_ssize_t full_size; /* the last read emptied a full FIFO: the next one's size */
     Py_ssize_t last_read; /* what the last read returned */
 } PipeObject;
 
@@ -332,16 +334,30 @@ static int read_ready(PipeObject *self)
     PyObject *data;
     int avail = 0;
     ssize_t n;
-    if (ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
-        Py_ssize_t want = avail > self->read_cap ? self->read_cap : avail;
+    /* A FIFO found full at the last read likely is again (its writer is
+       ahead): read its capacity without asking FIONREAD, and let a second
+       buffer catch what a pipe grown by its other end holds beyond it. */
+    Py_ssize_t want = self->full_size;
+    if (want == 0 && ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
+        want = avail > self->read_cap ? self->read_cap : avail;
+    }
+    if (want > 0) {
         data = PyBytes_FromStringAndSize(NULL, want);
         if (data == NULL) {
             return -1;
         }
-        n = read(self->fd, PyBytes_AS_STRING(data), (size_t)want);
+        struct iovec iov[2] = {{PyBytes_AS_STRING(data), (size_t)want}, {small, sizeof(small)}};
+        n = readv(self->fd, iov, self->full_size > 0 ? 2 : 1);
         al__metrics_bytes_in(self->loop, n);
-        if (n > 0 && n < want) {
-            PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
+        if (n > 0 && n != want) {
+            PyObject *part = PyBytes_FromStringAndSize(NULL, n);
+            if (part != NULL) {
+                memcpy(PyBytes_AS_STRING(part), PyBytes_AS_STRING(data),
+                       (size_t)(n < want ? n : want));
+                if (n > want) {
+                    memcpy(PyBytes_AS_STRING(part) + want, small, (size_t)(n - want));
+                }
+            }
             Py_SETREF(data, part);
             if (data == NULL) {
                 return -1;
@@ -359,6 +375,8 @@ static int read_ready(PipeObject *self)
             return -1;
         }
     }
+    /* full: it gave the FIFO's whole capacity */
+    self->full_size = n > 0 && n == self->pipe_size && n <= self->read_cap ? n : 0;
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -740,6 +758,9 @@ static PyObject *Read_pause_reading(PipeObject *self, PyObject *Py_UNUSED(ignore
            down to SMALL_READ. */
         Py_ssize_t cap = self->last_read / 2;
         self->read_cap = cap < SMALL_READ ? SMALL_READ : cap;
+        if (self->full_size > self->read_cap) {
+            self->full_size = 0;
+        }
     }
     if (self->loop == NULL) {
         Py_RETURN_NONE;
@@ -1177,6 +1198,12 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
         return -1;
     }
     int is_sock = S_ISSOCK(sb.st_mode), is_fifo = S_ISFIFO(sb.st_mode);
+#ifdef F_GETPIPE_SZ
+    if (is_fifo && !self->is_write) {
+        int size = fcntl(self->fd, F_GETPIPE_SZ);
+        self->pipe_size = size >= BIG_READ ? size : 0;
+    }
+#endif
     if (!(is_fifo || is_sock || S_ISCHR(sb.st_mode))) {
         PyErr_SetString(PyExc_ValueError, self->is_write
                                               ? "Pipe transport is only for "

@@ -788,6 +788,45 @@ def test_bulk_pipes_keep_their_capacity(loop):
     assert bytes(got) == block * 20
 
 
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_SETPIPE_SZ"), reason="Linux only")
+def test_reads_after_a_full_pipe(loop):
+    """Reads that follow one that found the pipe full (asyncloop then reads
+    its capacity without FIONREAD): a partial one, and one from a pipe its
+    writer has grown meanwhile, deliver every byte, in order, each read as
+    one data_received."""
+    import fcntl
+    r, w = os.pipe()
+    size = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+    sizes = []
+
+    class Sizes(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            sizes.append(len(data))
+
+    t, p = wait(loop, loop.connect_read_pipe(lambda: Sizes(loop), open(r, "rb", 0)))
+    payload = os.urandom(size * 6)
+    os.write(w, payload[:size])  # full
+    wait(loop, p.want(size))
+    os.write(w, payload[size:size + 100])  # partial
+    wait(loop, p.want(size + 100))
+    assert sizes == [size, 100]
+    os.write(w, payload[size + 100:2 * size + 100])  # full again
+    wait(loop, p.want(2 * size + 100))
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4 * size)
+    except OSError:
+        grown = False  # the user's pipe limits: the pipe stays as it is
+    else:
+        grown = True
+    rest = payload[2 * size + 100:]
+    os.write(w, rest[:3 * size] if grown else rest[:size])
+    os.close(w)
+    wait(loop, p.lost)
+    assert bytes(p.data) == payload[:2 * size + 100] + (rest[:3 * size] if grown else rest[:size])
+    assert sum(sizes) == len(p.data), sizes
+
+
 @pytest.mark.parametrize("queued", [False, True], ids=["direct", "behind-queued"])
 def test_reads_of_a_poll_before_pipe_writes(loop, is_stock, queued):
     """A poll that finds a write pipe writable and another pipe readable:
