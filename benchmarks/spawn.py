@@ -2,6 +2,7 @@
 
     python benchmarks/spawn.py                 # 200 and 500 `true`, 64 MiB through cat
     python benchmarks/spawn.py --methods       # also: the raw spawn methods in C
+    python benchmarks/spawn.py --floor         # also: cat's row without a loop, in C
     python benchmarks/spawn.py --markdown
 
 spawn     N concurrent asyncio.create_subprocess_exec("true") started with
@@ -10,7 +11,15 @@ spawn     N concurrent asyncio.create_subprocess_exec("true") started with
           round first). Lower is better; the ratios are speed-ups
           (other loop's time / asyncloop's).
 cat       64 MiB written to `cat` and read back through communicate():
-          wall time, best of --reps.
+          wall time, best of --reps. With that run's counts (getrusage,
+          of the loop's process and of cat): CPU ms, context switches
+          (voluntary / involuntary) and minor page faults; on a loaded
+          machine these say more than the wall time.
+floor     (--floor) the cat row without a loop and without Python
+          (cat_floor.c, built here): a C parent that polls both pipes and
+          reads stdout into one growing buffer, reading first when both
+          are ready (and writing first, and over socketpairs as uv_spawn
+          makes them for uvloop, for comparison).
 methods   (--methods) the ways of spawning without any event loop or
           Python (spawn_methods.c, built here): uv_spawn, posix_spawn,
           vfork+execve, fork+execve, and CPython's subprocess.Popen
@@ -23,6 +32,7 @@ A loop that lacks subprocesses or fails is reported as such.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -73,12 +83,26 @@ def worker(name, counts, reps):
         assert len(out) == CAT_BYTES
         return time.perf_counter() - t0
 
+    def cat_counted():
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = loop.run_until_complete(cat())
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        counts = {}
+        for who, a, b in (("self", r0, r1), ("cat", c0, c1)):
+            counts[who] = {
+                "cpu_ms": round((b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime) * 1e3, 1),
+                "vcsw": b.ru_nvcsw - a.ru_nvcsw, "ivcsw": b.ru_nivcsw - a.ru_nivcsw,
+                "minflt": b.ru_minflt - a.ru_minflt}
+        return wall, counts
+
     out = {}
     try:
         loop.run_until_complete(spawn(10))  # warm-up
         for n in counts:
             out[f"spawn{n}"] = min(loop.run_until_complete(spawn(n)) for _ in range(reps))
-        out["cat"] = min(loop.run_until_complete(cat()) for _ in range(reps))
+        out["cat"], out["cat_counts"] = min(cat_counted() for _ in range(reps))
     except Exception as exc:  # noqa: BLE001 - reported in the table
         out["error"] = f"{type(exc).__name__}: {exc}"[:60]
     finally:
@@ -94,6 +118,29 @@ def run_worker(name, counts, reps):
         lines = (proc.stderr.strip().splitlines() or ["failed"])
         return {"error": lines[-1][:60]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def floor(reps):
+    """cat_floor.c: lines to print, the best wall time of each variant."""
+    os.makedirs(BUILD, exist_ok=True)
+    src = os.path.join(HERE, "cat_floor.c")
+    exe = os.path.join(BUILD, "cat_floor")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
+    lines = [f"\nThe cat row with no loop, C (cat_floor.c), {CAT_BYTES >> 20} MiB, best of {reps}:",
+             f"  {'variant':<24}{'wall ms':>9}{'CPU ms':>8}{'cat CPU':>8}{'cat vcsw':>9}"
+             f"{'ivcsw':>7}{'minflt':>8}{'polls':>7}"]
+    for kind, order in (("pipe", "read-first"), ("pipe", "write-first"),
+                        ("socketpair", "read-first")):
+        r = subprocess.run([exe, kind, str(CAT_BYTES >> 20), str(reps), order],
+                           capture_output=True, text=True, check=True)
+        runs = [dict(kv.split("=") for kv in line.split()) for line in r.stdout.splitlines()]
+        b = {k: float(v) for k, v in min(runs, key=lambda x: float(x["wall_ms"])).items()}
+        lines.append(f"  {kind + ' ' + order:<24}{b['wall_ms']:>9.1f}"
+                     f"{b['self_user_ms'] + b['self_sys_ms']:>8.1f}"
+                     f"{b['cat_user_ms'] + b['cat_sys_ms']:>8.1f}{b['cat_vcsw']:>9.0f}"
+                     f"{b['self_ivcsw']:>7.0f}{b['self_minflt']:>8.0f}{b['polls']:>7.0f}")
+    return lines
 
 
 def methods(counts, reps):
@@ -133,6 +180,7 @@ def main():
     ap.add_argument("--n", type=int, nargs="+", default=[200, 500])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--methods", action="store_true")
+    ap.add_argument("--floor", action="store_true")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if args.worker:
@@ -160,6 +208,16 @@ def main():
             other = results[name].get(case)
             row.append(f"{other / ours:.2f}x" if ours and other else "-")
         print(sep.join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(f"\nThe cat row's best run, counted (getrusage; {CAT_BYTES >> 20} MiB):")
+    print(f"  {'loop':<10}{'CPU ms':>8}{'cat CPU':>8}{'cat vcsw':>9}{'ivcsw':>7}{'minflt':>8}")
+    for name in LOOPS:
+        c = results[name].get("cat_counts")
+        if c:
+            print(f"  {name:<10}{c['self']['cpu_ms']:>8.1f}{c['cat']['cpu_ms']:>8.1f}"
+                  f"{c['cat']['vcsw']:>9}{c['self']['ivcsw']:>7}{c['self']['minflt']:>8}")
+    if args.floor:
+        for line in floor(args.reps):
+            print(line)
     for name in LOOPS:
         if "error" in results[name]:
             print(f"{name}: {results[name]['error']}")

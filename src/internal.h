@@ -488,6 +488,9 @@ struct al_loop {
     /* stream.c: the events a cut skipped, run next iteration without a poll */
     struct al_skipped *skipped;
     Py_ssize_t n_skipped, cap_skipped;
+    /* pipe.c: write pipes whose writable event waits until the poll's
+       other events ran (al__pipe_run_late_writes); owned, a chain */
+    PyObject *late_writes;
     /* ssl.c: what decrypted data is read into before its bytes object is
        made, on first use; ssl_read_buf_busy while lent (a nested read
        allocates) */
@@ -976,6 +979,9 @@ PyObject *al__loop_watch_child(LoopObject *self, PyObject *const *args, Py_ssize
 int al__pipe_init(PyObject *module, al_state *st);
 int al__pipe_traverse(al_state *st, visitproc visit, void *arg);
 void al__pipe_clear(al_state *st);
+void al__pipe_run_late_writes(LoopObject *loop);
+void al__pipe_late_writes_clear(LoopObject *loop);
+int al__pipe_late_writes_traverse(LoopObject *loop, visitproc visit, void *arg);
 /* asyncio's _UnixReadPipeTransport / _UnixWritePipeTransport(loop, pipe,
    protocol, waiter, extra): a new transport, or NULL with an exception.
    pipe: an object with fileno() and close() (closed with the transport);

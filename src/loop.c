@@ -730,6 +730,9 @@ static int loop_poll(LoopObject *self)
             self->ready_at_poll = self->ready.len;
             uv_run(&self->uv, UV_RUN_NOWAIT);
             self->ready_at_poll = 0;
+            if (self->late_writes != NULL) {
+                al__pipe_run_late_writes(self);
+            }
             return loop_raise_pending(self);
         }
         return 0;
@@ -755,6 +758,9 @@ static int loop_poll(LoopObject *self)
     al__metrics_poll_end(self); /* metrics: no I/O callback ended it */
     if (timeout_ms > 0) {
         uv_timer_stop(&self->poll_timer);
+    }
+    if (self->late_writes != NULL) {
+        al__pipe_run_late_writes(self);
     }
     return loop_raise_pending(self);
 }
@@ -1360,6 +1366,7 @@ static void loop_check_poll_started(LoopObject *self)
 static void loop_close_uv(LoopObject *self)
 {
     al__stream_skipped_clear(self);
+    al__pipe_late_writes_clear(self);
     if (!self->uv_ready) {
         return;
     }
@@ -1939,6 +1946,10 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     if (vr != 0) {
         return vr;
     }
+    vr = al__pipe_late_writes_traverse(self, visit, arg);
+    if (vr != 0) {
+        return vr;
+    }
     Py_VISIT(self->slow_obj);
     Py_VISIT(self->default_executor);
     Py_VISIT(self->current_handle);
@@ -1984,6 +1995,7 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 static int Loop_clear(LoopObject *self)
 {
     al__stream_skipped_clear(self);
+    al__pipe_late_writes_clear(self);
     Py_CLEAR(self->task_factory);
     Py_CLEAR(self->exception_handler);
     Py_CLEAR(self->debug_obj);

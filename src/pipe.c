@@ -24,16 +24,11 @@
    FIONREAD); smaller ones go through a stack buffer. */
 #define BIG_READ ((Py_ssize_t)16 * 1024)
 #define SMALL_READ ((Py_ssize_t)64 * 1024)
-/* A pipe that is found full this many times in a row (reads that drain all
-   of it, or writes that fill it) is a bulk stream: its capacity is raised
-   once to GROW_TO, which halves the syscalls and wakeups per byte on both
-   sides (measured: a C reader's CPU per GiB halves from a 64 KiB to a
-   256 KiB pipe). Bounded: one step per transport, to asyncio's max_size,
-   best effort (the kernel's pipe-max-size and per-user limits apply). */
 /* Chunks given to one writev(): a pipe takes at most 1 MiB anyway. */
 #define WRITE_IOV 64
-#define GROW_AFTER 8
-#define GROW_TO (256 * 1024)
+/* A pipe keeps the kernel's default capacity: F_SETPIPE_SZ beyond it counts
+   against the user's pipe-user-pages limits (pipes other processes of the
+   user create are then made smaller) and changes what the peer sees. */
 
 /* Allocated apart from the transport (see docs/architecture.md). */
 
@@ -63,11 +58,20 @@ typedef struct {
     char detached;        /* the loop was closed: no libuv handle any more */
     char read_deferred;   /* a _read_ready handle is queued (al__loop_defer) */
     char write_deferred;  /* a _write_ready handle is queued */
-    int pipe_size;        /* a FIFO's capacity (F_GETPIPE_SZ), 0: not to be grown */
-    int full_runs;        /* consecutive reads/writes that found it full */
+    char late_linked;     /* in loop->late_writes (a reference held there) */
+    char late;            /* a writable event waits there: LATE_RUN or LATE_QUEUE */
+    PyObject *late_next;  /* the next in loop->late_writes (borrowed) */
     Py_ssize_t read_cap;  /* the largest read (see Read_pause_reading) */
+    Py_ssize_t pipe_size; /* a FIFO's capacity (F_GETPIPE_SZ at creation), or 0 */
+    Py_ssize_t full_size; /* the last read emptied a full FIFO: the next one's size */
     Py_ssize_t last_read; /* what the last read returned */
 } PipeObject;
+
+/* How a writable event kept for after the poll's other events is handled
+   (al__pipe_run_late_writes): at once, or queued as a _write_ready Handle
+   (the poll found handles queued: its events go behind them). */
+#define LATE_RUN 1
+#define LATE_QUEUE 2
 
 #define PIPE_FROM_IO(p) ((PipeObject *)((char *)(p)-offsetof(PipeObject, io)))
 
@@ -201,6 +205,7 @@ static int remove_interest(PipeObject *self, char *flag)
     }
     else if (flag == &self->writing) {
         self->write_deferred = 0;
+        self->late = 0;
     }
     if (self->loop == NULL) {
         return 0;
@@ -321,29 +326,6 @@ static PyObject *Pipe_call_connection_lost(PipeObject *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-/* --- pipe capacity ------------------------------------------------------------- */
-
-static void pipe_grow(PipeObject *self)
-{
-#ifdef F_SETPIPE_SZ
-    /* Failure (limits) is fine: the pipe keeps its size. */
-    int got = fcntl(self->fd, F_SETPIPE_SZ, GROW_TO);
-    (void)got;
-#endif
-    self->pipe_size = 0;
-}
-
-/* n: what a read or write moved; the pipe was full if it moved all of it. */
-static inline void note_transfer(PipeObject *self, ssize_t n)
-{
-    if (n < self->pipe_size) {
-        self->full_runs = 0;
-    }
-    else if (++self->full_runs >= GROW_AFTER) {
-        pipe_grow(self);
-    }
-}
-
 /* --- read side ---------------------------------------------------------------- */
 
 static int read_ready(PipeObject *self)
@@ -352,16 +334,30 @@ static int read_ready(PipeObject *self)
     PyObject *data;
     int avail = 0;
     ssize_t n;
-    if (ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
-        Py_ssize_t want = avail > self->read_cap ? self->read_cap : avail;
+    /* A FIFO found full at the last read likely is again (its writer is
+       ahead): read its capacity without asking FIONREAD, and let a second
+       buffer catch what a pipe grown by its other end holds beyond it. */
+    Py_ssize_t want = self->full_size;
+    if (want == 0 && ioctl(self->fd, FIONREAD, &avail) == 0 && avail >= BIG_READ) {
+        want = avail > self->read_cap ? self->read_cap : avail;
+    }
+    if (want > 0) {
         data = PyBytes_FromStringAndSize(NULL, want);
         if (data == NULL) {
             return -1;
         }
-        n = read(self->fd, PyBytes_AS_STRING(data), (size_t)want);
+        struct iovec iov[2] = {{PyBytes_AS_STRING(data), (size_t)want}, {small, sizeof(small)}};
+        n = readv(self->fd, iov, self->full_size > 0 ? 2 : 1);
         al__metrics_bytes_in(self->loop, n);
-        if (n > 0 && n < want) {
-            PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n);
+        if (n > 0 && n != want) {
+            PyObject *part = PyBytes_FromStringAndSize(NULL, n);
+            if (part != NULL) {
+                memcpy(PyBytes_AS_STRING(part), PyBytes_AS_STRING(data),
+                       (size_t)(n < want ? n : want));
+                if (n > want) {
+                    memcpy(PyBytes_AS_STRING(part) + want, small, (size_t)(n - want));
+                }
+            }
             Py_SETREF(data, part);
             if (data == NULL) {
                 return -1;
@@ -379,6 +375,8 @@ static int read_ready(PipeObject *self)
             return -1;
         }
     }
+    /* full: it gave the FIFO's whole capacity */
+    self->full_size = n > 0 && n == self->pipe_size && n <= self->read_cap ? n : 0;
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -387,9 +385,6 @@ static int read_ready(PipeObject *self)
         return os_failed(self, err, READ_ERROR);
     }
     if (n > 0) {
-        if (self->pipe_size > 0) {
-            note_transfer(self, n);
-        }
         self->last_read = n;
         PyObject *r = call_protocol(self, self->st->str_data_received, data);
         Py_DECREF(data);
@@ -479,9 +474,6 @@ static int write_ready(PipeObject *self)
         return 0;
     }
     al__wqueue_consume(&self->wq, n);
-    if (self->pipe_size > 0) {
-        note_transfer(self, self->pipe_size); /* it took less than offered: full */
-    }
     return 0;
 }
 
@@ -491,6 +483,88 @@ static inline int in_ctx(PipeObject *self, PyObject *ctx, int (*f)(PipeObject *)
     int rc = 0;
     PyObject *entered = al__ctx_enter(ctx, &rc);
     return al__ctx_leave(entered, rc == 0 ? f(self) : rc);
+}
+
+/* A writable event is handled after the poll's other events (reads of
+   other pipes): a child between two pipes (cat) then gets its next input
+   once its output was taken, and blocks once per pipeful, not twice (the
+   kernel lists its input pipe first: it read, then wrote). Which of two
+   descriptors' events is handled first is the kernel's order on asyncio
+   too, never one a program can count on. */
+static int late_write(PipeObject *self, char mode)
+{
+    if (!self->late_linked) {
+        self->late_next = self->loop->late_writes; /* the reference moves */
+        self->loop->late_writes = Py_NewRef((PyObject *)self);
+        self->late_linked = 1;
+    }
+    self->late = mode;
+    return 0;
+}
+
+static int write_ready_now(PipeObject *self)
+{
+    int rc = in_ctx(self, self->wctx, write_ready);
+    /* drop the writability watch once write_ready drained the buffer */
+    if (rc == 0 && (self->tp.events & UV_WRITABLE) && !self->writing && self->tp.box != NULL &&
+        self->loop != NULL) {
+        rc = poll_update(self);
+    }
+    return rc;
+}
+
+/* After the poll: loop_poll calls this while late_writes is not empty. */
+void al__pipe_run_late_writes(LoopObject *loop)
+{
+    PipeObject *list = NULL;
+    PipeObject *p = (PipeObject *)loop->late_writes;
+    loop->late_writes = NULL;
+    while (p != NULL) { /* linked newest first: back to the poll's order */
+        PipeObject *next = (PipeObject *)p->late_next;
+        p->late_next = (PyObject *)list;
+        list = p;
+        p = next;
+    }
+    while (list != NULL) {
+        p = list;
+        list = (PipeObject *)p->late_next;
+        p->late_next = NULL;
+        p->late_linked = 0;
+        char mode = p->late;
+        p->late = 0;
+        if (mode != 0 && p->writing && p->loop == loop && !p->detached) {
+            int rc = mode == LATE_QUEUE
+                         ? al__loop_defer(loop, (PyObject *)p, p->st->str_write_ready, p->wctx,
+                                          &p->write_deferred)
+                         : write_ready_now(p);
+            if (rc < 0) {
+                al__transport_callback_failed(loop, (PyObject *)p);
+            }
+        }
+        Py_DECREF(p); /* the list's reference */
+    }
+}
+
+void al__pipe_late_writes_clear(LoopObject *loop)
+{
+    PipeObject *p = (PipeObject *)loop->late_writes;
+    loop->late_writes = NULL;
+    while (p != NULL) {
+        PipeObject *next = (PipeObject *)p->late_next;
+        p->late_next = NULL;
+        p->late_linked = 0;
+        p->late = 0;
+        Py_DECREF(p);
+        p = next;
+    }
+}
+
+int al__pipe_late_writes_traverse(LoopObject *loop, visitproc visit, void *arg)
+{
+    for (PyObject *p = loop->late_writes; p != NULL; p = ((PipeObject *)p)->late_next) {
+        Py_VISIT(p);
+    }
+    return 0;
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -510,25 +584,23 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         events = self->tp.events;
         self->tp.events = 0;
     }
+    char late = LATE_RUN;
     if (loop->ready_at_poll > 0) {
         if ((events & UV_READABLE) && self->reading) {
             rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_read_ready, self->rctx,
                                 &self->read_deferred);
         }
-        if (rc == 0 && (events & UV_WRITABLE) && self->writing) {
-            rc = al__loop_defer(self->loop, (PyObject *)self, self->st->str_write_ready, self->wctx,
-                                &self->write_deferred);
-        }
-        events = 0;
+        late = LATE_QUEUE;
+        events &= ~UV_READABLE;
     }
     if ((events & UV_READABLE) && self->reading) {
         rc = in_ctx(self, self->rctx, self->is_write ? peer_closed : read_ready);
     }
     if (rc == 0 && (events & UV_WRITABLE) && self->writing && self->loop != NULL) {
-        rc = in_ctx(self, self->wctx, write_ready);
+        rc = late_write(self, late);
     }
-    /* Re-arm after POLLERR stopped the handle, or drop the writability
-       watch once write_ready drained the buffer. */
+    /* Re-arm after POLLERR stopped the handle, or drop a writability watch
+       left without a writer. */
     int rearm =
         status < 0 ? self->tp.events == 0 : (self->tp.events & UV_WRITABLE) && !self->writing;
     if (rc == 0 && rearm && self->tp.box != NULL && self->loop != NULL) {
@@ -686,6 +758,9 @@ static PyObject *Read_pause_reading(PipeObject *self, PyObject *Py_UNUSED(ignore
            down to SMALL_READ. */
         Py_ssize_t cap = self->last_read / 2;
         self->read_cap = cap < SMALL_READ ? SMALL_READ : cap;
+        if (self->full_size > self->read_cap) {
+            self->full_size = 0;
+        }
     }
     if (self->loop == NULL) {
         Py_RETURN_NONE;
@@ -788,9 +863,6 @@ static PyObject *Write_write(PipeObject *self, PyObject *data)
         sent = n;
         if (sent == view.len) {
             goto done;
-        }
-        if (self->pipe_size > 0) {
-            note_transfer(self, self->pipe_size); /* partial: the pipe is full */
         }
         if (al__ctx_copy(&self->wctx) < 0 || add_interest(self, &self->writing) < 0) {
             rc = -1;
@@ -1127,9 +1199,9 @@ static int pipe_init(PipeObject *self, LoopObject *loop, PyObject *pipe, PyObjec
     }
     int is_sock = S_ISSOCK(sb.st_mode), is_fifo = S_ISFIFO(sb.st_mode);
 #ifdef F_GETPIPE_SZ
-    if (is_fifo) {
+    if (is_fifo && !self->is_write) {
         int size = fcntl(self->fd, F_GETPIPE_SZ);
-        self->pipe_size = size > 0 && size < GROW_TO ? size : 0;
+        self->pipe_size = size >= BIG_READ ? size : 0;
     }
 #endif
     if (!(is_fifo || is_sock || S_ISCHR(sb.st_mode))) {

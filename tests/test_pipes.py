@@ -749,29 +749,141 @@ def test_system_exit_from_data_received(loop):
 
 
 @pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux only")
-def test_asyncloop_grows_bulk_pipe(asyncloop_mod):
-    """asyncloop raises a bulk FIFO's capacity once (F_SETPIPE_SZ); the
-    data stream is unchanged."""
+def test_bulk_pipes_keep_their_capacity(loop):
+    """Pipes kept full in both directions keep the kernel's capacity (as on
+    asyncio): a larger one would count against the user's pipe limits and
+    change what the process at the other end sees."""
     import fcntl
-    loop = asyncloop_mod.new_event_loop()
+    import threading
+    r, w = os.pipe()
+    size0 = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+    t, p = connect_read(loop, open(r, "rb", 0))
+    block = b"q" * size0
+    for i in range(20):  # fill the pipe, let the loop drain it whole
+        os.write(w, block)
+        wait(loop, p.want((i + 1) * size0))
+    assert fcntl.fcntl(w, fcntl.F_GETPIPE_SZ) == size0
+    os.close(w)
+    wait(loop, p.lost)
+    assert bytes(p.data) == block * 20
+
+    r, w = os.pipe()
+    got = bytearray()
+
+    def drain():
+        while chunk := os.read(r, size0):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
     try:
-        r, w = os.pipe()
-        size0 = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
-        t, p = connect_read(loop, open(r, "rb", 0))
-        block = b"q" * size0
-        total = 0
-        for _ in range(20):  # fill the pipe, let the loop drain it whole
-            os.write(w, block)
-            total += len(block)
-            wait(loop, p.want(total))
-        assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) >= size0
-        if size0 < 256 * 1024:
-            assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == 256 * 1024
-        os.close(w)
-        wait(loop, p.lost)
-        assert bytes(p.data) == block * 20
+        wt, wp = connect_write(loop, open(w, "wb", 0))
+        wt.write(block * 20)  # the pipe is found full at each write
+        wt.close()
+        assert wait(loop, wp.lost) is None
     finally:
-        loop.close()
+        reader.join(GUARD)
+    assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == size0
+    os.close(r)
+    assert bytes(got) == block * 20
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_SETPIPE_SZ"), reason="Linux only")
+def test_reads_after_a_full_pipe(loop):
+    """Reads that follow one that found the pipe full (asyncloop then reads
+    its capacity without FIONREAD): a partial one, and one from a pipe its
+    writer has grown meanwhile, deliver every byte, in order, each read as
+    one data_received."""
+    import fcntl
+    r, w = os.pipe()
+    size = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+    sizes = []
+
+    class Sizes(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            sizes.append(len(data))
+
+    t, p = wait(loop, loop.connect_read_pipe(lambda: Sizes(loop), open(r, "rb", 0)))
+    payload = os.urandom(size * 6)
+    os.write(w, payload[:size])  # full
+    wait(loop, p.want(size))
+    os.write(w, payload[size:size + 100])  # partial
+    wait(loop, p.want(size + 100))
+    assert sizes == [size, 100]
+    os.write(w, payload[size + 100:2 * size + 100])  # full again
+    wait(loop, p.want(2 * size + 100))
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4 * size)
+    except OSError:
+        grown = False  # the user's pipe limits: the pipe stays as it is
+    else:
+        grown = True
+    rest = payload[2 * size + 100:]
+    os.write(w, rest[:3 * size] if grown else rest[:size])
+    os.close(w)
+    wait(loop, p.lost)
+    assert bytes(p.data) == payload[:2 * size + 100] + (rest[:3 * size] if grown else rest[:size])
+    assert sum(sizes) == len(p.data), sizes
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["direct", "behind-queued"])
+def test_reads_of_a_poll_before_pipe_writes(loop, is_stock, queued):
+    """A poll that finds a write pipe writable and another pipe readable:
+    asyncloop reads first, then writes (so that a child between two pipes
+    gets its next input once its output was taken). On asyncio the order is
+    the kernel's, here the writable one first; either way both run in that
+    iteration."""
+    order = []
+
+    class Reader(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            order.append("read")
+
+    class Writer(Proto):
+        def resume_writing(self):
+            super().resume_writing()
+            order.append("resume")
+
+    import fcntl
+    ra, wa = os.pipe()
+    rb, wb = os.pipe()
+    size = fcntl.fcntl(wa, fcntl.F_GETPIPE_SZ)
+    try:
+        wt, wp = wait(loop, loop.connect_write_pipe(lambda: Writer(loop), open(wa, "wb", 0)))
+        rt, rp = wait(loop, loop.connect_read_pipe(lambda: Reader(loop), open(rb, "rb", 0)))
+        wt.set_write_buffer_limits(high=1)
+        wt.write(b"w" * (size + 1000))  # fills the pipe, 1000 bytes buffered
+        assert wp.events == ["made", "pause"]
+        run_briefly(loop)
+        assert order == []
+        # both ready before the next poll: pipe a writable, then b readable
+        assert len(read_all_blocking(ra, size)) == size
+        os.write(wb, b"r")
+        if queued:
+            loop.call_soon(loop.stop)  # a handle queued before the poll
+            loop.run_forever()
+        else:
+            loop.run_until_complete(rp.want(1))  # a blocking poll, nothing queued
+        if is_stock:
+            assert sorted(order) == ["read", "resume"]
+        else:
+            assert order == ["read", "resume"]
+        assert bytes(rp.data) == b"r"
+        wt.close()
+        rt.close()
+        run_briefly(loop)
+    finally:
+        os.close(wb)
+        os.close(ra)
+
+
+def read_all_blocking(fd, n):
+    out = b""
+    while len(out) < n:
+        out += os.read(fd, n - len(out))
+    return out
 
 
 def test_reads_shrink_for_a_pausing_protocol(loop, is_stock):
