@@ -1051,7 +1051,7 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
             PyErr_Clear();
         }
         else {
-            self->tls13 = strcmp(proto, "TLSv1.3") == 0 && strstr(name, "CCM_8") == NULL;
+            self->tls13 = (char)(strcmp(proto, "TLSv1.3") == 0 && strstr(name, "CCM_8") == NULL);
         }
     }
     int rc = -1;
