@@ -18,6 +18,20 @@ figure the ratios use, and per wall second.  asyncloop runs twice: with its
 C TLS layer (src/ssl.c) and with asyncio's sslproto over its C transport
 (ASYNCLOOP_SSLPROTO=1).  A loop that fails (rloop has no TLS) says so in
 its row.
+
+--floor adds two rows with no Python at all: benchmarks/tls_floor.c (built
+here), a TLS echo server in C over OpenSSL and epoll, loaded, pinned and
+measured the same way, with the same certificate and the TLS settings of
+Python's default server context (the same protocol, TLS 1.3, and cipher,
+TLS_AES_256_GCM_SHA384, are negotiated; it prints them):
+  C OpenSSL, memory BIO   what ssl.SSLObject makes every Python loop do:
+                          recv() -> BIO_write -> SSL_read until WANT_READ
+                          -> SSL_write of the echo -> BIO_read -> send().
+                          The most a MemoryBIO TLS layer can reach: the
+                          cost of OpenSSL plus the kernel, with no loop.
+  C OpenSSL, socket fd    OpenSSL on the socket (SSL_set_fd), which no
+                          Python loop can use: what the memory BIOs' copies
+                          cost on top.
 """
 
 import argparse
@@ -33,6 +47,7 @@ sys.path.insert(0, HERE)
 from net import BUILD, CLIENT_CPU, ROOT, SERVER_CPU, cpu_seconds, fmt_rate, free_port, pinned  # noqa: E402
 
 ROWS = ("asyncio", "uvloop", "rloop", "asyncloop", "asyncloop-sslproto")
+FLOOR_ROWS = {"C OpenSSL, memory BIO": "mem", "C OpenSSL, socket fd": "fd"}
 SIZES = (1024, 100 * 1024, 0)  # 0: the handshake row
 CONNECTIONS = 10
 
@@ -119,10 +134,10 @@ def client(port, size, seconds, certdir):
     print(count)
 
 
-def build_client():
-    """benchmarks/build/tls_client, or None (and why) if it cannot be built."""
-    src = os.path.join(HERE, "tls_client.c")
-    out = os.path.join(BUILD, "tls_client")
+def build_client(name="tls_client"):
+    """benchmarks/build/<name>, or None (and why) if it cannot be built."""
+    src = os.path.join(HERE, name + ".c")
+    out = os.path.join(BUILD, name)
     if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
         return out, None
     os.makedirs(BUILD, exist_ok=True)
@@ -147,14 +162,19 @@ def make_certs(certdir):
     ca.cert_pem.write_to_path(os.path.join(certdir, "ca.pem"))
 
 
-def case(row, size, seconds, certdir, c_client):
+def case(row, size, seconds, certdir, c_client, floor=None):
     port = str(free_port())
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if row == "asyncloop-sslproto":
         env["ASYNCLOOP_SSLPROTO"] = "1"
     else:
         env.pop("ASYNCLOOP_SSLPROTO", None)
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", row, port, certdir],
+    if row in FLOOR_ROWS:
+        cmd = [floor, FLOOR_ROWS[row], port, os.path.join(certdir, "cert.pem"),
+               os.path.join(certdir, "key.pem")]
+    else:
+        cmd = [sys.executable, __file__, "--serve", row, port, certdir]
+    proc = subprocess.Popen(cmd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=pinned(SERVER_CPU), env=env)
     try:
@@ -181,7 +201,11 @@ def case(row, size, seconds, certdir, c_client):
         n = int(out.stdout)
         if n == 0:
             return None, "no round trip completed (no TLS?)"
-        return {"per_cpu": n / cpu if cpu > 0 else float("nan"), "rps": n / wall}, None
+        r = {"per_cpu": n / cpu if cpu > 0 else float("nan"), "rps": n / wall}
+        if row in FLOOR_ROWS:
+            proc.kill()
+            r["negotiated"] = proc.stderr.readline().split()[:2]
+        return r, None
     finally:
         proc.kill()
         proc.wait()
@@ -195,16 +219,26 @@ def main():
                     help="comma-separated message sizes in bytes, 0 for handshakes")
     ap.add_argument("--python-client", action="store_true",
                     help="load with the Python client even if the C one builds")
+    ap.add_argument("--floor", action="store_true",
+                    help="also the C OpenSSL echo servers (tls_floor.c), no Python")
     args = ap.parse_args()
     sizes = tuple(int(x) for x in args.sizes.split(","))
     c_client, why = (None, "--python-client") if args.python_client else build_client()
+    rows = ROWS
+    floor = None
+    if args.floor:
+        floor, fwhy = build_client("tls_floor")
+        if floor is None:
+            print(f"--floor: tls_floor.c not built: {fwhy}")
+        else:
+            rows = ROWS + tuple(FLOOR_ROWS)
     results = {}
     with tempfile.TemporaryDirectory() as certdir:
         make_certs(certdir)
         for _ in range(args.reps):
             for size in sizes:
-                for row in ROWS:
-                    r, err = case(row, size, args.seconds, certdir, c_client)
+                for row in rows:
+                    r, err = case(row, size, args.seconds, certdir, c_client, floor)
                     key = (row, size)
                     if r is None:
                         results.setdefault(key, err)
@@ -218,10 +252,10 @@ def main():
         print("client: benchmarks/tls_client.c (OpenSSL)")
     else:
         print(f"client: Python, asyncio on uvloop (the C client is not used: {why})")
-    head = f"{'loop':<20}" + "".join(
+    head = f"{'loop':<22}" + "".join(
         f"{f'{s // 1024} KiB' if s else 'handshakes':>24}" for s in sizes)
     print(head)
-    for row in ROWS:
+    for row in rows:
         cells = []
         for size in sizes:
             r = results.get((row, size))
@@ -229,7 +263,7 @@ def main():
                 cells.append(f"{fmt_rate(r['per_cpu'])} ({fmt_rate(r['rps'])}/s)")
             else:
                 cells.append(f"FAILED: {str(r)[:14]}")
-        print(f"{row:<20}" + "".join(f"{c:>24}" for c in cells))
+        print(f"{row:<22}" + "".join(f"{c:>24}" for c in cells))
     print("\nratios (per server CPU-second)")
     for other in ("uvloop", "rloop", "asyncio", "asyncloop-sslproto"):
         cells = []
@@ -240,6 +274,19 @@ def main():
             else:
                 cells.append(f"n/a ({other} failed)" if not isinstance(b, dict) else "n/a")
         print(f"{'asyncloop/' + other:<28}" + "".join(f"{c:>26}" for c in cells))
+    for row in rows[len(ROWS):]:
+        for a_row, b_row in ((row, "asyncio"), ("asyncloop", row)):
+            cells = []
+            for size in sizes:
+                a, b = results.get((a_row, size)), results.get((b_row, size))
+                ok = isinstance(a, dict) and isinstance(b, dict)
+                cells.append(f"{a['per_cpu'] / b['per_cpu']:.2f}x" if ok else "n/a")
+            name = f"{a_row}/{b_row}".replace("C OpenSSL, ", "C ")
+            print(f"{name:<28}" + "".join(f"{c:>26}" for c in cells))
+    negotiated = {tuple(r["negotiated"]) for r in results.values()
+                  if isinstance(r, dict) and r.get("negotiated")}
+    if negotiated:
+        print("C servers negotiated: " + ", ".join(" ".join(n) for n in sorted(negotiated)))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ static const char *const state_names[] = {"UNWRAPPED", "DO_HANDSHAKE", "WRAPPED"
 
 #define MAX_SIZE (256L * 1024L)
 #define RECORD_MAX 16384 /* the most plaintext a TLS record holds */
+/* TLS 1.3 record: its content type byte and a 16-byte AEAD tag (every
+   TLS 1.3 suite OpenSSL enables by default) */
+#define TLS13_OVERHEAD 17
+/* guess_misses: the guesses stop after this many misses in a row */
+#define GUESS_MAX_MISSES 4
+#define GUESS_NEVER 255
 
 typedef struct {
     PyObject_HEAD
@@ -96,6 +102,15 @@ typedef struct {
     char plain;
     int in_read;
     LoopObject *cloop; /* borrowed from loop when it is ours, else NULL */
+    /* The record layer of the ciphertext fed (al__ssl_feed), followed from
+       its first byte: what the complete records not read yet decrypt to
+       if they are TLS 1.3 application data without padding (rec_plain).
+       A read of that many bytes goes straight into the bytes object
+       data_received gets; a wrong guess costs a copy, as without it. */
+    unsigned char rec_hdr[5];
+    char rec_hdr_len, tls13;
+    unsigned char guess_misses;
+    Py_ssize_t rec_left, rec_cur_plain, rec_plain;
 } SSLProto;
 
 typedef struct {
@@ -712,7 +727,10 @@ static Py_ssize_t read_into(SSLProto *self, char *buf, Py_ssize_t len)
     return count;
 }
 
-/* Decrypt all that is available, then one data_received. The records are
+/* Decrypt all that is available, then one data_received. When the record
+   layer says how much the complete records decrypt to (rec_plain), they
+   are read straight into a bytes object of that size: the one
+   data_received gets, no copy. Otherwise (or past it) the records are
    read one after the other into one buffer (the loop's, lent), and the
    bytes object is made once: no max_size bytes per record, no join. */
 static int read_copied(SSLProto *self)
@@ -720,32 +738,57 @@ static int read_copied(SSLProto *self)
     if (!self->plain) {
         return read_chunks(self);
     }
-    LoopObject *lp = self->cloop;
-    char *buf;
-    int lent = lp != NULL && !lp->ssl_read_buf_busy;
-    if (lent) {
-        if (lp->ssl_read_buf == NULL && (lp->ssl_read_buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        buf = lp->ssl_read_buf;
-        lp->ssl_read_buf_busy = 1;
-    }
-    else if ((buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
-        /* a read nested in another (an SSL callback), or not our loop */
-        PyErr_NoMemory();
+    PyObject *big = NULL; /* the guess: exactly what the records hold */
+    Py_ssize_t guess = self->rec_plain, big_len = 0;
+    /* the read takes every complete record */
+    self->rec_plain = 0;
+    if (guess > 0 && self->tls13 && self->guess_misses < GUESS_MAX_MISSES &&
+        (big = PyBytes_FromStringAndSize(NULL, guess)) == NULL) {
         return -1;
     }
+    LoopObject *lp = self->cloop;
+    char *buf = NULL;
+    int lent = 0;
     PyObject *list = NULL; /* full buffers so far, when there are more */
     Py_ssize_t off = 0, count = 0;
     int eof = 0, rc = 0;
     for (;;) {
         /* after a whole record, more are likely: read on (at worst that
            read raises SSLWantReadError) */
-        int more = count == RECORD_MAX ? 1 : may_read(self);
+        int more = count == RECORD_MAX && (big == NULL || big_len < guess) ? 1 : may_read(self);
         if (more <= 0) {
             rc = more;
             break;
+        }
+        if (big != NULL && big_len < guess) {
+            count = read_into(self, PyBytes_AS_STRING(big) + big_len, guess - big_len);
+            if (count <= 0) {
+                eof = count == 0;
+                rc = count == -1 ? -1 : 0;
+                break;
+            }
+            big_len += count;
+            continue;
+        }
+        if (buf == NULL) {
+            /* past the guess, or none */
+            lent = lp != NULL && !lp->ssl_read_buf_busy;
+            if (lent) {
+                if (lp->ssl_read_buf == NULL &&
+                    (lp->ssl_read_buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
+                    PyErr_NoMemory();
+                    rc = -1;
+                    break;
+                }
+                buf = lp->ssl_read_buf;
+                lp->ssl_read_buf_busy = 1;
+            }
+            else if ((buf = PyMem_RawMalloc(MAX_SIZE)) == NULL) {
+                /* a read nested in another (an SSL callback), or not our loop */
+                PyErr_NoMemory();
+                rc = -1;
+                break;
+            }
         }
         if (off == MAX_SIZE) {
             PyObject *part = PyBytes_FromStringAndSize(buf, off);
@@ -776,9 +819,38 @@ static int read_copied(SSLProto *self)
     if (lent) {
         lp->ssl_read_buf_busy = 0;
     }
-    else {
+    else if (buf != NULL) {
         PyMem_RawFree(buf);
     }
+    if (big != NULL) {
+        if (big_len == guess) {
+            self->guess_misses = 0;
+        }
+        else {
+            if (self->guess_misses < GUESS_MAX_MISSES) {
+                self->guess_misses++;
+            }
+            /* the guess was wrong (padding, records not of data): copied */
+            Py_SETREF(big, big_len > 0 && rc == 0
+                               ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(big), big_len)
+                               : NULL);
+            if (big == NULL && PyErr_Occurred()) {
+                rc = -1;
+            }
+        }
+    }
+    if (rc == 0 && big != NULL) {
+        /* it comes first */
+        if (list == NULL && data == NULL) {
+            data = big;
+            big = NULL;
+        }
+        else if ((list == NULL && (list = PyList_New(0)) == NULL) ||
+                 PyList_Insert(list, 0, big) < 0) {
+            rc = -1;
+        }
+    }
+    Py_XDECREF(big);
     if (rc == 0 && list != NULL) {
         if (data != NULL && PyList_Append(list, data) < 0) {
             rc = -1;
@@ -966,6 +1038,22 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
     }
     PyObject *cipher = call0(self->cobj, NAME(st, cipher));
     PyObject *compression = cipher ? call0(self->cobj, NAME(st, compression)) : NULL;
+    if (compression != NULL && self->plain && PyTuple_Check(cipher) &&
+        PyTuple_GET_SIZE(cipher) == 3) {
+        /* (name, protocol, bits): TLS 1.3 with a 16-byte tag */
+        const char *name = PyUnicode_Check(PyTuple_GET_ITEM(cipher, 0))
+                               ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(cipher, 0))
+                               : NULL;
+        const char *proto = PyUnicode_Check(PyTuple_GET_ITEM(cipher, 1))
+                                ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(cipher, 1))
+                                : NULL;
+        if (name == NULL || proto == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            self->tls13 = (char)(strcmp(proto, "TLSv1.3") == 0 && strstr(name, "CCM_8") == NULL);
+        }
+    }
     int rc = -1;
     if (compression != NULL && PyDict_SetItem(self->extra, NAME(st, peercert), peercert) == 0 &&
         PyDict_SetItem(self->extra, NAME(st, cipher), cipher) == 0 &&
@@ -1297,8 +1385,40 @@ static int on_ciphertext(SSLProto *self)
     return rc;
 }
 
+static void scan_records(SSLProto *self, const unsigned char *p, Py_ssize_t len)
+{
+    while (len > 0) {
+        if (self->rec_left > 0) {
+            Py_ssize_t k = len < self->rec_left ? len : self->rec_left;
+            p += k;
+            len -= k;
+            if ((self->rec_left -= k) == 0) {
+                self->rec_plain += self->rec_cur_plain;
+            }
+            continue;
+        }
+        self->rec_hdr[(int)self->rec_hdr_len++] = *p++;
+        len--;
+        if (self->rec_hdr_len == 5) {
+            Py_ssize_t body = ((Py_ssize_t)self->rec_hdr[3] << 8) | self->rec_hdr[4];
+            self->rec_hdr_len = 0;
+            self->rec_left = body;
+            /* 23: application_data, the outer type of every encrypted
+               TLS 1.3 record */
+            self->rec_cur_plain =
+                self->rec_hdr[0] == 23 && body > TLS13_OVERHEAD ? body - TLS13_OVERHEAD : 0;
+        }
+    }
+}
+
 static PyObject *Proto_data_received(SSLProto *self, PyObject *data)
 {
+    if (PyBytes_Check(data)) {
+        scan_records(self, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    }
+    else {
+        self->guess_misses = GUESS_NEVER; /* the framing is not followed */
+    }
     PyObject *r = call1(self->incoming, NAME(self->st, write), data);
     if (r == NULL) {
         return NULL;
@@ -1310,6 +1430,7 @@ static PyObject *Proto_data_received(SSLProto *self, PyObject *data)
 int al__ssl_feed(PyObject *proto, const char *data, Py_ssize_t len)
 {
     SSLProto *self = (SSLProto *)proto;
+    scan_records(self, (const unsigned char *)data, len);
     /* the BIO copies it at once: the view does not outlive the call */
     PyObject *mv = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
     if (mv == NULL) {
