@@ -114,7 +114,8 @@ typedef struct {
     int format_source_has_debug; /* _format_callback_source(debug=) */
 
     PyObject *str_context;
-    PyObject *str_context_seen; /* the "context" object callers pass, learned */
+    PyObject *str_context_seen;     /* the "context" object callers pass, learned */
+    PyObject *kwnames_context_seen; /* the ("context",) tuple of asyncio's C Task */
     /* al__loop_defer's callables: type.name per (type, name), strong refs */
     struct {
         PyObject *type, *name, *cb;

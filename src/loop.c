@@ -382,6 +382,11 @@ static int parse_context_kw(al_state *st, PyObject *const *args, Py_ssize_t narg
             return PyErr_Occurred() ? -1 : 1;
         }
     }
+    if (nkw == 1) {
+        /* asyncio's C Task and Future pass the same tuple each time
+           (call_soon(step, context=ctx)): next time a pointer test. */
+        Py_XSETREF(st->kwnames_context_seen, Py_NewRef(kwnames));
+    }
     return 0;
 }
 
@@ -407,7 +412,9 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
     PyObject *context;
     int kw = nargs < 1         ? 1
              : kwnames == NULL ? (context = NULL, 0)
-                               : parse_context_kw(st, args, nargs, kwnames, &context);
+             : kwnames == st->kwnames_context_seen
+                 ? (context = args[nargs], 0)
+                 : parse_context_kw(st, args, nargs, kwnames, &context);
     if (kw != 0) {
         static const char *const names[] = {"callback"};
         return kw < 0 ? NULL
