@@ -462,6 +462,7 @@ struct al_loop {
        _unix_server_sockets, used by the methods asyncloop/__init__.py
        borrows: slots, so that the instance dict stays empty. */
     PyObject *asyncgens;
+    PyObject *bound_call_soon; /* 3.10: loop.call_soon while running (loop.c) */
     PyObject *unix_server_sockets;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */
