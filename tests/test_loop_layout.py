@@ -147,7 +147,7 @@ def test_call_soon_attribute(loop):
         assert inner.__self__ is loop and type(inner) is type(bound)
         inner(ran.append, 1)
         cls.call_soon(loop, ran.append, 2)
-        getattr(loop, "call_soon")(ran.append, 3, context=None)
+        loop.call_soon(ran.append, 3, context=None)
         await asyncio.sleep(0)
 
     loop.run_until_complete(main())
