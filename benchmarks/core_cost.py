@@ -11,6 +11,9 @@ except threadsafe:
   call_soon         micro.bench_call_soon (batches of 1000, then a future)
   before_run        micro.bench_call_soon_before_run (stopped loop)
   chain             micro.bench_call_soon_chain (one callback per iteration)
+  sleep0            micro.bench_sleep0_switch (per switch)
+  timers_sub        micro.bench_timers_submillisecond (per timer)
+  gather            micro.bench_gather_tasks (per task)
   threadsafe        another thread posts 1000 callbacks with
                     call_soon_threadsafe, then waits until the loop ran the
                     last one, and again: micro's version posts as fast as it
@@ -70,6 +73,10 @@ MODES = {
     "threadsafe": threadsafe,
     # micro.py's own: batches follow the GIL's switch interval (varies)
     "threadsafe_free": micro.bench_call_soon_threadsafe,
+    # task switching: N is the number of switches / timers / tasks
+    "sleep0": micro.bench_sleep0_switch,
+    "timers_sub": micro.bench_timers_submillisecond,
+    "gather": micro.bench_gather_tasks,
 }
 
 

@@ -8,9 +8,8 @@
    queue and is never tracked at birth (see al__handle_new_queued). */
 static inline __attribute__((always_inline)) HandleObject *
 handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
-           PyObject *const *args, Py_ssize_t nargs, PyObject *context, int queued)
+           PyObject *const *args, Py_ssize_t nargs, PyObject *context, int queued, int is_timer)
 {
-    int is_timer = tp == st->TimerHandleType;
     HandleObject **free_list = is_timer ? &st->free_timers : &st->free_handles;
     HandleObject *h = *free_list;
     if (h != NULL) {
@@ -131,14 +130,18 @@ handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
 HandleObject *al__handle_new(al_state *st, PyTypeObject *tp, LoopObject *loop, PyObject *callback,
                              PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
-    return handle_new(st, tp, loop, callback, args, nargs, context, 0);
+    return handle_new(st, tp, loop, callback, args, nargs, context, 0, tp == st->TimerHandleType);
 }
 
 HandleObject *al__handle_new_queued(al_state *st, PyTypeObject *tp, LoopObject *loop,
                                     PyObject *callback, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *context)
 {
-    return handle_new(st, tp, loop, callback, args, nargs, context, 1);
+    /* call_soon's own copy, without the timer's branches */
+    if (tp == st->HandleType) {
+        return handle_new(st, tp, loop, callback, args, nargs, context, 1, 0);
+    }
+    return handle_new(st, tp, loop, callback, args, nargs, context, 1, tp == st->TimerHandleType);
 }
 
 static inline PyObject **handle_arg2(HandleObject *h)
@@ -146,7 +149,7 @@ static inline PyObject **handle_arg2(HandleObject *h)
     return &((TimerHandleObject *)h)->arg2;
 }
 
-static void handle_clear_call(HandleObject *h)
+static inline __attribute__((always_inline)) void handle_clear_call(HandleObject *h)
 {
     int kind = h->args_kind;
     h->args_kind = ARGS_NONE;
@@ -228,7 +231,7 @@ static inline void handle_share_context(HandleObject *h)
 
 /* Keeps h->loop: every cycle through it passes through the loop, whose own
    tp_clear breaks it, and dealloc needs it to reach the module state. */
-static int Handle_clear(HandleObject *h)
+static inline __attribute__((always_inline)) void handle_clear(HandleObject *h)
 {
     handle_clear_call(h);
     handle_share_context(h);
@@ -238,6 +241,11 @@ static int Handle_clear(HandleObject *h)
     if (h->is_timer) {
         Py_CLEAR(((TimerHandleObject *)h)->when_obj);
     }
+}
+
+static int Handle_clear(HandleObject *h)
+{
+    handle_clear(h);
     return 0;
 }
 
@@ -276,7 +284,7 @@ void al__handle_release(HandleObject *h)
     LoopObject *loop = h->loop; /* its reference is dropped last */
     al_state *st = loop->state;
     /* Releasing its references can run code (a __del__)... */
-    Handle_clear(h);
+    handle_clear(h);
     PyTypeObject *tp = Py_TYPE(h);
     int is_timer = tp == st->TimerHandleType;
     int *n_free = is_timer ? &st->n_free_timers : &st->n_free_handles;

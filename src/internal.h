@@ -114,7 +114,8 @@ typedef struct {
     int format_source_has_debug; /* _format_callback_source(debug=) */
 
     PyObject *str_context;
-    PyObject *str_context_seen; /* the "context" object callers pass, learned */
+    PyObject *str_context_seen;     /* the "context" object callers pass, learned */
+    PyObject *kwnames_context_seen; /* the ("context",) tuple of asyncio's C Task */
     /* al__loop_defer's callables: type.name per (type, name), strong refs */
     struct {
         PyObject *type, *name, *cb;
@@ -461,6 +462,7 @@ struct al_loop {
        _unix_server_sockets, used by the methods asyncloop/__init__.py
        borrows: slots, so that the instance dict stays empty. */
     PyObject *asyncgens;
+    PyObject *bound_call_soon; /* 3.10: loop.call_soon while running (loop.c) */
     PyObject *unix_server_sockets;
 
     /* Networking (stream.c, poll.c, server.c, dns.c). */

@@ -382,6 +382,11 @@ static int parse_context_kw(al_state *st, PyObject *const *args, Py_ssize_t narg
             return PyErr_Occurred() ? -1 : 1;
         }
     }
+    if (nkw == 1) {
+        /* asyncio's C Task and Future pass the same tuple each time
+           (call_soon(step, context=ctx)): next time a pointer test. */
+        Py_XSETREF(st->kwnames_context_seen, Py_NewRef(kwnames));
+    }
     return 0;
 }
 
@@ -407,7 +412,9 @@ loop_call_soon(LoopObject *self, PyObject *const *args, size_t nargsf, PyObject 
     PyObject *context;
     int kw = nargs < 1         ? 1
              : kwnames == NULL ? (context = NULL, 0)
-                               : parse_context_kw(st, args, nargs, kwnames, &context);
+             : kwnames == st->kwnames_context_seen
+                 ? (context = args[nargs], 0)
+                 : parse_context_kw(st, args, nargs, kwnames, &context);
     if (kw != 0) {
         static const char *const names[] = {"callback"};
         return kw < 0 ? NULL
@@ -936,6 +943,7 @@ static int loop_run_cleanup(LoopObject *self)
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
+    Py_CLEAR(self->bound_call_soon); /* 3.10: loop.call_soon of the run */
     if (self->poll_idle.next != NULL) {
         al__poll_idle_flush(self);
     }
@@ -1957,6 +1965,7 @@ static int Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->old_agen_hooks);
     Py_VISIT(self->coro_saved_depth);
     Py_VISIT(self->asyncgens);
+    Py_VISIT(self->bound_call_soon);
     Py_VISIT(self->unix_server_sockets);
     Py_VISIT(self->wakeup_saved);
     Py_VISIT(self->fd_watchers);
@@ -2006,6 +2015,7 @@ static int Loop_clear(LoopObject *self)
     Py_CLEAR(self->old_agen_hooks);
     Py_CLEAR(self->coro_saved_depth);
     Py_CLEAR(self->asyncgens);
+    Py_CLEAR(self->bound_call_soon);
     Py_CLEAR(self->unix_server_sockets);
     Py_CLEAR(self->wakeup_saved);
     Py_CLEAR(self->fd_watchers);
@@ -2393,6 +2403,162 @@ static PyMethodDef Loop_methods[] = {
     {NULL, NULL},
 };
 
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10: asyncio's C Task and Future look loop.call_soon up as an attribute
+   for each task step and future callback, which allocates a bound method
+   and frees it after the call (3.12 calls it as a method: no object). So
+   asyncloop.Loop's call_soon is this wrapper of its method descriptor: on
+   a running loop the lookup returns one bound method, made at the first
+   lookup of the run and dropped when the run ends (a cycle with the loop
+   only while the loop runs, when it is reachable anyway). A call through
+   the class (`loop.call_soon(...)` in Python code) makes the descriptor's
+   type check and calls the C function; everything else is the
+   descriptor's: `Loop.call_soon` is the method descriptor itself, the
+   attributes are its own. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *descr;         /* the method descriptor */
+    PyObject *cls;           /* its class */
+    al_fastcall_method meth; /* its C function */
+    vectorcallfunc call;     /* its vectorcall */
+    descrgetfunc get;        /* its __get__ */
+    vectorcallfunc vectorcall;
+} LoopMethodObject;
+
+/* After tp_clear (a collected class): no descriptor left to use. */
+static int loop_method_cleared(LoopMethodObject *self)
+{
+    if (self->descr == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the method's class was cleared");
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *LoopMethod_get(LoopMethodObject *self, PyObject *obj, PyObject *type)
+{
+    if (loop_method_cleared(self)) {
+        return NULL;
+    }
+    if (obj == NULL) {
+        return Py_NewRef(self->descr);
+    }
+    if (!PyObject_TypeCheck(obj, (PyTypeObject *)self->cls) || !((LoopObject *)obj)->running) {
+        return self->get(self->descr, obj, type); /* a new bound method, or its TypeError */
+    }
+    LoopObject *loop = (LoopObject *)obj;
+    if (loop->bound_call_soon == NULL) {
+        loop->bound_call_soon = self->get(self->descr, obj, type);
+        if (loop->bound_call_soon == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(loop->bound_call_soon);
+}
+
+static PyObject *LoopMethod_vectorcall(LoopMethodObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs > 0 && self->descr != NULL &&
+        PyObject_TypeCheck(args[0], (PyTypeObject *)self->cls)) {
+        return self->meth(args[0], args + 1, (size_t)(nargs - 1), kwnames);
+    }
+    if (loop_method_cleared(self)) {
+        return NULL;
+    }
+    return self->call(self->descr, args, nargsf, kwnames); /* its TypeError */
+}
+
+static PyObject *LoopMethod_getattro(LoopMethodObject *self, PyObject *name)
+{
+    return loop_method_cleared(self) ? NULL : PyObject_GetAttr(self->descr, name);
+}
+
+static PyObject *LoopMethod_repr(LoopMethodObject *self)
+{
+    return loop_method_cleared(self) ? NULL : PyObject_Repr(self->descr);
+}
+
+static int LoopMethod_traverse(LoopMethodObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->descr);
+    Py_VISIT(self->cls);
+    return 0;
+}
+
+static int LoopMethod_clear(LoopMethodObject *self)
+{
+    Py_CLEAR(self->descr);
+    Py_CLEAR(self->cls);
+    return 0;
+}
+
+static void LoopMethod_dealloc(LoopMethodObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    LoopMethod_clear(self);
+    PyObject_GC_Del(self);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef LoopMethod_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LoopMethodObject, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot LoopMethod_slots[] = {
+    {Py_tp_descr_get, LoopMethod_get},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_getattro, LoopMethod_getattro},
+    {Py_tp_repr, LoopMethod_repr},
+    {Py_tp_traverse, LoopMethod_traverse},
+    {Py_tp_clear, LoopMethod_clear},
+    {Py_tp_dealloc, LoopMethod_dealloc},
+    {Py_tp_members, LoopMethod_members},
+    {0, NULL},
+};
+
+static PyType_Spec LoopMethod_spec = {
+    .name = "asyncloop._core.LoopMethod",
+    .basicsize = sizeof(LoopMethodObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_METHOD_DESCRIPTOR |
+             Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = LoopMethod_slots,
+};
+
+/* descr wrapped (a new reference); the type is kept by its instances. */
+static PyObject *loop_method_wrap(PyObject *module, PyObject *cls, PyObject *descr,
+                                  al_fastcall_method meth)
+{
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &LoopMethod_spec, NULL);
+    if (tp == NULL) {
+        return NULL;
+    }
+    LoopMethodObject *self = PyObject_GC_New(LoopMethodObject, tp);
+    Py_DECREF(tp);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->descr = Py_NewRef(descr);
+    self->cls = Py_NewRef(cls);
+    self->meth = meth;
+    self->call = PyVectorcall_Function(descr);
+    self->get = (descrgetfunc)PyType_GetSlot(Py_TYPE(descr), Py_tp_descr_get);
+    self->vectorcall = (vectorcallfunc)LoopMethod_vectorcall;
+    PyObject_GC_Track(self);
+    if (self->call == NULL || self->get == NULL) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_SystemError, "not a method descriptor");
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+#endif
+
 /* {name: Loop's method as a descriptor of cls}, for asyncloop.Loop to own.
    The interpreter's specialised calls of a C method (3.11+:
    CALL_METHOD_DESCRIPTOR_*) require the descriptor's class to be the
@@ -2408,6 +2574,12 @@ PyObject *al__loop_method_descriptors(PyObject *module, PyObject *cls)
     PyObject *res = PyDict_New();
     for (PyMethodDef *m = Loop_methods; res != NULL && m->ml_name != NULL; m++) {
         PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, m);
+#if PY_VERSION_HEX < 0x030B0000
+        if (descr != NULL && m->ml_meth == (PyCFunction)(void (*)(void))Loop_call_soon) {
+            Py_SETREF(descr,
+                      loop_method_wrap(module, cls, descr, (al_fastcall_method)Loop_call_soon));
+        }
+#endif
         if (descr == NULL || PyDict_SetItemString(res, m->ml_name, descr) < 0) {
             Py_CLEAR(res);
         }

@@ -440,6 +440,7 @@ static int module_clear(PyObject *module)
     al__udp_clear(st);         /* udp.c */
     al__ssl_clear(st);         /* ssl.c */
     Py_CLEAR(st->str_context_seen);
+    Py_CLEAR(st->kwnames_context_seen);
     Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->kwnames_loop);
     Py_CLEAR(st->kwnames_loop_name);

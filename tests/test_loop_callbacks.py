@@ -267,6 +267,28 @@ def test_context_kwarg(loop, method):
     assert var.get() == "default"
 
 
+def test_context_kwarg_same_call_sites_again(loop):
+    """Calls that pass the same ("context",) tuple each time (one code
+    object's call sites share it; asyncio's C Task has one of its own): each
+    call still gets its own context and positional arguments."""
+    seen = []
+
+    def cb(*args):
+        seen.append((args, var.get()))
+
+    for i in range(3):
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, i)
+        loop.call_soon(cb, context=ctx)
+        loop.call_soon(cb, i, context=ctx)
+        loop.call_soon(cb, i, "x", "y", context=ctx)
+    loop.call_soon(cb, 9, context=None)
+    run_briefly(loop)
+    assert seen == [a for i in range(3) for a in (((), i), ((i,), i), ((i, "x", "y"), i))] + [
+        ((9,), "default")
+    ]
+
+
 def test_context_none_means_copy(loop):
     seen = []
     token = var.set("outer")

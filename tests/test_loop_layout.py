@@ -8,13 +8,15 @@ a subclass's instance has its inline attribute values. Both let the
 interpreter specialise `loop.call_soon` and the other method lookups.
 """
 
+import asyncio
 import dis
+import gc
 import sys
 import weakref
 
 import pytest
 
-from conftest import PY
+from conftest import PY, run_briefly
 
 
 def test_loop_attributes_used_by_asyncio(loop):
@@ -128,3 +130,77 @@ def test_core_methods_reject_other_instances(asyncloop_mod):
         bare.call_soon(print)  # its own, _core.Loop's
     finally:
         bare.close()
+
+
+def test_call_soon_attribute(loop):
+    """loop.call_soon looked up as an attribute (asyncio's C Task and Future
+    do on 3.10 and 3.11) is the loop's bound method, before, during and
+    after a run; through the class it is the method descriptor."""
+    cls = type(loop)
+    ran = []
+    bound = loop.call_soon
+    assert bound.__self__ is loop and bound.__name__ == "call_soon"
+    assert type(bound) is type(loop.time)
+
+    async def main():
+        inner = loop.call_soon
+        assert inner.__self__ is loop and type(inner) is type(bound)
+        inner(ran.append, 1)
+        cls.call_soon(loop, ran.append, 2)
+        loop.call_soon(ran.append, 3, context=None)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    bound(ran.append, 4)
+    cls.call_soon(loop, ran.append, 5)
+    run_briefly(loop)
+    assert ran == [1, 2, 3, 4, 5]
+    assert cls.call_soon.__name__ == "call_soon"
+    # asyncio's Python method fails on the int's missing attribute
+    with pytest.raises(AttributeError if cls.__module__.startswith("asyncio") else TypeError):
+        cls.call_soon(1, print)
+
+
+def test_call_soon_overridden_by_subclass_is_what_tasks_call(loop_factory):
+    calls = []
+    base = type(loop_factory())
+
+    class Sub(base):
+        def call_soon(self, callback, *args, context=None):
+            calls.append(callback)
+            return super().call_soon(callback, *args, context=context)
+
+    loop = Sub()
+    try:
+        async def main():
+            await asyncio.sleep(0)
+            return 7
+
+        assert loop.run_until_complete(main()) == 7
+        # the task's first step, its step after sleep(0), its done callback
+        assert len(calls) >= 3
+    finally:
+        loop.close()
+
+
+def test_loop_freed_without_collection_after_tasks(asyncloop_mod):
+    """A closed loop whose run stepped tasks is freed by reference
+    counting: loop.call_soon looked up during the run (on 3.10, the C Task
+    gets the loop's one bound method) does not keep it in a cycle."""
+    gc.disable()
+    try:
+        loop = asyncloop_mod.new_event_loop()
+
+        async def main():
+            await asyncio.sleep(0)
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, 1)
+            return await fut
+
+        assert loop.run_until_complete(main()) == 1
+        loop.close()
+        ref = weakref.ref(loop)
+        loop = None
+        assert ref() is None
+    finally:
+        gc.enable()
