@@ -116,10 +116,7 @@ async def bench_call_soon_chain(n):
     return n
 
 
-async def bench_call_soon_threadsafe(n):
-    """Another thread posts n callbacks with call_soon_threadsafe as fast as it
-    can; timed until the loop has run all of them.  Measures the cross-thread
-    queue plus the loop's wake-up mechanism (self-pipe, eventfd, uv_async)."""
+async def _threadsafe_posts(n, give_context):
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
     ran = [0]
@@ -132,14 +129,26 @@ async def bench_call_soon_threadsafe(n):
 
     def poster():
         post = loop.call_soon_threadsafe
-        for _ in range(n):
-            post(cb)
+        if give_context:
+            ctx = contextvars.copy_context()
+            for _ in range(n):
+                post(cb, context=ctx)
+        else:
+            for _ in range(n):
+                post(cb)
 
     t = threading.Thread(target=poster)
     t.start()
     await fut
     t.join()
     return n
+
+
+async def bench_call_soon_threadsafe(n):
+    """Another thread posts n callbacks with call_soon_threadsafe as fast as it
+    can; timed until the loop has run all of them.  Measures the cross-thread
+    queue plus the loop's wake-up mechanism (self-pipe, eventfd, uv_async)."""
+    return await _threadsafe_posts(n, False)
 
 
 async def bench_call_soon_threadsafe_ctx(n):
@@ -149,26 +158,7 @@ async def bench_call_soon_threadsafe_ctx(n):
     callback when none is given; a loop that skips that copy (rloop's
     callbacks share the loop thread's context) is compared here with loops
     that do the same work."""
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    ran = [0]
-
-    def cb():
-        ran[0] += 1
-        if ran[0] == n:
-            fut.set_result(None)
-
-    def poster():
-        post = loop.call_soon_threadsafe
-        ctx = contextvars.copy_context()
-        for _ in range(n):
-            post(cb, context=ctx)
-
-    t = threading.Thread(target=poster)
-    t.start()
-    await fut
-    t.join()
-    return n
+    return await _threadsafe_posts(n, True)
 
 
 async def bench_call_later_cancel(n):

@@ -335,7 +335,7 @@ static int read_ready(PipeObject *self)
 {
     char small[SMALL_READ];
     PyObject *data;
-    int avail = 0;
+    int avail = 0, err;
     ssize_t n;
     /* A FIFO found full at the last read likely is again (its writer is
        ahead): read its capacity without asking FIONREAD, and let a second
@@ -351,6 +351,7 @@ static int read_ready(PipeObject *self)
         }
         struct iovec iov[2] = {{PyBytes_AS_STRING(data), (size_t)want}, {small, sizeof(small)}};
         n = readv(self->fd, iov, self->full_size > 0 ? 2 : 1);
+        err = errno; /* before the frees below */
         al__metrics_bytes_in(self->loop, n);
         if (n > 0 && n != want) {
             PyObject *part = PyBytes_FromStringAndSize(NULL, n);
@@ -372,6 +373,7 @@ static int read_ready(PipeObject *self)
     }
     else {
         n = read(self->fd, small, sizeof(small));
+        err = errno;
         al__metrics_bytes_in(self->loop, n);
         data = NULL;
         if (n > 0 && (data = PyBytes_FromStringAndSize(small, n)) == NULL) {
@@ -381,7 +383,6 @@ static int read_ready(PipeObject *self)
     /* full: it gave the FIFO's whole capacity */
     self->full_size = n > 0 && n == self->pipe_size && n <= self->read_cap ? n : 0;
     if (n < 0) {
-        int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
             return 0;
         }

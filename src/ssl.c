@@ -1054,6 +1054,9 @@ static int on_handshake_complete(SSLProto *self, PyObject *handshake_exc)
             self->tls13 = (char)(strcmp(proto, "TLSv1.3") == 0 && strstr(name, "CCM_8") == NULL);
         }
     }
+    if (compression != NULL && !self->tls13) {
+        self->guess_misses = GUESS_NEVER; /* no guesses: stop following records */
+    }
     int rc = -1;
     if (compression != NULL && PyDict_SetItem(self->extra, NAME(st, peercert), peercert) == 0 &&
         PyDict_SetItem(self->extra, NAME(st, cipher), cipher) == 0 &&
@@ -1387,6 +1390,9 @@ static int on_ciphertext(SSLProto *self)
 
 static void scan_records(SSLProto *self, const unsigned char *p, Py_ssize_t len)
 {
+    if (self->guess_misses >= GUESS_MAX_MISSES) {
+        return; /* the guesses stopped for good: nothing to follow */
+    }
     while (len > 0) {
         if (self->rec_left > 0) {
             Py_ssize_t k = len < self->rec_left ? len : self->rec_left;
